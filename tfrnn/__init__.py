@@ -19,6 +19,10 @@ from tfrnn.step import zero_state
 __version__ = "0.1.0"
 
 __all__ = [
-    "DropoutWrapper", "LSTMCell", "MultiRNNCell", "dynamic_rnn",
-    "static_rnn", "zero_state",
+    "DropoutWrapper",
+    "LSTMCell",
+    "MultiRNNCell",
+    "dynamic_rnn",
+    "static_rnn",
+    "zero_state",
 ]

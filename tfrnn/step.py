@@ -14,119 +14,122 @@ import tensorflow as tf
 
 
 def call_cell(cell, step_input, state, training=None):
-  """`cell(step_input, state)`, with the new state in `state`'s structure.
+    """`cell(step_input, state)`, with the new state in `state`'s structure.
 
-  Keras cells are free to return a list where they were given a tuple (or a
-  list of one tensor where they were given a tensor); the unrolls need the
-  structure to stay fixed from step to step, so it is restored here.
-  """
-  kwargs = {}
-  if training is not None and getattr(cell, "_call_has_training_arg", False):
-    kwargs["training"] = training
-  output, new_state = cell(step_input, state, **kwargs)
-  new_leaves = tf.nest.flatten(new_state)
-  if len(new_leaves) != len(tf.nest.flatten(state)):
-    raise ValueError(
-        f"{type(cell).__name__} returned a state with {len(new_leaves)} "
-        f"tensors for a state of {len(tf.nest.flatten(state))}: its "
-        "state_size does not describe the state its call() returns.")
-  return output, tf.nest.pack_sequence_as(state, new_leaves)
+    Keras cells are free to return a list where they were given a tuple (or a
+    list of one tensor where they were given a tensor); the unrolls need the
+    structure to stay fixed from step to step, so it is restored here.
+    """
+    kwargs = {}
+    if training is not None and getattr(cell, "_call_has_training_arg", False):
+        kwargs["training"] = training
+    output, new_state = cell(step_input, state, **kwargs)
+    new_leaves = tf.nest.flatten(new_state)
+    if len(new_leaves) != len(tf.nest.flatten(state)):
+        raise ValueError(
+            f"{type(cell).__name__} returned a state with {len(new_leaves)} "
+            f"tensors for a state of {len(tf.nest.flatten(state))}: its "
+            "state_size does not describe the state its call() returns."
+        )
+    return output, tf.nest.pack_sequence_as(state, new_leaves)
 
 
-def rnn_step(cell, step_input, state, time, sequence_length=None,
-             training=None):
-  """One step, with TF1's rule for padded rows.
+def rnn_step(cell, step_input, state, time, sequence_length=None, training=None):
+    """One step, with TF1's rule for padded rows.
 
-  ```
-  output, new_state = cell(step_input, state)
-  for each row b with time >= sequence_length[b]:   # past the row's end
-      output[b] = 0                                 # zeros, as tf.nn.*_rnn
-      new_state[b] = state[b]                       # state copied through
-  ```
+    ```
+    output, new_state = cell(step_input, state)
+    for each row b with time >= sequence_length[b]:   # past the row's end
+        output[b] = 0                                 # zeros, as tf.nn.*_rnn
+        new_state[b] = state[b]                       # state copied through
+    ```
 
-  Args:
-    cell: a Keras RNN cell (anything with `state_size` and a
-      `call(inputs, states)` returning `(output, new_state)`).
-    step_input: `[batch, features]` input at this step.
-    state: the state nest before this step.
-    time: the step index, a Python int or a scalar int32 tensor.
-    sequence_length: None, or an int32 `[batch]` vector of valid lengths.
-    training: passed to cells whose `call` takes `training`.
+    Args:
+      cell: a Keras RNN cell (anything with `state_size` and a
+        `call(inputs, states)` returning `(output, new_state)`).
+      step_input: `[batch, features]` input at this step.
+      state: the state nest before this step.
+      time: the step index, a Python int or a scalar int32 tensor.
+      sequence_length: None, or an int32 `[batch]` vector of valid lengths.
+      training: passed to cells whose `call` takes `training`.
 
-  Returns:
-    `(output, new_state)`.
-  """
-  output, new_state = call_cell(cell, step_input, state, training)
-  if sequence_length is None:
+    Returns:
+      `(output, new_state)`.
+    """
+    output, new_state = call_cell(cell, step_input, state, training)
+    if sequence_length is None:
+        return output, new_state
+    finished = time >= sequence_length  # [batch] bool
+
+    def keep_old_where_finished(new, old):
+        mask = tf.reshape(finished, [-1] + [1] * (new.shape.rank - 1))
+        return tf.where(mask, old, new)
+
+    output = keep_old_where_finished(output, tf.zeros_like(output))
+    new_state = tf.nest.map_structure(keep_old_where_finished, new_state, state)
     return output, new_state
-  finished = time >= sequence_length  # [batch] bool
-
-  def keep_old_where_finished(new, old):
-    mask = tf.reshape(finished, [-1] + [1] * (new.shape.rank - 1))
-    return tf.where(mask, old, new)
-
-  output = keep_old_where_finished(output, tf.zeros_like(output))
-  new_state = tf.nest.map_structure(keep_old_where_finished, new_state, state)
-  return output, new_state
 
 
 def zero_state(cell, batch_size, dtype=tf.float32):
-  """The cell's initial state: `cell.get_initial_state` or zeros.
+    """The cell's initial state: `cell.get_initial_state` or zeros.
 
-  Returned as a nest with the structure of `cell.state_size` (TF1's
-  `cell.zero_state(batch_size, dtype)`).
-  """
-  state_size = cell.state_size
-  get_initial_state = getattr(cell, "get_initial_state", None)
-  if get_initial_state is not None:
-    leaves = tf.nest.flatten(get_initial_state(batch_size=batch_size))
-    return tf.nest.pack_sequence_as(
-        state_size, [tf.cast(leaf, dtype) for leaf in leaves])
-  return tf.nest.map_structure(
-      lambda size: tf.zeros([batch_size] + tf.TensorShape(size).as_list(),
-                            dtype), state_size)
+    Returned as a nest with the structure of `cell.state_size` (TF1's
+    `cell.zero_state(batch_size, dtype)`).
+    """
+    state_size = cell.state_size
+    get_initial_state = getattr(cell, "get_initial_state", None)
+    if get_initial_state is not None:
+        leaves = tf.nest.flatten(get_initial_state(batch_size=batch_size))
+        return tf.nest.pack_sequence_as(
+            state_size, [tf.cast(leaf, dtype) for leaf in leaves]
+        )
+    return tf.nest.map_structure(
+        lambda size: tf.zeros([batch_size] + tf.TensorShape(size).as_list(), dtype),
+        state_size,
+    )
 
 
 def output_size(cell):
-  """The width of one step's output (`cell.output_size`, else the state's)."""
-  size = getattr(cell, "output_size", None)
-  if size is None:
-    size = tf.nest.flatten(cell.state_size)[0]
-  return int(size)
+    """The width of one step's output (`cell.output_size`, else the state's)."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        size = tf.nest.flatten(cell.state_size)[0]
+    return int(size)
 
 
 def begin_sequence(cell, step_input, state):
-  """Draws the per-sequence dropout masks of `cell` and the cells inside it.
+    """Draws the per-sequence dropout masks of `cell` and the cells inside it.
 
-  Keras's `DropoutRNNCell`s (the `dropout`/`recurrent_dropout` of Keras's own
-  cells) and tfrnn's variational `DropoutWrapper` keep one mask for all the
-  steps of a batch. The masks must exist before a `tf.while_loop` starts, so
-  that the loop body only reads them (as Keras's `RNN` layer does). Masks
-  depend only on shapes: `step_input` and `state` may be zeros.
-  """
-  end_sequence(cell)
-  if isinstance(cell, DropoutRNNCell):
-    cell.get_dropout_mask(step_input)
-    cell.get_recurrent_dropout_mask(tf.nest.flatten(state)[0])
-  if hasattr(cell, "draw_dropout_masks"):
-    cell.draw_dropout_masks(step_input, state)
-  if hasattr(cell, "cells"):  # a stack: one state entry per layer
-    layer_input = step_input
-    for layer_cell, layer_state in zip(cell.cells, state):
-      begin_sequence(layer_cell, layer_input, layer_state)
-      layer_input = tf.zeros(
-          [tf.shape(step_input)[0], output_size(layer_cell)], step_input.dtype)
-  elif isinstance(getattr(cell, "cell", None), keras.layers.Layer):  # wrapper
-    begin_sequence(cell.cell, step_input, state)
+    Keras's `DropoutRNNCell`s (the `dropout`/`recurrent_dropout` of Keras's own
+    cells) and tfrnn's variational `DropoutWrapper` keep one mask for all the
+    steps of a batch. The masks must exist before a `tf.while_loop` starts, so
+    that the loop body only reads them (as Keras's `RNN` layer does). Masks
+    depend only on shapes: `step_input` and `state` may be zeros.
+    """
+    end_sequence(cell)
+    if isinstance(cell, DropoutRNNCell):
+        cell.get_dropout_mask(step_input)
+        cell.get_recurrent_dropout_mask(tf.nest.flatten(state)[0])
+    if hasattr(cell, "draw_dropout_masks"):
+        cell.draw_dropout_masks(step_input, state)
+    if hasattr(cell, "cells"):  # a stack: one state entry per layer
+        layer_input = step_input
+        for layer_cell, layer_state in zip(cell.cells, state):
+            begin_sequence(layer_cell, layer_input, layer_state)
+            layer_input = tf.zeros(
+                [tf.shape(step_input)[0], output_size(layer_cell)], step_input.dtype
+            )
+    elif isinstance(getattr(cell, "cell", None), keras.layers.Layer):  # wrapper
+        begin_sequence(cell.cell, step_input, state)
 
 
 def end_sequence(cell):
-  """Forgets the masks drawn by `begin_sequence`; the next batch draws anew."""
-  if isinstance(cell, DropoutRNNCell):
-    cell.reset_dropout_mask()
-    cell.reset_recurrent_dropout_mask()
-  if hasattr(cell, "forget_dropout_masks"):
-    cell.forget_dropout_masks()
-  for inner in getattr(cell, "cells", None) or [getattr(cell, "cell", None)]:
-    if isinstance(inner, keras.layers.Layer):
-      end_sequence(inner)
+    """Forgets the masks drawn by `begin_sequence`; the next batch draws anew."""
+    if isinstance(cell, DropoutRNNCell):
+        cell.reset_dropout_mask()
+        cell.reset_recurrent_dropout_mask()
+    if hasattr(cell, "forget_dropout_masks"):
+        cell.forget_dropout_masks()
+    for inner in getattr(cell, "cells", None) or [getattr(cell, "cell", None)]:
+        if isinstance(inner, keras.layers.Layer):
+            end_sequence(inner)

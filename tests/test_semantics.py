@@ -1,0 +1,130 @@
+"""Output versus state: what the final state is, and is not, for each cell.
+
+Every test runs four ways: {static, dynamic} x {eager, tf.function}.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrnn
+from conftest import built, random_inputs
+
+B, T, F, H = 4, 6, 3, 5
+
+
+def assert_equal(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+
+
+def assert_differs(a, b):
+    assert np.max(np.abs(np.asarray(a) - np.asarray(b))) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "make_cell",
+    [
+        lambda: keras.layers.SimpleRNNCell(H),
+        lambda: keras.layers.GRUCell(H),
+    ],
+    ids=["vanilla", "gru"],
+)
+def test_single_layer_state_is_last_output(unroll, make_cell):
+    cell = built(make_cell(), F)
+    outputs, state = unroll(cell, random_inputs(B, T, F))
+    assert outputs.shape == (B, T, H)
+    assert state.shape == (B, H)
+    assert_equal(state, outputs[:, -1, :])
+    assert_differs(state, outputs[:, -2, :])
+
+
+@pytest.mark.parametrize(
+    "make_cell",
+    [
+        lambda: keras.layers.LSTMCell(H),
+        lambda: tfrnn.LSTMCell(H),
+    ],
+    ids=["keras-lstm", "tfrnn-lstm"],
+)
+def test_lstm_h_is_last_output_but_c_is_not(unroll, make_cell):
+    cell = built(make_cell(), F)
+    outputs, (h, c) = unroll(cell, random_inputs(B, T, F))
+    assert_equal(h, outputs[:, -1, :])
+    assert_differs(c, outputs[:, -1, :])
+
+
+@pytest.mark.parametrize(
+    "make_stack",
+    [
+        lambda: keras.layers.StackedRNNCells(
+            [keras.layers.GRUCell(H), keras.layers.GRUCell(H)]
+        ),
+        lambda: tfrnn.MultiRNNCell([tfrnn.LSTMCell(H), tfrnn.LSTMCell(H)]),
+    ],
+    ids=["keras-stacked-gru", "tfrnn-multi-lstm"],
+)
+def test_stack_only_top_layer_state_is_output(unroll, make_stack):
+    cell = built(make_stack(), F)
+    outputs, (lower, top) = unroll(cell, random_inputs(B, T, F))
+    top_h, lower_h = tf.nest.flatten(top)[0], tf.nest.flatten(lower)[0]
+    assert_equal(top_h, outputs[:, -1, :])
+    assert_differs(lower_h, outputs[:, -1, :])
+
+
+@pytest.mark.parametrize(
+    "make_cell",
+    [
+        lambda: keras.layers.SimpleRNNCell(H),
+        lambda: keras.layers.GRUCell(H),
+    ],
+    ids=["vanilla", "gru"],
+)
+def test_padded_rows_zero_outputs_and_state_at_length(unroll, make_cell):
+    cell = built(make_cell(), F)
+    lengths = [T, 0, 1, 3]
+    outputs, state = unroll(cell, random_inputs(B, T, F), sequence_length=lengths)
+    for b, length in enumerate(lengths):
+        assert_equal(outputs[b, length:], np.zeros([T - length, H]))
+        if length:
+            assert_equal(state[b], outputs[b, length - 1])
+            assert np.all(np.abs(outputs[b, :length]) > 0)
+        else:  # length 0: the initial state
+            assert_equal(state[b], np.zeros([H]))
+    assert_differs(state[2], outputs[2, -1])  # the final state is not the last output
+
+
+def test_padded_lstm_no_state_is_last_output(unroll):
+    cell = built(tfrnn.LSTMCell(H), F)
+    lengths = [T, 2, 4, 1]
+    outputs, (h, c) = unroll(cell, random_inputs(B, T, F), sequence_length=lengths)
+    for b, length in enumerate(lengths):
+        assert_equal(h[b], outputs[b, length - 1])
+        if length < T:
+            assert_equal(outputs[b, -1], np.zeros([H]))
+            assert_differs(h[b], outputs[b, -1])
+
+
+def test_peephole_projection_h_is_output_c_has_cell_width(unroll):
+    cell = built(tfrnn.LSTMCell(H, use_peepholes=True, num_proj=2, cell_clip=0.5), F)
+    outputs, (h, c) = unroll(cell, random_inputs(B, T, F))
+    assert outputs.shape == (B, T, 2)
+    assert h.shape == (B, 2) and c.shape == (B, H)
+    assert_equal(h, outputs[:, -1, :])
+    assert np.max(np.abs(c)) <= 0.5 + 1e-7
+
+
+@pytest.mark.parametrize("lengths", [None, [T, 0, 2, 5]], ids=["full", "padded"])
+def test_all_states_are_the_step_states(unroll, lengths):
+    cell = built(keras.layers.LSTMCell(H), F)
+    outputs, (h, c), (all_h, all_c) = unroll(
+        cell, random_inputs(B, T, F), sequence_length=lengths, return_all_states=True
+    )
+    assert all_h.shape == (B, T, H) and all_c.shape == (B, T, H)
+    assert_equal(all_h[:, -1], h)
+    assert_equal(all_c[:, -1], c)
+    for b, length in enumerate(lengths or [T] * B):
+        assert_equal(all_h[b, :length], outputs[b, :length])
+        # past the end the state is copied through (the initial state for 0)
+        assert_equal(all_h[b, length:], np.repeat(h[b : b + 1], T - length, 0))
+    assert_differs(all_c[:, 2], all_c[:, 3])
