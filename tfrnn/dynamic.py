@@ -112,7 +112,10 @@ def dynamic_rnn(
             state,
         )
         step.begin_sequence(
-            cell, tf.zeros([batch_size, step_input_shape[1]], inputs.dtype), state
+            cell,
+            tf.zeros([batch_size, step_input_shape[1]], inputs.dtype),
+            state,
+            training,
         )
 
         def body(time, state, output_ta, state_tas):

@@ -105,7 +105,7 @@ def static_rnn(
             sequence_length,
             "static_rnn",
         )
-        step.begin_sequence(cell, steps[0], state)
+        step.begin_sequence(cell, steps[0], state, training)
         outputs, all_states = [], []
         for time, step_input in enumerate(steps):
             output, state = step.rnn_step(

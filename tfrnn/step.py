@@ -97,30 +97,33 @@ def output_size(cell):
     return int(size)
 
 
-def begin_sequence(cell, step_input, state):
+def begin_sequence(cell, step_input, state, training=None):
     """Draws the per-sequence dropout masks of `cell` and the cells inside it.
 
     Keras's `DropoutRNNCell`s (the `dropout`/`recurrent_dropout` of Keras's own
     cells) and tfrnn's variational `DropoutWrapper` keep one mask for all the
     steps of a batch. The masks must exist before a `tf.while_loop` starts, so
     that the loop body only reads them (as Keras's `RNN` layer does). Masks
-    depend only on shapes: `step_input` and `state` may be zeros.
+    depend only on shapes: `step_input` and `state` may be zeros. With
+    `training=False` tfrnn's wrappers draw none, so an inference graph holds
+    no random ops (Keras's cells read their masks even then, so they always
+    get them).
     """
     end_sequence(cell)
     if isinstance(cell, DropoutRNNCell):
         cell.get_dropout_mask(step_input)
         cell.get_recurrent_dropout_mask(tf.nest.flatten(state)[0])
-    if hasattr(cell, "draw_dropout_masks"):
+    if hasattr(cell, "draw_dropout_masks") and training is not False:
         cell.draw_dropout_masks(step_input, state)
     if hasattr(cell, "cells"):  # a stack: one state entry per layer
         layer_input = step_input
         for layer_cell, layer_state in zip(cell.cells, state):
-            begin_sequence(layer_cell, layer_input, layer_state)
+            begin_sequence(layer_cell, layer_input, layer_state, training)
             layer_input = tf.zeros(
                 [tf.shape(step_input)[0], output_size(layer_cell)], step_input.dtype
             )
     elif isinstance(getattr(cell, "cell", None), keras.layers.Layer):  # wrapper
-        begin_sequence(cell.cell, step_input, state)
+        begin_sequence(cell.cell, step_input, state, training)
 
 
 def end_sequence(cell):
