@@ -1,0 +1,137 @@
+"""Export a trained classifier as a SavedModel that reads images or sequences.
+
+Two signatures:
+* `classify_images(images)`: uint8 images `[batch, H, W]` (or `[batch, H, W, C]`)
+  -> class probabilities, the sequence view (rows, pixels or permuted pixels)
+  applied inside the graph.
+* `classify_sequences(sequences)`: float32 `[batch, T, F]` -> class
+  probabilities. A static model refuses any T but the one it was built for;
+  a dynamic one accepts any T. Both refuse a wrong feature size, naming the
+  expected one.
+"""
+
+import json
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from tfrnn import data as data_lib
+from tfrnn import report
+
+META_FILE = "tfrnn.json"
+
+
+class Classifier(tf.Module):
+    """The exported module; `meta` says how the model was built and trained."""
+
+    def __init__(self, model, meta):
+        super().__init__()
+        self.model = model
+        self.meta = meta
+        self._permutation = tf.constant(
+            np.random.default_rng(meta["permutation_seed"]).permutation(
+                int(np.prod(meta["image_shape"][:2]))
+            ),
+            tf.int32,
+        )
+        image_spec = tf.TensorSpec(
+            [None, *meta["image_shape"]], tf.uint8, name="images"
+        )
+        self.classify_images = tf.function(
+            self._classify_images, input_signature=[image_spec]
+        )
+        self.classify_sequences = tf.function(
+            self._classify_sequences,
+            input_signature=[
+                tf.TensorSpec([None, None, None], tf.float32, name="sequences")
+            ],
+        )
+
+    def _classify_images(self, images):
+        x = tf.cast(images, tf.float32) / 255.0
+        height, width = self.meta["image_shape"][:2]
+        channels = (
+            self.meta["image_shape"][2] if len(self.meta["image_shape"]) == 3 else 1
+        )
+        if self.meta["sequence"] == "rows":
+            x = tf.reshape(x, [-1, height, width * channels])
+        else:
+            x = tf.reshape(x, [-1, height * width, channels])
+            if self.meta["sequence"] == "permuted":
+                x = tf.gather(x, self._permutation, axis=1)
+        return self._classify_sequences(x)
+
+    def _classify_sequences(self, sequences):
+        time_steps, features = self.meta["time_steps"], self.meta["features"]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(sequences)[2],
+                features,
+                message=f"this model reads {features} features per step: feed "
+                f"[batch, time, {features}] sequences",
+            )
+        ]
+        if self.meta["mode"] == "static":
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.shape(sequences)[1],
+                    time_steps,
+                    message=f"this static model was built for T={time_steps} time "
+                    f"steps and takes no other length: feed [batch, {time_steps}, "
+                    f"{features}] sequences, or train with --mode=dynamic for any T",
+                )
+            )
+        with tf.control_dependencies(checks):
+            sequences = tf.identity(sequences)
+        static_time = time_steps if self.meta["mode"] == "static" else None
+        sequences = tf.ensure_shape(sequences, [None, static_time, features])
+        return self.model(sequences, training=False)
+
+
+def export(model, directory, meta):
+    """Saves `model` with the two signatures; returns `(bytes, seconds)`."""
+    directory = pathlib.Path(directory)
+    started = time.perf_counter()
+    module = Classifier(model, meta)
+    tf.saved_model.save(
+        module,
+        str(directory),
+        signatures={
+            "serving_default": module.classify_images,
+            "classify_sequences": module.classify_sequences,
+        },
+    )
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return report.directory_bytes(directory), time.perf_counter() - started
+
+
+def load(directory):
+    """The exported module (call `.classify_images` / `.classify_sequences`)."""
+    directory = pathlib.Path(directory)
+    if not (directory / "saved_model.pb").exists():
+        raise FileNotFoundError(
+            f"no exported model in {directory}: train one with "
+            "`python -m tfrnn.train --model_dir=...` (it exports to MODEL_DIR/export)"
+        )
+    module = tf.saved_model.load(str(directory))
+    module.meta = json.loads((directory / META_FILE).read_text())
+    return module
+
+
+def meta_for(config, data):
+    """What an exported model needs to know about its training data."""
+    arrays = data_lib.load_arrays(config.dataset, config.data_dir)
+    return {
+        "mode": config.mode,
+        "cell": config.cell,
+        "model": config.model,
+        "dataset": config.dataset,
+        "sequence": config.sequence,
+        "time_steps": data.time_steps,
+        "features": data.features,
+        "num_classes": data.num_classes,
+        "image_shape": list(arrays.x_test.shape[1:]),
+        "permutation_seed": 0,
+    }

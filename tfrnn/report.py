@@ -1,0 +1,118 @@
+"""What ran and how fast: environment, memory, the run report and its table."""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfrnn
+
+
+def environment():
+    """Versions, device and date, for every record tfrnn writes."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        device = f"{len(gpus)} x {details.get('device_name', 'GPU')}"
+    else:
+        device = f"CPU: {cpu_name()} ({os.cpu_count()} cores)"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "device": device,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "tfrnn": tfrnn.__version__,
+    }
+
+
+def cpu_name():
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def peak_memory_bytes():
+    """Peak GPU memory when there is a GPU, else the process's peak host RSS."""
+    if tf.config.list_physical_devices("GPU"):
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def median_ms(seconds):
+    return 1000.0 * statistics.median(seconds) if seconds else None
+
+
+def directory_bytes(path):
+    return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
+
+
+def write_json(path, record):
+    """Writes `record` to `path` atomically (a reader never sees half a file)."""
+    path = pathlib.Path(path)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp"
+    ) as f:
+        json.dump(record, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def table(rows):
+    """A two-column Markdown table of `(name, value)` rows."""
+    width = max(len(name) for name, _ in rows)
+    lines = [f"| {'':{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
+    lines += [f"| {name:{width}} | {_format(value)} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def summary_rows(report):
+    """The rows of the short table printed at the end of a training run."""
+    run, timing = report["run"], report["timing"]
+    last = report["evaluations"][-1] if report["evaluations"] else {}
+    return [
+        ("device", report["environment"]["device"]),
+        (
+            "tensorflow / keras",
+            f"{report['environment']['tensorflow']} / {report['environment']['keras']}",
+        ),
+        (
+            "mode / cell",
+            f"{run['mode']} / {run['cell']} x{run['layers']} ({run['units']} units)",
+        ),
+        ("kernel", report["kernel"]),
+        ("XLA", report["xla"]),
+        ("parameters", report["parameters"]),
+        ("graph build (trace) s", timing["trace_seconds"]),
+        ("first step s", timing["first_step_seconds"]),
+        ("median step ms", timing["median_step_ms"]),
+        ("examples/s", timing["examples_per_second"]),
+        ("peak memory MiB", report["peak_memory_bytes"] / 2**20),
+        ("evaluations", len(report["evaluations"])),
+        ("last test accuracy", last.get("test_accuracy")),
+        ("target", run["target_accuracy"]),
+        ("seconds to target", report["seconds_to_target"]),
+        ("epochs to target", report["epochs_to_target"]),
+        ("exported bytes", report["export"]["bytes"] if report["export"] else None),
+    ]

@@ -1,0 +1,494 @@
+"""Train a classifier to a target test accuracy; nothing lost when interrupted.
+
+The training set stays in memory as one tensor; a `tf.data` pipeline of
+example indices (a seeded permutation per epoch) says which rows make each
+batch. The data position is then two integers, `epoch` and `step`, saved in
+the same checkpoint as the weights and the optimizer: a run killed at any
+moment resumes from its last checkpoint and, with op determinism on, ends
+with the same weights as a run never interrupted.
+"""
+
+import dataclasses
+import json
+import pathlib
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrnn import data as data_lib
+from tfrnn import export as export_lib
+from tfrnn import models
+from tfrnn import report as report_lib
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass
+class Config:
+    """One training run; the defaults train LSTM-128 on MNIST rows to 98 %."""
+
+    mode: str = "dynamic"
+    cell: str = "lstm"
+    units: int = 128
+    layers: int = 1
+    model: str = "rnn"
+    dataset: str = "mnist"
+    data_dir: str = None
+    sequence: str = "rows"
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    clip_norm: float = None
+    target_accuracy: float = 0.98
+    max_epochs: int = 20
+    eval_every_steps: int = 200
+    checkpoint_every_steps: int = 200
+    log_every_steps: int = 50
+    model_dir: str = "runs/default"
+    seed: int = 0
+    train_examples: int = None
+    test_examples: int = None
+    jit_compile: bool = False
+    strategy: str = "default"
+    deterministic: bool = True
+
+    # Fields that may change when a run is resumed; any other must match.
+    RESUMABLE = (
+        "max_epochs",
+        "target_accuracy",
+        "eval_every_steps",
+        "log_every_steps",
+        "model_dir",
+    )
+
+    def validate(self):
+        """Raises ValueError, saying what to do, for any value out of range."""
+        choices = {
+            "mode": models.MODES,
+            "cell": models.CELLS,
+            "model": models.MODELS,
+            "sequence": data_lib.SEQUENCES,
+            "optimizer": OPTIMIZERS,
+            "strategy": STRATEGIES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} is not one of: {', '.join(allowed)}"
+                )
+        if not (
+            self.dataset in ("mnist", "fashion_mnist")
+            or self.dataset.startswith("tfds:")
+        ):
+            raise ValueError(
+                f"--dataset={self.dataset} is not one of: mnist, fashion_mnist, tfds:NAME"
+            )
+        if not 0.0 < self.target_accuracy <= 1.0:
+            raise ValueError(
+                f"--target_accuracy={self.target_accuracy} must be in (0, 1], e.g. 0.98"
+            )
+        for name in (
+            "units",
+            "layers",
+            "batch_size",
+            "max_epochs",
+            "eval_every_steps",
+            "checkpoint_every_steps",
+            "log_every_steps",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name}={getattr(self, name)} must be > 0")
+        if self.learning_rate <= 0:
+            raise ValueError(f"--learning_rate={self.learning_rate} must be > 0")
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            raise ValueError(f"--clip_norm={self.clip_norm} must be > 0 (or unset)")
+        for name in ("train_examples", "test_examples"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(
+                    f"--{name}={getattr(self, name)} must be > 0 (or unset)"
+                )
+        if self.model == "cnn_rnn" and self.sequence != "rows":
+            raise ValueError("--model=cnn_rnn reads images: use --sequence=rows")
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def prepare_model_dir(config):
+    """Creates `model_dir`, or checks that the run in it has this configuration."""
+    model_dir = pathlib.Path(config.model_dir)
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        probe = model_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(
+            f"--model_dir={model_dir} is not writable ({error.strerror}); "
+            "choose a directory you can write to"
+        ) from None
+    config_file = model_dir / "config.json"
+    if config_file.exists():
+        saved = json.loads(config_file.read_text())
+        differs = [
+            f"{name}={saved.get(name)!r} there, {value!r} now"
+            for name, value in config.as_dict().items()
+            if name not in Config.RESUMABLE and saved.get(name) != value
+        ]
+        if differs:
+            raise ValueError(
+                f"--model_dir={model_dir} holds a run with another configuration "
+                f"({'; '.join(differs)}). Resume it with the same flags, or use "
+                "another --model_dir."
+            )
+    report_lib.write_json(config_file, config.as_dict())
+    return model_dir
+
+
+def make_strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+def make_optimizer(config):
+    kwargs = {"learning_rate": config.learning_rate}
+    if config.clip_norm:
+        kwargs["global_clipnorm"] = config.clip_norm
+    return {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[config.optimizer](**kwargs)
+
+
+def kernel_name(config):
+    """The recurrence kernel that runs: tfrnn's generic unrolls."""
+    if config.mode == "static":
+        return f"generic: unrolled ({config.cell} cell, one copy per step)"
+    return f"generic: tf.while_loop ({config.cell} cell)"
+
+
+class Trainer:
+    """The state of one run: data, model, optimizer, checkpoints, timings."""
+
+    def __init__(self, config, strategy=None, log=print):
+        config.validate()
+        self.config = config
+        self.log = log
+        self.model_dir = prepare_model_dir(config)
+        # A multi-worker strategy must exist before TensorFlow starts its runtime.
+        self.strategy = strategy or make_strategy(config.strategy)
+        self.chief = is_chief(self.strategy)
+        keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.data = data_lib.load(
+            config.dataset,
+            config.sequence,
+            config.batch_size,
+            config.seed,
+            config.train_examples,
+            config.test_examples,
+            config.data_dir,
+        )
+        with self.strategy.scope():
+            self.model = models.build_classifier(
+                config.mode,
+                config.cell,
+                config.units,
+                config.layers,
+                self.data.num_classes,
+                self.data.time_steps,
+                self.data.features,
+                config.model,
+            )
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # Evaluations and seconds so far, saved with the weights they belong to.
+            self.progress_record = tf.Variable("", dtype=tf.string, trainable=False)
+        self.x_train = tf.constant(self.data.x_train)
+        self.y_train = tf.constant(self.data.y_train)
+        self.steps_per_epoch = len(self.data.x_train) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"--batch_size={config.batch_size} is larger than the "
+                f"{len(self.data.x_train)} training examples; lower it"
+            )
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            epoch=self.epoch,
+            step=self.step,
+            progress=self.progress_record,
+        )
+        checkpoint_dir = self.model_dir / "checkpoints"
+        if not self.chief:  # other workers write where nobody reads
+            checkpoint_dir = (
+                self.model_dir / f"worker-{self.strategy.cluster_resolver.task_id}"
+            )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, checkpoint_dir, max_to_keep=2
+        )
+        self.progress = {"evaluations": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+        self.train_step = tf.function(self._train_step, jit_compile=config.jit_compile)
+        self.predict = tf.function(lambda x: self.model(x, training=False))
+        self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
+
+    # --- the steps -----------------------------------------------------------
+
+    def _train_step(self, indices):
+        def replica_step(indices):
+            x = tf.gather(self.x_train, indices)
+            y = tf.gather(self.y_train, indices)
+            with tf.GradientTape() as tape:
+                probabilities = self.model(x, training=True)
+                per_example = keras.losses.sparse_categorical_crossentropy(
+                    y, probabilities
+                )
+                loss = tf.reduce_sum(per_example) / self.config.batch_size
+            variables = self.model.trainable_variables
+            gradients = tape.gradient(loss, variables)
+            self.optimizer.apply_gradients(zip(gradients, variables))
+            correct = tf.reduce_sum(
+                tf.cast(tf.argmax(probabilities, -1) == y, tf.float32)
+            )
+            return tf.reduce_sum(per_example), correct
+
+        loss_sum, correct = self.strategy.run(replica_step, args=(indices,))
+        total = self.strategy.reduce("SUM", loss_sum, axis=None)
+        correct = self.strategy.reduce("SUM", correct, axis=None)
+        return total, correct
+
+    def evaluate(self):
+        """Test accuracy over the whole test set."""
+        correct = 0
+        for start in range(0, len(self.data.x_test), 1000):
+            x = self.data.x_test[start : start + 1000]
+            probabilities = self.predict(tf.constant(x))
+            correct += int(
+                np.sum(
+                    np.argmax(probabilities, -1)
+                    == self.data.y_test[start : start + 1000]
+                )
+            )
+        return correct / len(self.data.x_test)
+
+    def index_batches(self, epoch, first_step):
+        """This epoch's batches of example indices, from step `first_step` on."""
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(
+            len(self.data.x_train)
+        )
+        batches = (
+            tf.data.Dataset.from_tensor_slices(order.astype(np.int32))
+            .skip(first_step * self.config.batch_size)
+            .batch(self.config.batch_size, drop_remainder=True)
+            .prefetch(2)
+        )
+        return self.strategy.experimental_distribute_dataset(batches)
+
+    # --- the run ---------------------------------------------------------------
+
+    def run(self):
+        """Trains to the target (or `max_epochs`); returns the run report."""
+        config, log = self.config, self.log
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
+            self.progress = json.loads(self.progress_record.numpy().decode())
+            log(
+                f"resumed from {self.manager.latest_checkpoint}: epoch "
+                f"{int(self.epoch) + 1}, step {int(self.step)}/{self.steps_per_epoch}"
+            )
+        reached = self._reached_target()
+        step_seconds, first_step_seconds, trace_seconds = [], None, None
+        examples_seen, interval_start, interval_loss, interval_correct = (
+            0,
+            time.perf_counter(),
+            0.0,
+            0.0,
+        )
+        run_start = (
+            time.perf_counter()
+            - self.progress["train_seconds"]
+            - self.progress["eval_seconds"]
+        )
+        while not reached and int(self.epoch) < config.max_epochs:
+            epoch = int(self.epoch)
+            for indices in self.index_batches(epoch, int(self.step)):
+                if trace_seconds is None:
+                    started = time.perf_counter()
+                    self.train_step.get_concrete_function(indices)
+                    trace_seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                loss_sum, correct = self.train_step(indices)
+                loss_sum = float(loss_sum)  # waits for the step to finish
+                seconds = time.perf_counter() - started
+                if first_step_seconds is None:
+                    first_step_seconds = seconds
+                else:
+                    step_seconds.append(seconds)
+                self.progress["train_seconds"] += seconds
+                examples_seen += config.batch_size
+                interval_loss += loss_sum
+                interval_correct += float(correct)
+                self.step.assign_add(1)
+                global_step = epoch * self.steps_per_epoch + int(self.step)
+                end_of_epoch = int(self.step) == self.steps_per_epoch
+                if global_step % config.log_every_steps == 0 or end_of_epoch:
+                    elapsed = time.perf_counter() - interval_start
+                    log(
+                        f"epoch {epoch + 1} step {int(self.step)}/{self.steps_per_epoch} "
+                        f"loss {interval_loss / max(examples_seen, 1):.4f} "
+                        f"train acc {interval_correct / max(examples_seen, 1):.4f} "
+                        f"{examples_seen / elapsed:.0f} examples/s"
+                    )
+                    with self.writer.as_default(step=global_step):
+                        tf.summary.scalar(
+                            "train/loss", interval_loss / max(examples_seen, 1)
+                        )
+                        tf.summary.scalar(
+                            "train/accuracy", interval_correct / max(examples_seen, 1)
+                        )
+                        tf.summary.scalar(
+                            "train/examples_per_second", examples_seen / elapsed
+                        )
+                    examples_seen, interval_loss, interval_correct = 0, 0.0, 0.0
+                    interval_start = time.perf_counter()
+                if end_of_epoch:
+                    self.epoch.assign_add(1)
+                    self.step.assign(0)
+                if global_step % config.eval_every_steps == 0 or end_of_epoch:
+                    reached = self._evaluate(global_step, epoch, run_start)
+                if (
+                    reached
+                    or global_step % config.checkpoint_every_steps == 0
+                    or end_of_epoch
+                ):
+                    self._save()
+                if reached:
+                    break
+        return self._finish(run_start, trace_seconds, first_step_seconds, step_seconds)
+
+    def _reached_target(self):
+        return any(
+            e["test_accuracy"] >= self.config.target_accuracy
+            for e in self.progress["evaluations"]
+        )
+
+    def _evaluate(self, global_step, epoch, run_start):
+        started = time.perf_counter()
+        accuracy = self.evaluate()
+        self.progress["eval_seconds"] += time.perf_counter() - started
+        record = {
+            "step": global_step,
+            "epoch": round(global_step / self.steps_per_epoch, 3),
+            "seconds": round(time.perf_counter() - run_start, 3),
+            "train_seconds": round(self.progress["train_seconds"], 3),
+            "test_accuracy": accuracy,
+        }
+        self.progress["evaluations"].append(record)
+        with self.writer.as_default(step=global_step):
+            tf.summary.scalar("test/accuracy", accuracy)
+        self.log(
+            f"evaluation at step {global_step} (epoch {record['epoch']}): test accuracy "
+            f"{accuracy:.4f} after {record['seconds']:.1f} s"
+        )
+        reached = accuracy >= self.config.target_accuracy
+        if reached and self.chief:
+            self.checkpoint.write(str(self.model_dir / "target" / "ckpt"))
+            self.log(
+                f"target {self.config.target_accuracy} reached: kept model_dir/target"
+            )
+        return reached
+
+    def _save(self):
+        self.progress_record.assign(json.dumps(self.progress))
+        self.manager.save(
+            checkpoint_number=int(self.epoch) * self.steps_per_epoch + int(self.step)
+        )
+
+    def _finish(self, run_start, trace_seconds, first_step_seconds, step_seconds):
+        config = self.config
+        evaluations = self.progress["evaluations"]
+        at_target = next(
+            (e for e in evaluations if e["test_accuracy"] >= config.target_accuracy),
+            None,
+        )
+        exported = None
+        if self.chief:
+            meta = export_lib.meta_for(config, self.data)
+            size, seconds = export_lib.export(
+                self.model, self.model_dir / "export", meta
+            )
+            exported = {
+                "path": str(self.model_dir / "export"),
+                "bytes": size,
+                "seconds": seconds,
+            }
+        median = report_lib.median_ms(step_seconds)
+        report = {
+            "environment": report_lib.environment(),
+            "run": config.as_dict(),
+            "kernel": kernel_name(config),
+            "xla": self._xla_ran(),
+            "replicas": self.strategy.num_replicas_in_sync,
+            "parameters": models.count_parameters(self.model),
+            "train_examples": len(self.data.x_train),
+            "test_examples": len(self.data.x_test),
+            "timing": {
+                "trace_seconds": trace_seconds,
+                "first_step_seconds": first_step_seconds,
+                "median_step_ms": median,
+                "examples_per_second": config.batch_size / median * 1000
+                if median
+                else None,
+                "train_seconds": self.progress["train_seconds"],
+                "eval_seconds": self.progress["eval_seconds"],
+                "steps_timed": len(step_seconds),
+            },
+            "peak_memory_bytes": report_lib.peak_memory_bytes(),
+            "evaluations": evaluations,
+            "target_reached": at_target is not None,
+            "seconds_to_target": at_target["seconds"] if at_target else None,
+            "train_seconds_to_target": at_target["train_seconds"]
+            if at_target
+            else None,
+            "epochs_to_target": at_target["epoch"] if at_target else None,
+            "export": exported,
+        }
+        if self.chief:
+            report_lib.write_json(self.model_dir / "report.json", report)
+        self.writer.flush()
+        return report
+
+    def _xla_ran(self):
+        """Whether the traced train step is marked for XLA (it then must compile)."""
+        concrete = self.train_step._list_all_concrete_functions()
+        return (
+            any(fn.function_def.attr["_XlaMustCompile"].b for fn in concrete)
+            if concrete
+            else bool(self.config.jit_compile)
+        )
+
+
+def train(config, strategy=None, log=print):
+    """Trains as `config` says and returns the run report (also report.json)."""
+    return Trainer(config, strategy, log).run()
