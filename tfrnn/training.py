@@ -232,7 +232,7 @@ class Trainer:
                 f"{len(self.data.x_train)} training examples; lower it"
             )
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
+            model=model_variables(self.model),
             optimizer=self.optimizer,
             epoch=self.epoch,
             step=self.step,
@@ -487,6 +487,22 @@ class Trainer:
             if concrete
             else bool(self.config.jit_compile)
         )
+
+
+def model_variables(model):
+    """The model's variables as TensorFlow variables, for `tf.train.Checkpoint`.
+
+    Keras 3 models are not trackable by `tf.train.Checkpoint` themselves; the
+    list of their variables (in the model's fixed order) is.
+    """
+    return [variable.value for variable in model.variables]
+
+
+def restore_model(model, checkpoint_path):
+    """Loads a training checkpoint's weights into `model` (built alike)."""
+    tf.train.Checkpoint(model=model_variables(model)).restore(
+        str(checkpoint_path)
+    ).expect_partial().assert_existing_objects_matched()
 
 
 def train(config, strategy=None, log=print):
