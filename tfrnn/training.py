@@ -219,10 +219,11 @@ class Trainer:
             )
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            # Evaluations and seconds so far, saved with the weights they belong to.
-            self.progress_record = tf.Variable("", dtype=tf.string, trainable=False)
+        # The data position, and the evaluations and seconds so far: saved with
+        # the weights they belong to (plain variables, outside the strategy).
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.progress_record = tf.Variable("", dtype=tf.string, trainable=False)
         self.x_train = tf.constant(self.data.x_train)
         self.y_train = tf.constant(self.data.y_train)
         self.steps_per_epoch = len(self.data.x_train) // config.batch_size
