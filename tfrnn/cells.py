@@ -105,13 +105,17 @@ class LSTMCell(keras.layers.Layer):
                 initializer=self.kernel_initializer,
             )
 
-    def call(self, inputs, states):
+    def project_inputs(self, inputs):
+        """The input's share of the gates, `x @ kernel + bias`, for any `[..., F]`.
+
+        The unrolls compute it for all steps at once, outside the recurrence.
+        """
+        return tf.tensordot(inputs, self.kernel, 1) + self.bias
+
+    def recurrent_call(self, projected, states):
+        """One step given `project_inputs(x)`: all that depends on the state."""
         h, c = states
-        z = (
-            tf.matmul(inputs, self.kernel)
-            + tf.matmul(h, self.recurrent_kernel)
-            + self.bias
-        )
+        z = projected + tf.matmul(h, self.recurrent_kernel)
         i, f, j, o = tf.split(z, 4, axis=-1)
         if self.use_peepholes:
             w_i, w_f, w_o = tf.unstack(self.peepholes)
@@ -128,6 +132,9 @@ class LSTMCell(keras.layers.Layer):
             if self.proj_clip is not None:
                 h = tf.clip_by_value(h, -self.proj_clip, self.proj_clip)
         return h, [h, c]
+
+    def call(self, inputs, states):
+        return self.recurrent_call(self.project_inputs(inputs), states)
 
     def get_config(self):
         return {

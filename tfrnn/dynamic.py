@@ -98,10 +98,17 @@ def dynamic_rnn(
         else:  # as TF1: at least one step, so that every output has a shape
             loop_steps = tf.minimum(time_steps, tf.maximum(1, tf.reduce_max(lengths)))
 
+        step.begin_sequence(
+            cell,
+            tf.zeros([batch_size, inputs.shape[2]], inputs.dtype),
+            state,
+            training,
+        )
+        step_inputs, step_fn = step.cell_step(cell, inputs, training)
+        step_input_shape = step_inputs.shape[1:]
         input_ta = tf.TensorArray(
-            inputs.dtype, size=time_steps, element_shape=inputs.shape[1:]
-        ).unstack(inputs)
-        step_input_shape = inputs.shape[1:]
+            step_inputs.dtype, size=time_steps, element_shape=step_input_shape
+        ).unstack(step_inputs)
         output_ta = tf.TensorArray(
             inputs.dtype,
             size=loop_steps,
@@ -111,19 +118,11 @@ def dynamic_rnn(
             lambda s: tf.TensorArray(s.dtype, size=loop_steps, element_shape=s.shape),
             state,
         )
-        step.begin_sequence(
-            cell,
-            tf.zeros([batch_size, step_input_shape[1]], inputs.dtype),
-            state,
-            training,
-        )
 
         def body(time, state, output_ta, state_tas):
             step_input = input_ta.read(time)
             step_input.set_shape(step_input_shape)
-            output, new_state = step.rnn_step(
-                cell, step_input, state, time, lengths, training
-            )
+            output, new_state = step.rnn_step(step_fn, step_input, state, time, lengths)
             output_ta = output_ta.write(time, output)
             if return_all_states:
                 state_tas = tf.nest.map_structure(

@@ -77,40 +77,45 @@ def static_rnn(
     with tf.name_scope(scope or "static_rnn"):
         list_inputs = isinstance(inputs, (list, tuple))
         if list_inputs:
-            steps = checks.step_list(inputs)
+            inputs = checks.step_list(inputs)
+            first_step = inputs[0]
+            time_steps = len(inputs)
         else:
             inputs = checks.sequence_tensor(inputs, time_major, "static_rnn")
             time_axis = 0 if time_major else 1
-            if inputs.shape[time_axis] is None:
+            time_steps = inputs.shape[time_axis]
+            if time_steps is None:
                 raise ValueError(
                     "static_rnn: the number of time steps must be known when the "
                     f"graph is built, but inputs have shape {inputs.shape}. Use "
-                    "tfrnn.dynamic_rnn for sequences whose length varies, or fix the "
-                    "time dimension (e.g. tf.TensorSpec([None, 28, 28]) in the "
+                    "tfrnn.dynamic_rnn for sequences whose length varies, or fix "
+                    "the time dimension (e.g. tf.TensorSpec([None, 28, 28]) in the "
                     "tf.function's input_signature)."
                 )
-            steps = tf.unstack(inputs, axis=time_axis)
-        if not steps:
-            raise ValueError("static_rnn: inputs have 0 time steps; give at least one.")
-        batch_size = steps[0].shape[0]
+            if time_steps == 0:
+                raise ValueError(
+                    "static_rnn: inputs have 0 time steps; give at least one."
+                )
+            first_step = tf.gather(inputs, 0, axis=time_axis)
+        batch_size = first_step.shape[0]
         if batch_size is None:
-            batch_size = tf.shape(steps[0])[0]
+            batch_size = tf.shape(first_step)[0]
         state, lengths = checks.unroll_arguments(
             cell,
             batch_size,
-            steps[0].shape[-1],
-            len(steps),
-            dtype or steps[0].dtype,
+            first_step.shape[-1],
+            time_steps,
+            dtype or first_step.dtype,
             initial_state,
             sequence_length,
             "static_rnn",
         )
-        step.begin_sequence(cell, steps[0], state, training)
+        step.begin_sequence(cell, first_step, state, training)
+        inputs, step_fn = step.cell_step(cell, inputs, training)
+        steps = inputs if list_inputs else tf.unstack(inputs, axis=time_axis)
         outputs, all_states = [], []
         for time, step_input in enumerate(steps):
-            output, state = step.rnn_step(
-                cell, step_input, state, time, lengths, training
-            )
+            output, state = step.rnn_step(step_fn, step_input, state, time, lengths)
             outputs.append(output)
             all_states.append(state)
         step.end_sequence(cell)

@@ -14,16 +14,17 @@ import tensorflow as tf
 
 
 def call_cell(cell, step_input, state, training=None):
-    """`cell(step_input, state)`, with the new state in `state`'s structure.
-
-    Keras cells are free to return a list where they were given a tuple (or a
-    list of one tensor where they were given a tensor); the unrolls need the
-    structure to stay fixed from step to step, so it is restored here.
-    """
+    """`cell(step_input, state)`, with the new state in `state`'s structure."""
     kwargs = {}
     if training is not None and getattr(cell, "_call_has_training_arg", False):
         kwargs["training"] = training
     output, new_state = cell(step_input, state, **kwargs)
+    return output, _as_structure_of(state, new_state, cell)
+
+
+def _as_structure_of(state, new_state, cell):
+    """Keras cells may return a list for a tuple, or `[h]` for `h`; the unrolls
+    need the state's structure fixed from step to step, so it is restored."""
     new_leaves = tf.nest.flatten(new_state)
     if len(new_leaves) != len(tf.nest.flatten(state)):
         raise ValueError(
@@ -31,32 +32,61 @@ def call_cell(cell, step_input, state, training=None):
             f"tensors for a state of {len(tf.nest.flatten(state))}: its "
             "state_size does not describe the state its call() returns."
         )
-    return output, tf.nest.pack_sequence_as(state, new_leaves)
+    return tf.nest.pack_sequence_as(state, new_leaves)
 
 
-def rnn_step(cell, step_input, state, time, sequence_length=None, training=None):
-    """One step, with TF1's rule for padded rows.
+def cell_step(cell, inputs, training=None):
+    """What the unrolls run at each step: `(step_inputs, step_fn)`.
+
+    `step_fn(step_input, state) -> (output, new_state)` is one step of `cell`.
+    A cell that splits its work into `project_inputs` (the input's share,
+    independent of the state) and `recurrent_call` (the rest), as
+    `tfrnn.LSTMCell` does, has the projection computed here for all steps at
+    once (one `[B*T, F] x [F, 4H]` matmul instead of T small ones) and
+    `step_fn` does only the recurrent part: the same arithmetic, hoisted out of
+    the loop.
+
+    Args:
+      cell: the cell.
+      inputs: a `[..., features]` tensor (any leading time/batch axes), or a
+        list of `[batch, features]` tensors.
+      training: passed to the cell.
+    """
+    if not callable(getattr(cell, "project_inputs", None)):
+        return inputs, lambda x, state: call_cell(cell, x, state, training)
+    steps = inputs if isinstance(inputs, list) else [inputs]
+    if not cell.built:
+        cell.build((None, steps[0].shape[-1]))
+    projected = [cell.project_inputs(x) for x in steps]
+
+    def step_fn(projected_input, state):
+        output, new_state = cell.recurrent_call(projected_input, state)
+        return output, _as_structure_of(state, new_state, cell)
+
+    return (projected if isinstance(inputs, list) else projected[0]), step_fn
+
+
+def rnn_step(step_fn, step_input, state, time, sequence_length=None):
+    """One step, with TF1's rule for padded rows; both unrolls call this.
 
     ```
-    output, new_state = cell(step_input, state)
+    output, new_state = step_fn(step_input, state)    # the cell's step
     for each row b with time >= sequence_length[b]:   # past the row's end
         output[b] = 0                                 # zeros, as tf.nn.*_rnn
         new_state[b] = state[b]                       # state copied through
     ```
 
     Args:
-      cell: a Keras RNN cell (anything with `state_size` and a
-        `call(inputs, states)` returning `(output, new_state)`).
-      step_input: `[batch, features]` input at this step.
+      step_fn: one step of the cell, from `cell_step`.
+      step_input: this step's `[batch, ...]` input (from `cell_step`).
       state: the state nest before this step.
       time: the step index, a Python int or a scalar int32 tensor.
       sequence_length: None, or an int32 `[batch]` vector of valid lengths.
-      training: passed to cells whose `call` takes `training`.
 
     Returns:
       `(output, new_state)`.
     """
-    output, new_state = call_cell(cell, step_input, state, training)
+    output, new_state = step_fn(step_input, state)
     if sequence_length is None:
         return output, new_state
     finished = time >= sequence_length  # [batch] bool

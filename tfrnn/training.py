@@ -501,7 +501,7 @@ def model_variables(model):
 
 def restore_model(model, checkpoint_path):
     """Loads a training checkpoint's weights into `model` (built alike)."""
-    tf.train.Checkpoint(model=model_variables(model)).restore(
+    tf.train.Checkpoint(model=model_variables(model)).read(
         str(checkpoint_path)
     ).expect_partial().assert_existing_objects_matched()
 

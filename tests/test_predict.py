@@ -1,0 +1,170 @@
+"""`tfrnn.predict`: accuracy of the export, the two figures, clear errors."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from matplotlib import image as mpimg
+
+from tfrnn import predict, training
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def train_tiny(directory, mode, **overrides):
+    config = training.Config(
+        mode=mode,
+        units=16,
+        train_examples=512,
+        test_examples=128,
+        batch_size=64,
+        max_epochs=1,
+        model_dir=str(directory),
+        deterministic=False,
+        **overrides,
+    )
+    training.train(config, log=lambda *_: None)
+    return pathlib.Path(directory)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two trained runs: static (which reaches its low target) and dynamic."""
+    root = tmp_path_factory.mktemp("predict")
+    return {
+        "static": train_tiny(root / "static", "static", target_accuracy=0.01),
+        "dynamic": train_tiny(root / "dynamic", "dynamic"),
+    }
+
+
+@pytest.fixture(scope="module")
+def evaluations(runs):
+    return {mode: predict.evaluate_export(path) for mode, path in runs.items()}
+
+
+def run_main(model_dir, output_dir=None, examples=None):
+    """`predict.main` with its own flag values (absl's global ones stay clean)."""
+    flag_values = flags.FlagValues()
+    predict.define_flags(flag_values)
+    argv = ["predict", f"--model_dir={model_dir}"]
+    if output_dir is not None:
+        argv.append(f"--output_dir={output_dir}")
+    if examples is not None:
+        argv.append(f"--examples={examples}")
+    predict.main(flag_values(argv)[:1], flag_values)
+
+
+def assert_png(path, min_width=300, min_height=300):
+    path = pathlib.Path(path)
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    pixels = mpimg.imread(path)
+    height, width = pixels.shape[:2]
+    assert width >= min_width and height >= min_height, pixels.shape
+    assert pixels[..., :3].std() > 0.05, f"{path} is (nearly) blank"
+    return pixels
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_accuracy_equals_training_report(runs, evaluations, mode):
+    evaluation = evaluations[mode]
+    report = json.loads((runs[mode] / "report.json").read_text())
+    assert evaluation.examples == report["test_examples"] == 128
+    assert len(evaluation.labels) == len(evaluation.probabilities) == 128
+    assert evaluation.accuracy == report["evaluations"][-1]["test_accuracy"]
+    assert evaluation.reported == report["evaluations"][-1]
+    assert evaluation.meta["mode"] == mode
+    np.testing.assert_allclose(evaluation.probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+def test_cli_static_prints_accuracy_and_writes_both_figures(
+    runs, evaluations, tmp_path, capsys
+):
+    run_main(runs["static"], output_dir=tmp_path)
+    printed = capsys.readouterr().out
+    accuracy = evaluations["static"].accuracy
+    assert f"test accuracy {accuracy:.4f}" in printed
+    assert "of 128 test examples of mnist" in printed
+    assert "wrote" in printed and "steps.png" in printed
+    predictions = assert_png(tmp_path / "predictions.png")
+    steps = assert_png(tmp_path / "steps.png")
+    assert steps.shape[1] > steps.shape[0]  # four plots side by side
+    assert predictions.shape[0] >= 600  # a 4 x 4 grid
+
+
+def test_cli_dynamic_writes_no_steps_and_defaults_to_model_dir(runs, capsys):
+    run_main(runs["dynamic"], examples=9)
+    assert "test accuracy" in capsys.readouterr().out
+    assert_png(runs["dynamic"] / "predictions.png")
+    assert not (runs["dynamic"] / "steps.png").exists()
+
+
+def test_prediction_grid_marks_wrong_predictions(evaluations, tmp_path):
+    evaluation = evaluations["static"]
+    path = predict.plot_predictions(evaluation, tmp_path / "grid.png", examples=16)
+    assert_png(path)
+    # The titles come from the same predictions the accuracy counts.
+    assert np.array_equal(
+        evaluation.predictions, np.argmax(evaluation.probabilities, -1)
+    )
+
+
+def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path):
+    steps = predict.plot_steps(runs["static"], tmp_path / "steps.png", examples=4)
+    assert steps.path == tmp_path / "steps.png"
+    assert steps.probabilities.shape == (4, 28, 10)
+    np.testing.assert_allclose(
+        steps.probabilities[:, -1], steps.model_probabilities, atol=1e-5
+    )
+    # The weights restored are the trained ones: the export agrees too.
+    np.testing.assert_allclose(
+        steps.probabilities[:, -1], evaluations["static"].probabilities[:4], atol=1e-5
+    )
+    np.testing.assert_array_equal(steps.labels, evaluations["static"].labels[:4])
+    np.testing.assert_allclose(steps.probabilities.sum(-1), 1.0, atol=1e-5)
+    # The probabilities move as rows are read (not one curve repeated).
+    assert np.abs(np.diff(steps.probabilities, axis=1)).max() > 1e-3
+
+
+def test_steps_use_target_checkpoint_when_present(runs):
+    static, dynamic = runs["static"], runs["dynamic"]
+    assert (static / "target" / "ckpt.index").exists()
+    assert predict.checkpoint_path(static) == str(static / "target" / "ckpt")
+    assert predict.checkpoint_path(dynamic) == tf.train.latest_checkpoint(
+        str(dynamic / "checkpoints")
+    )
+
+
+def test_steps_refuse_a_dynamic_model(runs):
+    with pytest.raises(ValueError, match="--mode=static"):
+        predict.plot_steps(runs["dynamic"])
+
+
+def test_missing_export_says_train_first(runs, tmp_path):
+    (tmp_path / "config.json").write_text((runs["dynamic"] / "config.json").read_text())
+    with pytest.raises(SystemExit, match="train first with `python -m tfrnn.train"):
+        predict.evaluate_export(tmp_path)
+    with pytest.raises(SystemExit, match="does not exist.*train first"):
+        predict.evaluate_export(tmp_path / "nowhere")
+
+
+def test_cli_missing_export_exits_with_the_message(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "tfrnn.predict", f"--model_dir={tmp_path}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert process.returncode == 1
+    assert f"no exported model in {tmp_path / 'export'}" in process.stderr
+    assert f"train first with `python -m tfrnn.train --model_dir={tmp_path}`" in (
+        process.stderr
+    )
+    assert not (tmp_path / "predictions.png").exists()
