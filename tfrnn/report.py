@@ -51,6 +51,22 @@ def peak_memory_bytes():
     """Peak GPU memory when there is a GPU, else the process's peak host RSS."""
     if tf.config.list_physical_devices("GPU"):
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    return host_peak_bytes()
+
+
+def host_peak_bytes():
+    """This process's peak resident memory: `VmHWM` in /proc/self/status.
+
+    Not `getrusage(RUSAGE_SELF).ru_maxrss`: on Linux a process started from a
+    Python parent keeps the parent's peak as its `ru_maxrss` across exec.
+    `ru_maxrss` is the fallback where /proc is missing.
+    """
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

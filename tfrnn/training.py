@@ -247,7 +247,12 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, checkpoint_dir, max_to_keep=2
         )
-        self.progress = {"evaluations": [], "train_seconds": 0.0, "eval_seconds": 0.0}
+        self.progress = {
+            "evaluations": [],
+            "step_seconds": 0.0,
+            "eval_seconds": 0.0,
+            "wall_seconds": 0.0,
+        }
         self.train_step = tf.function(self._train_step, jit_compile=config.jit_compile)
         self.predict = tf.function(lambda x: self.model(x, training=False))
         self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
@@ -326,11 +331,7 @@ class Trainer:
             0.0,
             0.0,
         )
-        run_start = (
-            time.perf_counter()
-            - self.progress["train_seconds"]
-            - self.progress["eval_seconds"]
-        )
+        run_start = time.perf_counter() - self.progress["wall_seconds"]
         while not reached and int(self.epoch) < config.max_epochs:
             epoch = int(self.epoch)
             for indices in self.index_batches(epoch, int(self.step)):
@@ -346,7 +347,7 @@ class Trainer:
                     first_step_seconds = seconds
                 else:
                     step_seconds.append(seconds)
-                self.progress["train_seconds"] += seconds
+                self.progress["step_seconds"] += seconds
                 examples_seen += config.batch_size
                 interval_loss += loss_sum
                 interval_correct += float(correct)
@@ -377,13 +378,13 @@ class Trainer:
                     self.epoch.assign_add(1)
                     self.step.assign(0)
                 if global_step % config.eval_every_steps == 0 or end_of_epoch:
-                    reached = self._evaluate(global_step, epoch, run_start)
+                    reached = self._evaluate(global_step, run_start)
                 if (
                     reached
                     or global_step % config.checkpoint_every_steps == 0
                     or end_of_epoch
                 ):
-                    self._save()
+                    self._save(run_start)
                 if reached:
                     break
         return self._finish(run_start, trace_seconds, first_step_seconds, step_seconds)
@@ -394,7 +395,7 @@ class Trainer:
             for e in self.progress["evaluations"]
         )
 
-    def _evaluate(self, global_step, epoch, run_start):
+    def _evaluate(self, global_step, run_start):
         started = time.perf_counter()
         accuracy = self.evaluate()
         self.progress["eval_seconds"] += time.perf_counter() - started
@@ -402,7 +403,10 @@ class Trainer:
             "step": global_step,
             "epoch": round(global_step / self.steps_per_epoch, 3),
             "seconds": round(time.perf_counter() - run_start, 3),
-            "train_seconds": round(self.progress["train_seconds"], 3),
+            "train_seconds": round(
+                time.perf_counter() - run_start - self.progress["eval_seconds"], 3
+            ),
+            "step_seconds": round(self.progress["step_seconds"], 3),
             "test_accuracy": accuracy,
         }
         self.progress["evaluations"].append(record)
@@ -420,7 +424,8 @@ class Trainer:
             )
         return reached
 
-    def _save(self):
+    def _save(self, run_start):
+        self.progress["wall_seconds"] = time.perf_counter() - run_start
         self.progress_record.assign(json.dumps(self.progress))
         self.manager.save(
             checkpoint_number=int(self.epoch) * self.steps_per_epoch + int(self.step)
@@ -461,7 +466,7 @@ class Trainer:
                 "examples_per_second": config.batch_size / median * 1000
                 if median
                 else None,
-                "train_seconds": self.progress["train_seconds"],
+                "step_seconds": self.progress["step_seconds"],
                 "eval_seconds": self.progress["eval_seconds"],
                 "steps_timed": len(step_seconds),
             },
@@ -472,6 +477,7 @@ class Trainer:
             "train_seconds_to_target": at_target["train_seconds"]
             if at_target
             else None,
+            "step_seconds_to_target": at_target["step_seconds"] if at_target else None,
             "epochs_to_target": at_target["epoch"] if at_target else None,
             "export": exported,
         }

@@ -1,0 +1,1 @@
+"""tfrnn experiments: `python -m experiments.NAME`, results in experiments/results."""

@@ -1,0 +1,295 @@
+"""The benchmark: one tiny run, its records, table and ratios. No timing is asserted."""
+
+import copy
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from experiments import bench
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Reached at the first evaluation (4 steps): a model that predicts any one
+# class already gets ~10 % of 256 test rows right.
+TINY = bench.Settings(
+    target=0.05,
+    max_epochs=1,
+    units=16,
+    train_examples=1024,
+    test_examples=256,
+    eval_every_steps=4,
+)
+POSITIVE = (
+    "first_step_seconds",
+    "first_step_total_seconds",
+    "median_step_ms",
+    "examples_per_second",
+    "steps",
+    "steps_timed",
+    "wall_seconds",
+    "train_seconds",
+    "step_seconds",
+    "eval_seconds",
+    "peak_memory_bytes",
+    "parameters",
+    "process_seconds",
+    "seconds_to_target",
+    "train_seconds_to_target",
+    "step_seconds_to_target",
+    "epochs_to_target",
+    "steps_to_target",
+)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """Every system (torch only when importable, keras_cudnn only on a GPU)."""
+    output = tmp_path_factory.mktemp("results")
+    lines = []
+    result = bench.run(
+        TINY,
+        systems=bench.SYSTEMS,
+        recipes=("shared",),
+        output=output,
+        quick=True,
+        log=lines.append,
+    )
+    return result, output, lines
+
+
+def test_writes_json_and_markdown(quick_run):
+    result, output, _ = quick_run
+    assert result["json"] == output / "bench-quick.json"
+    assert result["markdown"] == output / "bench-quick.md"
+    saved = json.loads(result["json"].read_text())
+    assert isinstance(saved, list)
+    assert saved == json.loads(json.dumps(result["records"], default=str))
+
+
+def test_every_record_has_the_schema(quick_run):
+    result, _, _ = quick_run
+    records = json.loads(result["json"].read_text())
+    assert [(r["system"], r["recipe"]) for r in records] == [
+        (s, "shared") for s in bench.SYSTEMS
+    ]
+    assert len({r["run_id"] for r in records}) == 1
+    for r in records:
+        assert set(r) == set(bench.RECORD_FIELDS), r["system"]
+        assert r["status"] in ("ok", "failed", "skipped")
+        assert r["recipe_values"] == bench.SHARED_RECIPE
+        assert r["settings"]["units"] == TINY.units and r["target"] == TINY.target
+        assert {"date", "device", "tensorflow", "keras", "tfrnn"} <= set(
+            r["environment"]
+        )
+    by_system = {r["system"]: r for r in records}
+    for system in ("tfrnn_dynamic", "tfrnn_static", "keras_while", "keras_unroll"):
+        assert by_system[system]["status"] == "ok", by_system[system]["error"]
+    gpu = by_system["tfrnn_dynamic"]["gpu"]
+    assert by_system["keras_cudnn"]["status"] == ("ok" if gpu else "skipped")
+    if bench.available("torch") is None:
+        assert by_system["torch"]["status"] == "ok", by_system["torch"]["error"]
+        assert by_system["torch"]["environment"]["torch"]
+    else:
+        assert by_system["torch"]["status"] == "skipped"
+        assert "PyTorch" in by_system["torch"]["note"]
+
+    for r in records:
+        if r["status"] != "ok":
+            assert r["note"] and r["median_step_ms"] is None
+            continue
+        assert r["target_reached"] is True, r["system"]
+        for field in POSITIVE:
+            assert r[field] > 0, (r["system"], field)
+        assert r["best_test_accuracy"] >= r["target"]
+        assert r["seconds_to_target"] >= r["train_seconds_to_target"]
+        assert r["train_seconds_to_target"] >= r["step_seconds_to_target"]
+        assert r["examples_per_second"] == pytest.approx(
+            r["recipe_values"]["batch_size"] / r["median_step_ms"] * 1000
+        )
+        assert r["evaluations"] and r["evaluations"][-1]["test_accuracy"] >= 0.05
+        for e in r["evaluations"]:
+            assert set(e) == {
+                "step",
+                "epoch",
+                "seconds",
+                "train_seconds",
+                "step_seconds",
+                "test_accuracy",
+            }
+            assert e["seconds"] >= e["train_seconds"] > 0 and e["step"] > 0
+        assert isinstance(r["kernel"], str) and isinstance(r["xla"], bool)
+        assert r["xla"] is False  # the shared recipe: jit_compile=False
+    # tfrnn traces before its first step; Keras and PyTorch trace inside it.
+    for system in ("tfrnn_dynamic", "tfrnn_static"):
+        assert by_system[system]["trace_seconds"] > 0
+    assert by_system["keras_while"]["trace_seconds"] is None
+    # The same LSTM: equal parameter counts for tfrnn and Keras.
+    params = {by_system[s]["parameters"] for s in bench.SYSTEMS[:4]}
+    assert params == {4 * 16 * (28 + 16 + 1) + 16 * 10 + 10}
+    if not gpu:  # the kernel named is the one read from the traced graph
+        assert by_system["keras_while"]["kernel"] == "generic while_loop"
+        assert by_system["keras_unroll"]["kernel"] == "generic unrolled"
+
+
+def test_markdown_table_has_a_row_per_record(quick_run):
+    result, _, lines = quick_run
+    markdown = result["markdown"].read_text()
+    table = markdown.split("\n## ")[0]
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| ") and not line.startswith("| system |")
+    ]
+    records = result["records"]
+    assert len(rows) == len(records)
+    for row, record in zip(rows, records):
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        assert len(cells) == len(bench.TABLE_HEADER)
+        assert cells[:2] == [record["system"], record["recipe"]]
+        if record["status"] == "skipped":
+            assert cells[-1].startswith("skipped:")
+    assert markdown.strip() in "\n".join(lines)  # printed as well
+
+
+def test_ratios_come_from_this_run_only(quick_run):
+    result, _, _ = quick_run
+    records = json.loads(result["json"].read_text())
+    run_id = records[0]["run_id"]
+    found = bench.ratios(records)
+    assert found == result["ratios"]
+    by_system = {r["system"]: r for r in records}
+    pairs = {(f["metric"], f["numerator"], f["denominator"]) for f in found}
+    assert ("median_step_ms", "tfrnn_dynamic", "keras_while") in pairs
+    assert ("median_step_ms", "tfrnn_static", "keras_while") in pairs
+    assert {("train_seconds_to_target", m) for m in bench.TFRNN_SYSTEMS} <= {
+        (metric, numerator) for metric, numerator, _ in pairs
+    }
+    if by_system["torch"]["status"] == "ok":
+        assert ("median_step_ms", "tfrnn_dynamic", "torch") in pairs
+    for f in found:
+        assert f["run_id"] == run_id and f["recipe"] == "shared"
+        numerator = by_system[f["numerator"]][f["metric"]]
+        denominator = by_system[f["denominator"]][f["metric"]]
+        assert f["value"] == pytest.approx(numerator / denominator)
+        if f["metric"] == "train_seconds_to_target":  # the fastest Keras system
+            keras = [
+                by_system[s][f["metric"]]
+                for s in bench.KERAS_SYSTEMS
+                if by_system[s]["status"] == "ok"
+            ]
+            if f["denominator"].startswith("keras"):
+                assert denominator == min(keras)
+    markdown = result["markdown"].read_text()
+    for f in found:
+        assert bench.ratio_row(f) in markdown
+
+    # A record of another run changes nothing, and is refused unless run_id says.
+    other = copy.deepcopy(by_system["keras_while"])
+    other.update(
+        run_id="another-run", median_step_ms=1e-6, train_seconds_to_target=1e-6
+    )
+    with pytest.raises(ValueError, match="one run"):
+        bench.ratios(records + [other])
+    assert bench.ratios(records + [other], run_id=run_id) == found
+
+
+def test_progress_is_shown(quick_run):
+    result, _, lines = quick_run
+    for record in result["records"]:
+        name = f"{record['system']} ({record['recipe']})"
+        ends = [line for line in lines if line.startswith("[") and name + ":" in line]
+        if record["status"] == "skipped":
+            assert len(ends) == 1 and "skipped" in ends[0]
+            continue
+        assert len(ends) == 2 and ends[0].endswith("start"), ends
+        evaluations = [
+            line for line in lines if line.startswith(f"    {name}: evaluation at step")
+        ]
+        assert len(evaluations) == len(record["evaluations"])
+
+
+def test_a_failing_system_is_recorded_not_raised(tmp_path):
+    bench.write_data(TINY, tmp_path)
+    record = bench.new_record("r1", "keras_while", "shared", TINY)
+    record["recipe_values"] = {**record["recipe_values"], "optimizer": "nope"}
+    record = bench.run_one(record, tmp_path, log=lambda line: None)
+    assert record["status"] == "failed"
+    assert "nope" in record["error"] and record["median_step_ms"] is None
+    assert "failed: ValueError" in bench.table_row(record)
+
+
+def test_a_hung_or_crashed_process_is_a_failed_record(tmp_path):
+    record = bench.new_record("r1", "tfrnn_dynamic", "shared", TINY)
+    record = bench.run_isolated(record, tmp_path, log=lambda line: None, timeout=0.5)
+    assert record["status"] == "failed" and "timed out" in record["error"]
+
+
+def test_recipes_are_recorded_and_checked(monkeypatch):
+    for system in bench.SYSTEMS:
+        assert set(bench.recipe_for(system, "best")) == set(bench.SHARED_RECIPE)
+    monkeypatch.setitem(bench.BEST_RECIPES, "torch", {"learning_rate": 0.01})
+    with pytest.raises(ValueError, match="exactly the keys"):
+        bench.recipe_for("torch", "best")
+    tuned = {**bench.SHARED_RECIPE, "learning_rate": 0.005}
+    monkeypatch.setitem(bench.BEST_RECIPES, "tfrnn_static", tuned)
+    record = bench.new_record("r1", "tfrnn_static", "best", TINY)
+    assert record["recipe"] == "best" and record["recipe_values"] == tuned
+
+
+def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
+    runs = []
+
+    def fake_run(record, workdir, log, timeout):
+        runs.append((record["system"], record["recipe"]))
+        log("evaluation at step 4 (epoch 0.5): test accuracy 0.5000 after 1.0 s")
+        base = 10.0 if record["system"] == "keras_while" else 5.0
+        record = dict(record, status="ok", target_reached=True)
+        record.update(
+            {f: base for f in bench.RESULT_FIELDS if f.endswith(("_ms", "seconds"))},
+            evaluations=[{"step": 4, "test_accuracy": 0.5}],
+        )
+        return record
+
+    monkeypatch.setattr(bench, "run_isolated", fake_run)
+    tuned = {**bench.SHARED_RECIPE, "learning_rate": 0.003}
+    monkeypatch.setitem(bench.BEST_RECIPES, "tfrnn_dynamic", tuned)
+    result = bench.run(
+        TINY,
+        systems=("tfrnn_dynamic", "keras_while"),
+        recipes=("shared", "best"),
+        output=tmp_path,
+        log=lambda line: None,
+    )
+    assert runs == [
+        ("tfrnn_dynamic", "shared"),
+        ("keras_while", "shared"),
+        ("tfrnn_dynamic", "best"),
+    ]
+    assert (tmp_path / "bench.json").exists() and (tmp_path / "bench.md").exists()
+    best = {r["system"]: r for r in result["records"] if r["recipe"] == "best"}
+    assert best["tfrnn_dynamic"]["recipe_values"] == tuned
+    assert "same_run_as" not in best["tfrnn_dynamic"]["extra"]
+    assert best["keras_while"]["extra"]["same_run_as"] == "shared"
+    assert "not run again" in best["keras_while"]["note"]
+    values = {
+        (f["recipe"], f["metric"], f["numerator"]): f["value"] for f in result["ratios"]
+    }
+    assert values[("best", "median_step_ms", "tfrnn_dynamic")] == pytest.approx(0.5)
+    assert "(the shared run: same recipe)" in result["markdown"].read_text()
+
+
+def test_cli_refuses_bad_flags():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.bench", "--systems=tfrnn,keras"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--systems takes a comma-separated subset of" in done.stderr
