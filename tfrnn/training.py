@@ -253,8 +253,14 @@ class Trainer:
             "eval_seconds": 0.0,
             "wall_seconds": 0.0,
         }
-        self.train_step = tf.function(self._train_step, jit_compile=config.jit_compile)
-        self.predict = tf.function(lambda x: self.model(x, training=False))
+        # No AutoGraph: the step has no tensor-dependent Python control flow,
+        # and converting the Keras call tree took most of the trace time.
+        self.train_step = tf.function(
+            self._train_step, jit_compile=config.jit_compile, autograph=False
+        )
+        self.predict = tf.function(
+            lambda x: self.model(x, training=False), autograph=False
+        )
         self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
 
     # --- the steps -----------------------------------------------------------
