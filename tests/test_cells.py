@@ -141,3 +141,26 @@ def test_keras_cell_dropout_runs_in_while_loop():
 def test_bad_cell_arguments(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("unroll", [tfrnn.static_rnn, tfrnn.dynamic_rnn])
+@pytest.mark.parametrize(
+    "make_cell",
+    [
+        lambda dtype: keras.layers.GRUCell(4, dtype=dtype),
+        lambda dtype: tfrnn.LSTMCell(4, use_peepholes=True, num_proj=3, dtype=dtype),
+    ],
+    ids=["keras-gru", "tfrnn-lstm"],
+)
+def test_cells_compute_in_their_own_dtype(unroll, make_cell):
+    # Mixed precision: float16 compute with float32 weights, fed float32 inputs.
+    cell = make_cell("mixed_float16")
+    outputs, state = unroll(cell, tf.ones([2, 3, F]))
+    assert outputs.dtype == tf.float16
+    assert all(leaf.dtype == tf.float16 for leaf in tf.nest.flatten(state))
+    # float64 inputs to a float32 cell are cast, as Keras's own layers do.
+    reference = make_cell("float32")
+    outputs64, _ = unroll(reference, tf.ones([2, 3, F], tf.float64))
+    outputs32, _ = unroll(reference, tf.ones([2, 3, F]))
+    assert outputs64.dtype == tf.float32
+    np.testing.assert_array_equal(outputs64, outputs32)

@@ -64,7 +64,8 @@ def dynamic_rnn(
       parallel_iterations: `tf.while_loop`'s (default 32).
       swap_memory: let the loop swap activations kept for backprop from GPU
         to host memory (long sequences that do not fit on the GPU).
-      dtype: dtype of the default initial state (by default the inputs').
+      dtype: dtype of the default initial state (by default the cell's
+        compute dtype, else the inputs').
       training: passed to the cell (dropout is active only when True).
       scope: name scope for the ops.
 
@@ -88,7 +89,7 @@ def dynamic_rnn(
             batch_size,
             inputs.shape[2],
             time_steps,
-            dtype or inputs.dtype,
+            dtype or step.compute_dtype(cell, inputs.dtype),
             initial_state,
             sequence_length,
             "dynamic_rnn",
@@ -110,7 +111,7 @@ def dynamic_rnn(
             step_inputs.dtype, size=time_steps, element_shape=step_input_shape
         ).unstack(step_inputs)
         output_ta = tf.TensorArray(
-            inputs.dtype,
+            step.compute_dtype(cell, inputs.dtype),
             size=loop_steps,
             element_shape=[inputs.shape[1], step.output_size(cell)],
         )

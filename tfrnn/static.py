@@ -57,7 +57,7 @@ def static_rnn(
       time_major: whether `inputs` and `outputs` are `[time, batch, ...]`.
       return_all_states: also return every step's state.
       dtype: dtype of the default initial state (TF1's argument; by default the
-        inputs' dtype).
+        cell's compute dtype, else the inputs').
       training: passed to the cell (dropout is active only when True).
       scope: name scope for the ops.
 
@@ -105,7 +105,7 @@ def static_rnn(
             batch_size,
             first_step.shape[-1],
             time_steps,
-            dtype or first_step.dtype,
+            dtype or step.compute_dtype(cell, first_step.dtype),
             initial_state,
             sequence_length,
             "static_rnn",

@@ -57,7 +57,7 @@ def cell_step(cell, inputs, training=None):
     steps = inputs if isinstance(inputs, list) else [inputs]
     if not cell.built:
         cell.build((None, steps[0].shape[-1]))
-    projected = [cell.project_inputs(x) for x in steps]
+    projected = [cell.project_inputs(tf.cast(x, cell.compute_dtype)) for x in steps]
 
     def step_fn(projected_input, state):
         output, new_state = cell.recurrent_call(projected_input, state)
@@ -98,6 +98,12 @@ def rnn_step(step_fn, step_input, state, time, sequence_length=None):
     output = keep_old_where_finished(output, tf.zeros_like(output))
     new_state = tf.nest.map_structure(keep_old_where_finished, new_state, state)
     return output, new_state
+
+
+def compute_dtype(cell, inputs_dtype):
+    """The dtype a cell computes (and keeps its state) in: a Keras cell's
+    `compute_dtype` (float16 under mixed precision), else the inputs'."""
+    return tf.as_dtype(getattr(cell, "compute_dtype", None) or inputs_dtype)
 
 
 def zero_state(cell, batch_size, dtype=tf.float32):
