@@ -1,0 +1,394 @@
+"""experiments/: tiny runs write their JSON, Markdown and PNG with the documented fields.
+
+No test asserts a timing (the machine is shared); only that numbers are there,
+of the right type, and that the structural results hold (a static model
+refuses another length, a dynamic one takes it; the gradient check passes).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package
+NUMBER = (int, float)
+
+
+def run_module(module, *flags, timeout=300):
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", module, *flags],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def assert_environment(record):
+    env = record["environment"]
+    for key in ("date", "device", "tensorflow", "keras", "python", "tfrnn"):
+        assert isinstance(env[key], str) and env[key], key
+
+
+def assert_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 5000
+
+
+# --- static_vs_dynamic -------------------------------------------------------------
+
+GROWTH_NUMBERS = (
+    "trace_seconds",
+    "first_step_seconds",
+    "median_step_ms",
+    "examples_per_second",
+    "memory_bytes",
+    "peak_memory_bytes",
+    "memory_before_build_bytes",
+    "export_bytes",
+    "export_seconds",
+    "export_load_seconds",
+)
+
+
+@pytest.fixture(scope="module")
+def static_vs_dynamic(tmp_path_factory):
+    output = tmp_path_factory.mktemp("svd")
+    run_module(
+        "experiments.static_vs_dynamic",
+        "--quick",
+        f"--output={output}",
+        "--systems=tfrnn_static,keras_loop",
+        "--time_steps=28",
+        "--units=8",
+        "--warmup_steps=0",
+        "--timed_steps=2",
+        "--accuracy_units=8",
+        "--accuracy_max_epochs=1",
+        "--accuracy_train_examples=512",
+        "--accuracy_test_examples=256",
+        "--accuracy_target=0.01",
+    )
+    records = json.loads((output / "static_vs_dynamic-quick.json").read_text())
+    return output, records
+
+
+def test_static_vs_dynamic_growth_records(static_vs_dynamic):
+    _, records = static_vs_dynamic
+    growth = {r["system"]: r for r in records if r["measurement"] == "growth"}
+    assert set(growth) == {"tfrnn_static", "keras_loop"}
+    for system, r in growth.items():
+        assert r["status"] == "ok", r
+        assert_environment(r)
+        assert (r["cell"], r["units"], r["T"], r["F"], r["batch"]) == (
+            "lstm",
+            8,
+            28,
+            28,
+            128,
+        )
+        for key in GROWTH_NUMBERS:
+            assert isinstance(r[key], NUMBER) and r[key] >= 0, (system, key)
+        assert isinstance(r["graph_ops"], int) and r["graph_ops"] > 0
+        assert r["steps_timed"] == 2
+        assert r["memory_kind"] in ("cpu_rss", "gpu")
+        if r["memory_kind"] == "cpu_rss":
+            assert isinstance(r["peak_rss_reset"], bool)
+        assert isinstance(r["export_method"], str)
+        assert r["other_length_T"] == 14
+        assert isinstance(r["budget_seconds"], int) and r["wall_seconds"] > 0
+        assert r["completed_phases"][-1] == "done"
+    static, loop = growth["tfrnn_static"], growth["keras_loop"]
+    assert static["accepts_other_length"] is False
+    assert "T=28" in static["other_length_error"]
+    assert loop["accepts_other_length"] is True and loop["other_length_error"] is None
+    for key in ("forward_ms", "forward_all_states_ms", "keras_export_bytes"):
+        assert isinstance(static[key], NUMBER) and static[key] > 0
+    assert "forward_ms" not in loop
+
+
+def test_static_vs_dynamic_accuracy_records(static_vs_dynamic):
+    _, records = static_vs_dynamic
+    accuracy = {r["system"]: r for r in records if r["measurement"] == "accuracy"}
+    assert set(accuracy) == {"tfrnn_static", "keras_loop"}
+    trained = accuracy["tfrnn_static"]
+    assert trained["status"] == "ok", trained
+    assert_environment(trained)
+    assert (trained["T"], trained["F"], trained["cell"]) == (28, 28, "lstm")
+    assert 0.0 <= trained["final_test_accuracy"] <= 1.0
+    assert (trained["units"], trained["target_accuracy"]) == (8, 0.01)
+    # a target of 1 % (far below chance) is reached at the first evaluation
+    assert trained["target_reached"] is True
+    assert trained["seconds_to_target"] > 0 and trained["epochs_to_target"] == 1
+    assert trained["evaluations"] and trained["export_bytes"] > 0
+    assert accuracy["keras_loop"]["status"] == "skipped"
+    assert accuracy["keras_loop"]["reason"]
+
+
+def test_static_vs_dynamic_reports(static_vs_dynamic):
+    output, records = static_vs_dynamic
+    markdown = (output / "static_vs_dynamic-quick.md").read_text()
+    assert "## Verdicts" in markdown and "## Growth with T" in markdown
+    for claim in (
+        "build",
+        "memory",
+        "exports a larger model",
+        "sequence length",
+        "other lengths",
+    ):
+        assert claim in markdown
+    assert "| tfrnn_static | lstm | 8 | 28 | 28 | ok |" in markdown
+    assert_png(output / "static_vs_dynamic_growth-quick.png")
+
+
+def test_static_vs_dynamic_over_budget_skips_larger_t(tmp_path):
+    from experiments import static_vs_dynamic as svd
+
+    s = svd.settings(
+        True,
+        systems=["tfrnn_dynamic"],
+        time_steps=["28", "56"],
+        budget_seconds=1,
+        accuracy=False,
+    )
+    svd.run_all(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads((tmp_path / "static_vs_dynamic-quick.json").read_text())
+    assert [(r["T"], r["status"]) for r in records] == [
+        (28, "over_budget"),
+        (56, "skipped"),
+    ]
+    assert records[0]["budget_seconds"] == 1
+    assert "T=28" in records[1]["reason"]
+    for r in records:
+        assert_environment(r)
+    assert (tmp_path / "static_vs_dynamic-quick.md").exists()
+    assert (tmp_path / "static_vs_dynamic_growth-quick.png").exists()
+
+
+def test_verdicts_from_made_up_records():
+    from experiments import static_vs_dynamic as svd
+
+    def record(system, t, **values):
+        return {
+            "measurement": "growth",
+            "system": system,
+            "cell": "lstm",
+            "T": t,
+            **values,
+        }
+
+    records = [
+        record(
+            "tfrnn_static",
+            28,
+            trace_seconds=1.0,
+            memory_bytes=100,
+            export_bytes=50,
+            accepts_other_length=False,
+            other_length_error="refused",
+        ),
+        record(
+            "tfrnn_dynamic",
+            28,
+            trace_seconds=1.0,
+            memory_bytes=50,
+            export_bytes=100,
+            accepts_other_length=True,
+        ),
+        record(
+            "tfrnn_static", 784, trace_seconds=30.0, memory_bytes=300, export_bytes=60
+        ),
+        record(
+            "tfrnn_dynamic", 784, trace_seconds=1.0, memory_bytes=100, export_bytes=100
+        ),
+    ]
+    found = {claim: verdict for claim, verdict, _ in svd.verdicts(records)}
+    assert (
+        found["static takes longer to build (trace the training step)"]
+        == "depends (on T)"
+    )
+    assert found["static uses more memory (dynamic uses less)"] == "confirmed"
+    assert found["static exports a larger model"] == "refuted"
+    assert (
+        found["static must be used with the sequence length it was trained on"]
+        == "confirmed"
+    )
+    assert found["dynamic accepts other lengths"] == "confirmed"
+
+
+def test_chunked_pixels_reads_consecutive_pixels():
+    from experiments import static_vs_dynamic as svd
+
+    images = np.arange(2 * 784, dtype=np.int64).reshape(2, 28, 28) % 256
+    images = images.astype(np.uint8)
+    for t in (28, 56, 784):
+        x = svd.chunked_pixels(images, t)
+        assert x.shape == (2, t, 784 // t) and x.dtype == np.float32
+        np.testing.assert_array_equal(
+            x.reshape(2, 784), images.reshape(2, 784) / np.float32(255)
+        )
+    np.testing.assert_array_equal(
+        svd.chunked_pixels(images, 56)[0, 1], images[0, 0, 14:] / np.float32(255)
+    )
+    with pytest.raises(ValueError, match="divide 784"):
+        svd.chunked_pixels(images, 100)
+
+
+# --- gradient_flow -----------------------------------------------------------------
+
+
+def test_gradient_check_tells_true_from_stacked_state_gradients():
+    import keras
+    import tensorflow as tf
+
+    import tfrnn
+    from experiments import gradient_flow
+
+    for cell in (keras.layers.SimpleRNNCell(4), tfrnn.LSTMCell(4)):
+        dense = keras.layers.Dense(3)
+        x = tf.random.normal([2, 6, 3])
+        y = tf.constant([0, 2])
+        tfrnn.static_rnn(cell, x[:, :2])
+        dense(tf.zeros([1, 4]))
+        true = gradient_flow.perturbation_gradients(cell, dense, x, y)
+        assert float(tf.reduce_min(tf.norm(true, axis=-1))) > 0
+        from_tape = gradient_flow.tape_gradients(cell, dense, x, y)
+        assert gradient_flow.check(from_tape["h"], true)["passed"]
+        # The [B, T, H] states of return_all_states are stacked after the fact:
+        # the loss does not depend on them, so their "gradient" is not dL/dh_t.
+        with tf.GradientTape() as tape:
+            outputs, _, states = tfrnn.static_rnn(cell, x, return_all_states=True)
+            loss = gradient_flow._loss(y, dense(outputs[:, -1]))
+        h_states = tf.nest.flatten(states)[0]
+        stacked = tape.gradient(
+            loss, h_states, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        assert not gradient_flow.check(tf.transpose(stacked, [1, 0, 2]), true)["passed"]
+        # float64 twins of the layers give the same norms, up to float32 rounding
+        norms32 = gradient_flow.measure(cell, dense, x, y, "float32")["grad_h_norm"]
+        norms64 = gradient_flow.measure(cell, dense, x, y, "float64")["grad_h_norm"]
+        np.testing.assert_allclose(norms32, norms64, rtol=1e-4)
+
+
+def test_gradient_flow_quick(tmp_path):
+    from experiments import gradient_flow
+
+    s = gradient_flow.settings(
+        True, cells=["rnn", "lstm"], time_steps=56, train_steps=2, test_examples=50
+    )
+    gradient_flow.run(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads((tmp_path / "gradient_flow-quick.json").read_text())
+    assert [(r["cell"], r["phase"]) for r in records] == [
+        ("rnn", "init"),
+        ("rnn", "trained"),
+        ("lstm", "init"),
+        ("lstm", "trained"),
+    ]
+    for r in records:
+        assert_environment(r)
+        assert (r["T"], r["F"], r["units"], r["batch"]) == (56, 14, 16, 4)
+        assert len(r["grad_h_norm"]) == 56
+        assert all(isinstance(v, float) and v >= 0 for v in r["grad_h_norm"])
+        assert r["grad_h_norm"][-1] > 0
+        assert r["check"]["passed"], r["check"]
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        if r["cell"] == "lstm":
+            assert len(r["grad_c_norm"]) == 56
+        else:
+            assert r["grad_c_norm"] is None
+    assert records[1]["train_steps"] == 2 and isinstance(
+        records[1]["train_loss"], float
+    )
+    assert_png(tmp_path / "gradient_flow-quick.png")
+
+
+# --- cells -------------------------------------------------------------------------
+
+
+def test_cells_quick(tmp_path):
+    from experiments import cells
+
+    s = cells.settings(
+        True,
+        models=["lstm_2layers", "cnn_rnn"],
+        datasets=["fashion_mnist"],
+        train_examples=256,
+        test_examples=128,
+        units=8,
+        deterministic=False,  # op determinism is process-wide: not in pytest's process
+    )
+    cells.run(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads((tmp_path / "cells-quick.json").read_text())
+    assert [(r["dataset"], r["model_name"]) for r in records] == [
+        ("fashion_mnist", "lstm_2layers"),
+        ("fashion_mnist", "cnn_rnn"),
+    ]
+    for r in records:
+        assert_environment(r)
+        assert r["mode"] == "dynamic" and r["epochs"] == 1
+        assert r["train_examples"] == 256 and r["test_examples"] == 128
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert r["test_accuracy"] <= r["best_test_accuracy"]
+        assert r["target_accuracy"] == 0.88
+        assert isinstance(r["target_reached"], bool)
+        assert (r["seconds_to_target"] is None) == (not r["target_reached"])
+        assert isinstance(r["parameters"], int) and r["parameters"] > 0
+        assert isinstance(r["median_step_ms"], NUMBER)
+        assert isinstance(r["step_seconds"], NUMBER) and r["step_seconds"] > 0
+    assert records[0]["layers"] == 2 and records[1]["model"] == "cnn_rnn"
+    markdown = (tmp_path / "cells-quick.md").read_text()
+    assert markdown.count("\n| fashion_mnist |") == 2
+
+
+def test_cells_time_to_target():
+    from experiments import cells
+
+    evaluations = [
+        {"test_accuracy": 0.5, "seconds": 1.0},
+        {"test_accuracy": 0.9, "seconds": 2.0},
+        {"test_accuracy": 0.95, "seconds": 3.0},
+    ]
+    assert cells.time_to_target(evaluations, 0.9)["seconds"] == 2.0
+    assert cells.time_to_target(evaluations, 0.99) is None
+
+
+def test_command_lines_refuse_bad_flags(tmp_path):
+    """The CLIs check their flags before TensorFlow starts (the quick runs above
+    go through the same `settings` functions in-process)."""
+    for module, flag, message in (
+        ("experiments.static_vs_dynamic", "--time_steps=100", "does not divide 784"),
+        (
+            "experiments.static_vs_dynamic",
+            "--cells=lstm,bogus",
+            "'bogus' is not one of",
+        ),
+        ("experiments.gradient_flow", "--time_steps=100", "must divide 784"),
+        ("experiments.cells", "--models=lstm,bogus", "'bogus' is not one of"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", module, flag, f"--output={tmp_path}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0 and message in result.stderr, (
+            module,
+            result.stderr,
+        )
+    assert not any(tmp_path.iterdir())
