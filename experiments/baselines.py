@@ -211,7 +211,7 @@ def keras_kernel(model, ops):
     return "generic (no while loop found)"
 
 
-def _keras_optimizer(name, learning_rate):
+def _keras_optimizer(name, learning_rate, clip_norm=None):
     import keras
 
     optimizers = {
@@ -221,7 +221,7 @@ def _keras_optimizer(name, learning_rate):
     }
     if name not in optimizers:
         raise ValueError(f"optimizer {name!r} is not one of: {', '.join(optimizers)}")
-    return optimizers[name](learning_rate=learning_rate)
+    return optimizers[name](learning_rate=learning_rate, global_clipnorm=clip_norm)
 
 
 def train_keras(
@@ -237,6 +237,7 @@ def train_keras(
     log=print,
     optimizer="adam",
     jit_compile=False,
+    clip_norm=None,
 ):
     """Trains `model` with `model.fit` on `tf.data` until the test accuracy >= target.
 
@@ -258,7 +259,7 @@ def train_keras(
             f"{len(data.x_train)} training examples"
         )
     model.compile(
-        optimizer=_keras_optimizer(optimizer, learning_rate),
+        optimizer=_keras_optimizer(optimizer, learning_rate, clip_norm),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=jit_compile,
@@ -329,6 +330,7 @@ def train_torch(
     units=128,
     optimizer="adam",
     deterministic=False,
+    clip_norm=None,
 ):
     """`nn.LSTM(F, units, batch_first=True)` + `nn.Linear`, Adam, cross-entropy.
 
@@ -410,6 +412,8 @@ def train_torch(
             loss = loss_fn(logits, y_train[indices])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             opt.step()
             loss.item()  # waits for the step (CUDA runs asynchronously)
             if not clock.stepped(time.perf_counter() - started):

@@ -256,6 +256,7 @@ def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "run_isolated", fake_run)
     tuned = {**bench.SHARED_RECIPE, "learning_rate": 0.003}
     monkeypatch.setitem(bench.BEST_RECIPES, "tfrnn_dynamic", tuned)
+    monkeypatch.setitem(bench.BEST_RECIPES, "keras_while", dict(bench.SHARED_RECIPE))
     result = bench.run(
         TINY,
         systems=("tfrnn_dynamic", "keras_while"),

@@ -56,7 +56,9 @@ def define_flags():
     )
     flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Learning rate.")
     flags.DEFINE_float(
-        "clip_norm", _DEFAULTS.clip_norm, "Clip gradients to this global norm."
+        "clip_norm",
+        _DEFAULTS.clip_norm,
+        "Clip gradients to this global norm (0: no clipping).",
     )
     flags.DEFINE_float(
         "target_accuracy",
