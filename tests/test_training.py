@@ -236,3 +236,25 @@ def test_cli_refuses_bad_flags_with_messages(tmp_path):
         output = process.communicate()[0]
         assert process.returncode != 0
         assert message in output, output
+
+
+def test_permuted_export_reads_images_in_the_training_order(tmp_path):
+    from tfrnn import models
+
+    model = models.build_classifier("dynamic", "gru", 8, time_steps=784, features=1)
+    meta = {
+        "mode": "dynamic",
+        "sequence": "permuted",
+        "time_steps": 784,
+        "features": 1,
+        "image_shape": [28, 28],
+        "permutation_seed": 0,
+    }
+    export.export(model, tmp_path, meta)
+    images = data.load_arrays("mnist").x_test[:4]
+    expected = model(data.to_sequences(images, "permuted"), training=False)
+    loaded = export.load(tmp_path)
+    got = loaded.classify_images(tf.constant(images))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    unpermuted = model(data.to_sequences(images, "pixels"), training=False)
+    assert np.abs(np.asarray(unpermuted) - np.asarray(expected)).max() > 1e-4

@@ -215,6 +215,11 @@ def load_arrays(dataset: str = "mnist", data_dir=None) -> Arrays:
     raise DataError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
 
 
+def pixel_permutation(pixels: int, seed: int = 0) -> np.ndarray:
+    """The fixed order of the `permuted` view (also applied by exported models)."""
+    return np.random.default_rng(seed).permutation(pixels)
+
+
 def to_sequences(
     images: np.ndarray, sequence: str = "rows", permutation_seed: int = 0
 ) -> np.ndarray:
@@ -239,7 +244,7 @@ def to_sequences(
         return x.reshape(n, h, w * c)
     x = x.reshape(n, h * w, c)
     if sequence == "permuted":
-        x = x[:, np.random.default_rng(permutation_seed).permutation(h * w)]
+        x = x[:, pixel_permutation(h * w, permutation_seed)]
     return x
 
 

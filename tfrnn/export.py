@@ -31,8 +31,8 @@ class Classifier(tf.Module):
         self.model = model
         self.meta = meta
         self._permutation = tf.constant(
-            np.random.default_rng(meta["permutation_seed"]).permutation(
-                int(np.prod(meta["image_shape"][:2]))
+            data_lib.pixel_permutation(
+                int(np.prod(meta["image_shape"][:2])), meta["permutation_seed"]
             ),
             tf.int32,
         )
