@@ -12,7 +12,7 @@ from tfrnn import step
 
 
 def sequence_tensor(inputs, time_major, unroll):
-    """`inputs` as a rank-3 tensor, with a clear error for any other rank."""
+    """`inputs` as a rank-3 tensor with at least one step; clear errors otherwise."""
     inputs = tf.convert_to_tensor(inputs)
     if inputs.shape.rank != 3:
         layout = (
@@ -29,6 +29,8 @@ def sequence_tensor(inputs, time_major, unroll):
             f"shape {inputs.shape}. Reshape them, e.g. MNIST images [B, 28, 28] "
             "read row by row are already [batch, time=28, features=28]."
         )
+    if inputs.shape[0 if time_major else 1] == 0:
+        raise ValueError(f"{unroll}: inputs have 0 time steps; give at least one.")
     return inputs
 
 

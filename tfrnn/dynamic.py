@@ -80,10 +80,6 @@ def dynamic_rnn(
         batch_size = inputs.shape[1]
         if batch_size is None:
             batch_size = tf.shape(inputs)[1]
-        if inputs.shape[0] == 0:
-            raise ValueError(
-                "dynamic_rnn: inputs have 0 time steps; give at least one."
-            )
         state, lengths = checks.unroll_arguments(
             cell,
             batch_size,

@@ -92,10 +92,6 @@ def static_rnn(
                     "the time dimension (e.g. tf.TensorSpec([None, 28, 28]) in the "
                     "tf.function's input_signature)."
                 )
-            if time_steps == 0:
-                raise ValueError(
-                    "static_rnn: inputs have 0 time steps; give at least one."
-                )
             first_step = tf.gather(inputs, 0, axis=time_axis)
         batch_size = first_step.shape[0]
         if batch_size is None:
