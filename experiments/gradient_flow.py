@@ -146,9 +146,9 @@ def perturbation_gradients(cell, dense, x, y):
     eps = [tf.zeros([batch, step.output_size(cell)], x.dtype) for _ in steps]
     with tf.GradientTape() as tape:
         tape.watch(eps)
-        step_inputs, step_fn = step.cell_step(cell, steps)
+        step_fn = step.step_function(cell)
         state = tfrnn.zero_state(cell, batch, x.dtype)
-        for t, step_input in enumerate(step_inputs):
+        for t, step_input in enumerate(steps):
             output, state = step_fn(step_input, state)
             leaves = tf.nest.flatten(state)
             if output is not leaves[0]:

@@ -105,20 +105,14 @@ class LSTMCell(keras.layers.Layer):
                 initializer=self.kernel_initializer,
             )
 
-    def project_inputs(self, inputs):
-        """The input's share of the gates, `x @ kernel + bias`, for any `[..., F]`.
-
-        The unrolls compute it for all steps at once, outside the recurrence.
-        """
-        return tf.tensordot(inputs, self._cast(self.kernel), 1) + self._cast(self.bias)
-
-    def recurrent_call(self, projected, states):
-        """One step given `project_inputs(x)`: all that depends on the state."""
+    def call(self, inputs, states):
         h, c = states
-        z = projected + tf.matmul(h, self._cast(self.recurrent_kernel))
+        z = tf.matmul(inputs, self.kernel)
+        z += tf.matmul(h, self.recurrent_kernel)
+        z = tf.nn.bias_add(z, self.bias)
         i, f, j, o = tf.split(z, 4, axis=-1)
         if self.use_peepholes:
-            w_i, w_f, w_o = tf.unstack(self._cast(self.peepholes))
+            w_i, w_f, w_o = tf.unstack(self.peepholes)
             i += w_i * c
             f += w_f * c
         c = tf.sigmoid(f + self.forget_bias) * c + tf.sigmoid(i) * self.activation(j)
@@ -128,18 +122,10 @@ class LSTMCell(keras.layers.Layer):
             o += w_o * c
         h = tf.sigmoid(o) * self.activation(c)
         if self.num_proj:
-            h = tf.matmul(h, self._cast(self.projection))
+            h = tf.matmul(h, self.projection)
             if self.proj_clip is not None:
                 h = tf.clip_by_value(h, -self.proj_clip, self.proj_clip)
         return h, [h, c]
-
-    def call(self, inputs, states):
-        return self.recurrent_call(self.project_inputs(inputs), states)
-
-    def _cast(self, variable):
-        """A weight in the compute dtype (float16 under mixed precision): the
-        unrolls call the two halves above directly, outside Keras's autocast."""
-        return tf.cast(variable.value, self.compute_dtype)
 
     def get_config(self):
         return {

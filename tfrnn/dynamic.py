@@ -16,6 +16,7 @@ def dynamic_rnn(
     parallel_iterations=None,
     swap_memory=False,
     *,
+    return_sequences=True,
     dtype=None,
     training=None,
     scope=None,
@@ -61,6 +62,9 @@ def dynamic_rnn(
       time_major: whether `inputs` and `outputs` are `[time, batch, ...]`.
       return_all_states: also return every step's state, `[batch, time, size]`
         tensors (past the longest row, copies of the final state).
+      return_sequences: False returns only the last step's output,
+        `outputs[:, -1]` (zeros for a row shorter than the inputs), and the
+        loop carries that one output instead of writing every step's.
       parallel_iterations: `tf.while_loop`'s (default 32).
       swap_memory: let the loop swap activations kept for backprop from GPU
         to host memory (long sequences that do not fit on the GPU).
@@ -101,14 +105,14 @@ def dynamic_rnn(
             state,
             training,
         )
-        step_inputs, step_fn = step.cell_step(cell, inputs, training)
-        step_input_shape = step_inputs.shape[1:]
+        step_fn = step.step_function(cell, training)
+        step_input_shape = inputs.shape[1:]
         input_ta = tf.TensorArray(
-            step_inputs.dtype, size=time_steps, element_shape=step_input_shape
-        ).unstack(step_inputs)
+            inputs.dtype, size=time_steps, element_shape=step_input_shape
+        ).unstack(inputs)
         output_ta = tf.TensorArray(
             step.compute_dtype(cell, inputs.dtype),
-            size=loop_steps,
+            size=loop_steps if return_sequences else 1,
             element_shape=[inputs.shape[1], step.output_size(cell)],
         )
         state_tas = tf.nest.map_structure(
@@ -120,7 +124,7 @@ def dynamic_rnn(
             step_input = input_ta.read(time)
             step_input.set_shape(step_input_shape)
             output, new_state = step.rnn_step(step_fn, step_input, state, time, lengths)
-            output_ta = output_ta.write(time, output)
+            output_ta = output_ta.write(time if return_sequences else 0, output)
             if return_all_states:
                 state_tas = tf.nest.map_structure(
                     lambda ta, s: ta.write(time, s), state_tas, new_state
@@ -138,18 +142,17 @@ def dynamic_rnn(
         step.end_sequence(cell)
 
         steps_left = time_steps - loop_steps
-        outputs = output_ta.stack()
-        outputs = tf.concat(
-            [
-                outputs,
-                tf.zeros(
-                    tf.concat([[steps_left], tf.shape(outputs)[1:]], 0), outputs.dtype
-                ),
-            ],
-            axis=0,
-        )
-        if not time_major:
-            outputs = tf.transpose(outputs, [1, 0, 2])
+        if return_sequences:
+            outputs = output_ta.stack()
+            padding = tf.zeros(
+                tf.concat([[steps_left], tf.shape(outputs)[1:]], 0), outputs.dtype
+            )
+            outputs = tf.concat([outputs, padding], axis=0)
+            if not time_major:
+                outputs = tf.transpose(outputs, [1, 0, 2])
+        else:  # step T-1's output: zeros when every row ended before it
+            last = output_ta.read(0)
+            outputs = tf.where(steps_left > 0, tf.zeros_like(last), last)
         if not return_all_states:
             return outputs, state
 

@@ -52,8 +52,10 @@ class Recurrent(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         unroll = static_rnn if self.mode == "static" else dynamic_rnn
-        outputs, _ = unroll(self.cell, inputs, training=training)
-        return outputs[:, -1]
+        last_output, _ = unroll(
+            self.cell, inputs, return_sequences=False, training=training
+        )
+        return last_output
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.cell.output_size)

@@ -14,6 +14,7 @@ def static_rnn(
     time_major=False,
     return_all_states=False,
     *,
+    return_sequences=True,
     dtype=None,
     training=None,
     scope=None,
@@ -56,6 +57,10 @@ def static_rnn(
         `[0, time]`.
       time_major: whether `inputs` and `outputs` are `[time, batch, ...]`.
       return_all_states: also return every step's state.
+      return_sequences: False returns only the last step's output,
+        `outputs[:, -1]` (`[batch, output_size]`), as Keras's
+        `return_sequences=False` (but zeros for a row shorter than the inputs,
+        where Keras's mask gives the row's last valid output).
       dtype: dtype of the default initial state (TF1's argument; by default the
         cell's compute dtype, else the inputs').
       training: passed to the cell (dropout is active only when True).
@@ -107,7 +112,7 @@ def static_rnn(
             "static_rnn",
         )
         step.begin_sequence(cell, first_step, state, training)
-        inputs, step_fn = step.cell_step(cell, inputs, training)
+        step_fn = step.step_function(cell, training)
         steps = inputs if list_inputs else tf.unstack(inputs, axis=time_axis)
         outputs, all_states = [], []
         for time, step_input in enumerate(steps):
@@ -115,11 +120,14 @@ def static_rnn(
             outputs.append(output)
             all_states.append(state)
         step.end_sequence(cell)
-        if not list_inputs:
+        if not return_sequences:
+            outputs = outputs[-1]
+        elif not list_inputs:
             outputs = tf.stack(outputs, axis=time_axis)
+        if not return_all_states:
+            return outputs, state
+        if not list_inputs:
             all_states = tf.nest.map_structure(
                 lambda *per_step: tf.stack(per_step, axis=time_axis), *all_states
             )
-        if return_all_states:
-            return outputs, state, all_states
-        return outputs, state
+        return outputs, state, all_states

@@ -35,35 +35,15 @@ def _as_structure_of(state, new_state, cell):
     return tf.nest.pack_sequence_as(state, new_leaves)
 
 
-def cell_step(cell, inputs, training=None):
-    """What the unrolls run at each step: `(step_inputs, step_fn)`.
+def step_function(cell, training=None):
+    """`step_fn(step_input, state) -> (output, new_state)`: one step of `cell`.
 
-    `step_fn(step_input, state) -> (output, new_state)` is one step of `cell`.
-    A cell that splits its work into `project_inputs` (the input's share,
-    independent of the state) and `recurrent_call` (the rest), as
-    `tfrnn.LSTMCell` does, has the projection computed here for all steps at
-    once (one `[B*T, F] x [F, 4H]` matmul instead of T small ones) and
-    `step_fn` does only the recurrent part: the same arithmetic, hoisted out of
-    the loop.
-
-    Args:
-      cell: the cell.
-      inputs: a `[..., features]` tensor (any leading time/batch axes), or a
-        list of `[batch, features]` tensors.
-      training: passed to the cell.
+    The cell runs whole at each step, its input matmul included. Computing the
+    input projection of all steps in one matmul before the loop was measured
+    slower on CPU (a `[T, B, 4H]` tensor to carry and differentiate instead of
+    small matmuls that stay in cache), so it is not done.
     """
-    if not callable(getattr(cell, "project_inputs", None)):
-        return inputs, lambda x, state: call_cell(cell, x, state, training)
-    steps = inputs if isinstance(inputs, list) else [inputs]
-    if not cell.built:
-        cell.build((None, steps[0].shape[-1]))
-    projected = [cell.project_inputs(tf.cast(x, cell.compute_dtype)) for x in steps]
-
-    def step_fn(projected_input, state):
-        output, new_state = cell.recurrent_call(projected_input, state)
-        return output, _as_structure_of(state, new_state, cell)
-
-    return (projected if isinstance(inputs, list) else projected[0]), step_fn
+    return lambda step_input, state: call_cell(cell, step_input, state, training)
 
 
 def rnn_step(step_fn, step_input, state, time, sequence_length=None):
@@ -77,8 +57,8 @@ def rnn_step(step_fn, step_input, state, time, sequence_length=None):
     ```
 
     Args:
-      step_fn: one step of the cell, from `cell_step`.
-      step_input: this step's `[batch, ...]` input (from `cell_step`).
+      step_fn: one step of the cell, from `step_function`.
+      step_input: this step's `[batch, features]` input.
       state: the state nest before this step.
       time: the step index, a Python int or a scalar int32 tensor.
       sequence_length: None, or an int32 `[batch]` vector of valid lengths.
