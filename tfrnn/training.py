@@ -309,11 +309,10 @@ class Trainer:
         order = np.random.default_rng([self.config.seed, epoch]).permutation(
             len(self.data.x_train)
         )
-        batches = (
+        batches = data_lib.without_autotune(
             tf.data.Dataset.from_tensor_slices(order.astype(np.int32))
             .skip(first_step * self.config.batch_size)
             .batch(self.config.batch_size, drop_remainder=True)
-            .prefetch(2)
         )
         return self.strategy.experimental_distribute_dataset(batches)
 
