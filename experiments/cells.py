@@ -116,13 +116,9 @@ def settings(quick, **overrides):
     return chosen
 
 
-def time_to_target(evaluations, target):
-    """The first evaluation at or above `target`, or None."""
-    return next((e for e in evaluations if e["test_accuracy"] >= target), None)
-
-
 def run_one(dataset, name, s, workdir, log=print):
     """Trains one model for the budget; returns its record."""
+    from tfrnn import report
     from tfrnn import training
 
     spec = MODELS[name]
@@ -151,7 +147,6 @@ def run_one(dataset, name, s, workdir, log=print):
     run = training.train(config, log=lambda line: None)
     wall = time.perf_counter() - started
     evaluations = run["evaluations"]
-    reached = time_to_target(evaluations, target)
     record = {
         "experiment": NAME,
         "environment": run["environment"],
@@ -173,11 +168,7 @@ def run_one(dataset, name, s, workdir, log=print):
         "target_accuracy": target,
         "test_accuracy": evaluations[-1]["test_accuracy"],
         "best_test_accuracy": max(e["test_accuracy"] for e in evaluations),
-        "target_reached": reached is not None,
-        "seconds_to_target": reached["seconds"] if reached else None,
-        "train_seconds_to_target": reached["train_seconds"] if reached else None,
-        "step_seconds_to_target": reached.get("step_seconds") if reached else None,
-        "epochs_to_target": reached["epoch"] if reached else None,
+        **report.target_fields(evaluations, target),
         # the training steps alone (tfrnn's report called it train_seconds before)
         "step_seconds": run["timing"].get(
             "step_seconds", run["timing"].get("train_seconds")
@@ -194,7 +185,7 @@ def run_one(dataset, name, s, workdir, log=print):
         f"{s['epochs']} epoch(s), target {target} "
         + (
             f"at {record['seconds_to_target']:.0f} s (epoch {record['epochs_to_target']})"
-            if reached
+            if record["target_reached"]
             else "not reached"
         )
     )

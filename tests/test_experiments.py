@@ -355,16 +355,20 @@ def test_cells_quick(tmp_path):
     assert markdown.count("\n| fashion_mnist |") == 2
 
 
-def test_cells_time_to_target():
-    from experiments import cells
+def test_target_fields_take_the_first_evaluation_at_the_target():
+    from tfrnn import report
 
     evaluations = [
         {"test_accuracy": 0.5, "seconds": 1.0},
         {"test_accuracy": 0.9, "seconds": 2.0},
         {"test_accuracy": 0.95, "seconds": 3.0},
     ]
-    assert cells.time_to_target(evaluations, 0.9)["seconds"] == 2.0
-    assert cells.time_to_target(evaluations, 0.99) is None
+    for e in evaluations:
+        e.update(train_seconds=e["seconds"] / 2, step_seconds=0.1, epoch=e["seconds"])
+    assert report.target_fields(evaluations, 0.9)["seconds_to_target"] == 2.0
+    assert report.target_fields(evaluations, 0.9)["target_reached"]
+    assert report.target_fields(evaluations, 0.99)["seconds_to_target"] is None
+    assert not report.target_fields(evaluations, 0.99)["target_reached"]
 
 
 def test_command_lines_refuse_bad_flags(tmp_path):

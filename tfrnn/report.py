@@ -47,6 +47,18 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def target_fields(evaluations, target):
+    """Report fields of the first evaluation at or above `target` (None if none)."""
+    at = next((e for e in evaluations if e["test_accuracy"] >= target), None)
+    return {
+        "target_reached": at is not None,
+        "seconds_to_target": at["seconds"] if at else None,
+        "train_seconds_to_target": at["train_seconds"] if at else None,
+        "step_seconds_to_target": at["step_seconds"] if at else None,
+        "epochs_to_target": at["epoch"] if at else None,
+    }
+
+
 def peak_memory_bytes():
     """Peak GPU memory when there is a GPU, else the process's peak host RSS."""
     if tf.config.list_physical_devices("GPU"):

@@ -441,10 +441,6 @@ class Trainer:
     def _finish(self, run_start, trace_seconds, first_step_seconds, step_seconds):
         config = self.config
         evaluations = self.progress["evaluations"]
-        at_target = next(
-            (e for e in evaluations if e["test_accuracy"] >= config.target_accuracy),
-            None,
-        )
         exported = None
         if self.chief:
             meta = export_lib.meta_for(config, self.data)
@@ -479,13 +475,7 @@ class Trainer:
             },
             "peak_memory_bytes": report_lib.peak_memory_bytes(),
             "evaluations": evaluations,
-            "target_reached": at_target is not None,
-            "seconds_to_target": at_target["seconds"] if at_target else None,
-            "train_seconds_to_target": at_target["train_seconds"]
-            if at_target
-            else None,
-            "step_seconds_to_target": at_target["step_seconds"] if at_target else None,
-            "epochs_to_target": at_target["epoch"] if at_target else None,
+            **report_lib.target_fields(evaluations, config.target_accuracy),
             "export": exported,
         }
         if self.chief:
