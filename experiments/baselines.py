@@ -24,6 +24,7 @@ process training with one does not carry the other's memory: PyTorch is never
 a dependency of this project; `train_torch` raises ImportError without it.
 """
 
+import math
 import os
 import resource
 import statistics
@@ -211,19 +212,6 @@ def keras_kernel(model, ops):
     return "generic (no while loop found)"
 
 
-def _keras_optimizer(name, learning_rate, clip_norm=None):
-    import keras
-
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
-    if name not in optimizers:
-        raise ValueError(f"optimizer {name!r} is not one of: {', '.join(optimizers)}")
-    return optimizers[name](learning_rate=learning_rate, global_clipnorm=clip_norm)
-
-
 def train_keras(
     model,
     data,
@@ -238,6 +226,8 @@ def train_keras(
     optimizer="adam",
     jit_compile=False,
     clip_norm=None,
+    schedule="constant",
+    decay_epochs=3.0,
 ):
     """Trains `model` with `model.fit` on `tf.data` until the test accuracy >= target.
 
@@ -251,6 +241,7 @@ def train_keras(
     import tensorflow as tf
 
     from tfrnn import data as data_lib
+    from tfrnn import training
 
     steps_per_epoch = len(data.x_train) // batch_size
     if steps_per_epoch == 0:
@@ -258,8 +249,16 @@ def train_keras(
             f"batch_size={batch_size} is larger than the "
             f"{len(data.x_train)} training examples"
         )
+    recipe = training.Config(
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        clip_norm=clip_norm,
+        schedule=schedule,
+        decay_epochs=decay_epochs,
+    )
+    recipe.validate()  # a bad value is refused as tfrnn.train refuses it
     model.compile(
-        optimizer=_keras_optimizer(optimizer, learning_rate, clip_norm),
+        optimizer=training.make_optimizer(recipe, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=jit_compile,
@@ -331,12 +330,16 @@ def train_torch(
     optimizer="adam",
     deterministic=False,
     clip_norm=None,
+    schedule="constant",
+    decay_epochs=3.0,
 ):
     """`nn.LSTM(F, units, batch_first=True)` + `nn.Linear`, Adam, cross-entropy.
 
     PyTorch's LSTM has two bias vectors (`b_ih`, `b_hh`): 4 * units parameters
     more than Keras's and tfrnn's, the same function.
 
+    `schedule="cosine"` decays the learning rate per step as
+    `tfrnn.training.make_optimizer` does (Keras's `CosineDecay`, alpha 0).
     Epochs follow `tfrnn.training`'s order (a permutation seeded with
     `[seed, epoch]`, the last partial batch dropped). Raises ImportError when
     PyTorch is not installed.
@@ -374,6 +377,8 @@ def train_torch(
             f"optimizer {optimizer!r} is not one of: {', '.join(optimizers)}"
         )
     opt = optimizers[optimizer](model.parameters(), lr=learning_rate)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule {schedule!r} is not one of: constant, cosine")
     loss_fn = nn.CrossEntropyLoss()
     x_train = torch.as_tensor(np.asarray(data.x_train), device=device)
     y_train = torch.as_tensor(np.asarray(data.y_train, np.int64), device=device)
@@ -385,6 +390,15 @@ def train_torch(
             f"batch_size={batch_size} is larger than the "
             f"{len(x_train)} training examples"
         )
+    decay_steps = max(1, round(decay_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda step: (
+            0.5 * (1 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
+            if schedule == "cosine"
+            else 1.0
+        ),
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -415,6 +429,7 @@ def train_torch(
             if clip_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             opt.step()
+            scheduler.step()
             loss.item()  # waits for the step (CUDA runs asynchronously)
             if not clock.stepped(time.perf_counter() - started):
                 continue

@@ -3,6 +3,7 @@
     python -m experiments.bench --quick         # tiny configuration, a minute or two
     python -m experiments.bench                 # the real one, on a quiet machine
     python -m experiments.bench --systems=tfrnn_dynamic,keras_while --recipes=shared
+    python -m experiments.bench --sweep         # the recipe sweep (SWEEP_RECIPES)
 
 One run trains every system (below) with every recipe, each in a process of
 its own (so that peak memory, thread pools and TensorFlow's global settings
@@ -25,8 +26,8 @@ equals its shared one is not trained twice: its `best` record repeats the
 `shared` run's, saying so (`note`, `extra.same_run_as`).
 
 A record (every key is always present; None where it does not apply):
-  run_id, system, recipe, recipe_values {optimizer, learning_rate, clip_norm, batch_size,
-  jit_compile, deterministic}, status ("ok", "failed", "skipped"), error, note,
+  run_id, system, recipe, recipe_values {optimizer, learning_rate, clip_norm,
+  schedule, decay_epochs, batch_size, jit_compile, deterministic}, status ("ok", "failed", "skipped"), error, note,
   environment (tfrnn.report.environment(), plus torch's version for torch and
   load_average: os.getloadavg() when the system ended),
   settings {dataset, sequence, time_steps, features, num_classes, units,
@@ -57,8 +58,10 @@ import dataclasses
 import datetime
 import importlib.util
 import json
+import math
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,6 +93,8 @@ SHARED_RECIPE = {
     "optimizer": "adam",  # adam, sgd or rmsprop
     "learning_rate": 1e-3,
     "clip_norm": None,  # clip gradients to this global norm
+    "schedule": "constant",  # or "cosine": decay to 0 over decay_epochs
+    "decay_epochs": 3.0,
     "batch_size": 128,
     "jit_compile": False,  # XLA (tfrnn, Keras; PyTorch ignores it)
     "deterministic": False,  # TF op determinism / torch deterministic algorithms
@@ -110,6 +115,32 @@ BEST_RECIPES = {
         "keras_cudnn",
         "torch",
     )
+}
+
+
+def _sweep_recipe(learning_rate, batch_size=128, schedule="constant", decay_epochs=3.0):
+    return {
+        **SHARED_RECIPE,
+        "learning_rate": learning_rate,
+        "clip_norm": 1.0,
+        "batch_size": batch_size,
+        "schedule": schedule,
+        "decay_epochs": decay_epochs,
+    }
+
+
+# `--sweep`: tfrnn_dynamic to the target under each, to choose the default
+# recipe (tfrnn.training.Config); results in experiments/results/recipe_sweep.md.
+SWEEP_RECIPES = {
+    "adam 1e-3 (shared)": SHARED_RECIPE,
+    "adam 5e-3 clip 1": _sweep_recipe(5e-3),
+    "adam 5e-3 clip 1 cosine 3": _sweep_recipe(5e-3, schedule="cosine"),
+    "adam 5e-3 clip 1 cosine 2": _sweep_recipe(5e-3, schedule="cosine", decay_epochs=2),
+    "adam 1e-2 clip 1 cosine 3": _sweep_recipe(1e-2, schedule="cosine"),
+    "adam 1e-2 clip 1 batch 256 cosine 3": _sweep_recipe(1e-2, 256, "cosine"),
+    "adam 1e-2 clip 1 batch 256 cosine 2": _sweep_recipe(1e-2, 256, "cosine", 2.0),
+    "adam 2e-2 clip 1 batch 256 cosine 2": _sweep_recipe(2e-2, 256, "cosine", 2.0),
+    "adam 2e-2 clip 1 batch 512 cosine 3": _sweep_recipe(2e-2, 512, "cosine"),
 }
 
 
@@ -191,10 +222,15 @@ RECORD_FIELDS = (
 
 def recipe_for(system, recipe):
     """The recipe values `system` trains with under recipe name `recipe`."""
-    values = SHARED_RECIPE if recipe == "shared" else BEST_RECIPES[system]
+    if recipe == "shared":
+        values = SHARED_RECIPE
+    elif recipe in SWEEP_RECIPES:
+        values = SWEEP_RECIPES[recipe]
+    else:
+        values = BEST_RECIPES[system]
     if set(values) != set(SHARED_RECIPE):
         raise ValueError(
-            f"BEST_RECIPES[{system!r}] must have exactly the keys "
+            f"the recipe {recipe!r} of {system!r} must have exactly the keys "
             f"{sorted(SHARED_RECIPE)}; it has {sorted(values)}"
         )
     return dict(values)
@@ -299,6 +335,8 @@ def _run_tfrnn(system, recipe, settings, workdir, log):
         optimizer=recipe["optimizer"],
         learning_rate=recipe["learning_rate"],
         clip_norm=recipe["clip_norm"],
+        schedule=recipe["schedule"],
+        decay_epochs=recipe["decay_epochs"],
         target_accuracy=settings.target,
         max_epochs=settings.max_epochs,
         eval_every_steps=settings.eval_every_steps,
@@ -413,6 +451,8 @@ def _run_keras(system, recipe, settings, workdir, log):
         optimizer=recipe["optimizer"],
         jit_compile=recipe["jit_compile"],
         clip_norm=recipe["clip_norm"],
+        schedule=recipe["schedule"],
+        decay_epochs=recipe["decay_epochs"],
     )
 
 
@@ -432,6 +472,8 @@ def _run_torch(recipe, settings, workdir, log):
         optimizer=recipe["optimizer"],
         deterministic=recipe["deterministic"],
         clip_norm=recipe["clip_norm"],
+        schedule=recipe["schedule"],
+        decay_epochs=recipe["decay_epochs"],
     )
     result["extra"] = {
         "torch": result.pop("torch"),
@@ -552,39 +594,92 @@ def run(
     log=print,
 ):
     """Runs the benchmark; writes and returns {records, ratios, json, markdown}."""
+    plan = [(system, recipe, settings) for recipe in recipes for system in systems]
+    run_id, records = run_plan(plan, isolate, timeout, log)
+    found = ratios(records, run_id)
+    paths = write_results(
+        records, to_markdown(records, found, quick), output, _stem("bench", quick), log
+    )
+    return {"records": records, "ratios": found, **paths}
+
+
+def sweep(
+    settings,
+    recipes=None,
+    seeds=(0, 1),
+    output="experiments/results",
+    quick=False,
+    isolate=True,
+    timeout=None,
+    log=print,
+):
+    """The recipe sweep: tfrnn_dynamic to the target under each recipe and seed.
+
+    `recipes`: names in SWEEP_RECIPES (all by default). Writes
+    `recipe_sweep[-quick].{json,md}` (the records, then a table ranked by the
+    median time to target over the seeds) and returns {records, ranking,
+    json, markdown}.
+    """
+    recipes = list(recipes or SWEEP_RECIPES)
+    plan = [
+        ("tfrnn_dynamic", recipe, dataclasses.replace(settings, seed=seed))
+        for recipe in recipes
+        for seed in seeds
+    ]
+    _, records = run_plan(plan, isolate, timeout, log)
+    ranking = rank_recipes(records)
+    paths = write_results(
+        records,
+        sweep_markdown(records, ranking, quick),
+        output,
+        _stem("recipe_sweep", quick),
+        log,
+    )
+    return {"records": records, "ranking": ranking, **paths}
+
+
+def _stem(name, quick):
+    return f"{name}-quick" if quick else name
+
+
+def run_plan(plan, isolate=True, timeout=None, log=print):
+    """Runs each `(system, recipe, settings)` of `plan`; returns (run_id, records)."""
     from tfrnn import report as report_lib
 
-    for recipe in recipes:
-        for system in systems:
-            recipe_for(system, recipe)  # refuses a malformed recipe before any run
+    for system, recipe, _ in plan:
+        recipe_for(system, recipe)  # refuses a malformed recipe before any run
     run_id = (
         datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
         + "-"
         + uuid.uuid4().hex[:6]
     )
-    output = pathlib.Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    stem = "bench-quick" if quick else "bench"
-    plan = [(system, recipe) for recipe in recipes for system in systems]
     records = []
+    several_seeds = len({settings.seed for _, _, settings in plan}) > 1
+    first = plan[0][2] if plan else Settings()
     log(
-        f"benchmark {run_id}: {len(plan)} runs, LSTM-{settings.units} on MNIST rows "
-        f"to {settings.target} (at most {settings.max_epochs} epochs)"
+        f"benchmark {run_id}: {len(plan)} runs, LSTM-{first.units} on MNIST rows "
+        f"to {first.target} (at most {first.max_epochs} epochs)"
     )
     with tempfile.TemporaryDirectory(prefix="tfrnn-bench-") as workdir:
-        if any(s not in TFRNN_SYSTEMS and available(s) is None for s, _ in plan):
-            write_data(settings, workdir)
-        done = {}  # (system, recipe values) -> the record of that run
-        for number, (system, recipe) in enumerate(plan, 1):
-            name = f"[{number}/{len(plan)}] {system} ({recipe})"
+        data_written = None  # the (train, test) sizes in workdir/data.npz
+        done = {}  # (system, recipe values, settings) -> the record of that run
+        for number, (system, recipe, settings) in enumerate(plan, 1):
+            seed = f", seed {settings.seed}" if several_seeds else ""
+            name = f"[{number}/{len(plan)}] {system} ({recipe}{seed})"
             record = new_record(run_id, system, recipe, settings)
-            key = (system, json.dumps(record["recipe_values"], sort_keys=True))
+            key = json.dumps(
+                [system, record["recipe_values"], record["settings"]], sort_keys=True
+            )
             why_not = available(system)
             if why_not:
                 record.update(status="skipped", note=why_not)
             elif key in done:
                 record = same_run(done[key], recipe)
             else:
+                sizes = (settings.train_examples, settings.test_examples)
+                if system not in TFRNN_SYSTEMS and sizes != data_written:
+                    write_data(settings, workdir)
+                    data_written = sizes
                 log(f"{name}: start")
                 prefix = f"    {system} ({recipe}): "
 
@@ -607,14 +702,21 @@ def run(
                     ]
             records.append(record)
             log(f"{name}: {outcome(record)}")
-    found = ratios(records, run_id)
-    markdown = to_markdown(records, found, quick)
+    return run_id, records
+
+
+def write_results(records, markdown, output, stem, log=print):
+    """`OUTPUT/STEM.json` (the records) and `OUTPUT/STEM.md`; returns their paths."""
+    from tfrnn import report as report_lib
+
+    output = pathlib.Path(output)
+    output.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output / f"{stem}.json", output / f"{stem}.md"
     report_lib.write_json(json_path, records)
     md_path.write_text(markdown + "\n")
     log(markdown)
     log(f"results: {json_path}, {md_path}")
-    return {"records": records, "ratios": found, "json": json_path, "markdown": md_path}
+    return {"json": json_path, "markdown": md_path}
 
 
 def same_run(earlier, recipe):
@@ -671,13 +773,23 @@ METRIC_NAMES = {
 }
 
 
+# tfrnn's recipe (`best`) against stock Keras as a user runs it (`shared`:
+# Adam 1e-3 is Keras's default), the issue's "time to 98 % vs stock Keras fit".
+STOCK_RATIOS = (
+    ("train_seconds_to_target", "tfrnn_dynamic", KERAS_SYSTEMS),
+    ("train_seconds_to_target", "tfrnn_static", KERAS_SYSTEMS),
+)
+
+
 def ratios(records, run_id=None):
     """tfrnn / Keras and tfrnn / PyTorch, from the records of one run only.
 
     `run_id` picks the run; without it the records must all be of one run.
-    A ratio needs both records of the same recipe, run ok, with the metric
-    (time to target: both reached it); against Keras's time to target the
-    fastest Keras system is taken. Below 1: tfrnn is faster.
+    A ratio needs both records run ok, with the metric (time to target: both
+    reached it); against Keras's time to target the fastest Keras system is
+    taken. RATIOS compare records of the same recipe; STOCK_RATIOS compare
+    tfrnn's `best` records with the others' `shared` ones (recipe
+    "best / shared"). Below 1: tfrnn is faster.
     """
     run_ids = {r["run_id"] for r in records}
     if run_id is None:
@@ -688,19 +800,26 @@ def ratios(records, run_id=None):
             )
         run_id = next(iter(run_ids), None)
     records = [r for r in records if r["run_id"] == run_id and r["status"] == "ok"]
+    by_recipe = {}
+    for r in records:
+        by_recipe.setdefault(r["recipe"], {})[r["system"]] = r
+    comparisons = [
+        (recipe, systems, systems, RATIOS) for recipe, systems in by_recipe.items()
+    ]
+    if {"best", "shared"} <= set(by_recipe):
+        comparisons.append(
+            ("best / shared", by_recipe["best"], by_recipe["shared"], STOCK_RATIOS)
+        )
     found = []
-    recipes = list(dict.fromkeys(r["recipe"] for r in records))
-    for recipe in recipes:
-        by_system = {r["system"]: r for r in records if r["recipe"] == recipe}
-        for metric, mine, others in RATIOS:
-            if mine not in by_system or by_system[mine][metric] is None:
-                continue
+    for recipe, mine_by_system, other_by_system, pairs in comparisons:
+        for metric, mine, others in pairs:
+            numerator = mine_by_system.get(mine)
             candidates = [
-                by_system[o]
+                other_by_system[o]
                 for o in others
-                if o in by_system and by_system[o][metric] is not None
+                if o in other_by_system and other_by_system[o][metric] is not None
             ]
-            if not candidates:
+            if numerator is None or numerator[metric] is None or not candidates:
                 continue
             other = min(candidates, key=lambda r: r[metric])
             found.append(
@@ -710,7 +829,7 @@ def ratios(records, run_id=None):
                     "metric": metric,
                     "numerator": mine,
                     "denominator": other["system"],
-                    "value": by_system[mine][metric] / other[metric],
+                    "value": numerator[metric] / other[metric],
                 }
             )
     return found
@@ -825,6 +944,76 @@ def to_markdown(records, found, quick=False):
     return "\n".join(lines)
 
 
+def rank_recipes(records):
+    """The sweep's recipes, fastest first, with their runs' figures.
+
+    A recipe's time is the median over its seeds of the time to target, a seed
+    that did not reach it counting as infinitely slow: a recipe ranks by what
+    most of its seeds did, and one that fails half its seeds ranks last.
+    """
+    by_recipe = {}
+    for r in records:
+        by_recipe.setdefault(r["recipe"], []).append(r)
+    ranking = []
+    for recipe, runs in by_recipe.items():
+        times = [
+            r["train_seconds_to_target"]
+            if r["status"] == "ok" and r["target_reached"]
+            else math.inf
+            for r in runs
+        ]
+        median = statistics.median(times)
+        steps = [r["median_step_ms"] for r in runs if r["median_step_ms"]]
+        ranking.append(
+            {
+                "recipe": recipe,
+                "recipe_values": runs[0]["recipe_values"],
+                "seeds": [r["settings"]["seed"] for r in runs],
+                "reached": sum(t < math.inf for t in times),
+                "median_seconds_to_target": None if math.isinf(median) else median,
+                "seconds_to_target": [None if math.isinf(t) else t for t in times],
+                "epochs_to_target": [r["epochs_to_target"] for r in runs],
+                "median_step_ms": statistics.median(steps) if steps else None,
+            }
+        )
+    ranking.sort(key=lambda row: row["median_seconds_to_target"] or math.inf)
+    return ranking
+
+
+def sweep_markdown(records, ranking, quick=False):
+    first = records[0] if records else {}
+    s, env = first.get("settings") or {}, first.get("environment") or {}
+    lines = [
+        f"# Recipe sweep{' (quick)' if quick else ''}: "
+        "`python -m experiments.bench --sweep`",
+        "",
+        (
+            f"tfrnn dynamic, LSTM-{s.get('units')} on MNIST rows to {s.get('target')} "
+            f"test accuracy (at most {s.get('max_epochs')} epochs, evaluated every "
+            f"{s.get('eval_every_steps')} steps and at epoch ends), each recipe with "
+            f"seeds {', '.join(str(x) for x in (ranking[0]['seeds'] if ranking else []))}"
+            f"; run {first.get('run_id')} on {env.get('device')}, TensorFlow "
+            f"{env.get('tensorflow')}. Ranked by the median over the seeds of the "
+            "time to target (training wall less evaluations; a seed that did not "
+            "reach the target counts as infinitely slow)."
+        ),
+        "",
+        "| rank | recipe | reached | median s to target | s to target per seed "
+        "| epochs per seed | median step ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for number, row in enumerate(ranking, 1):
+        lines.append(
+            f"| {number} | {row['recipe']} | {row['reached']}/{len(row['seeds'])} "
+            f"| {_fmt(row['median_seconds_to_target'], 1)} "
+            f"| {', '.join(_fmt(t, 1) for t in row['seconds_to_target'])} "
+            f"| {', '.join(_fmt(e) for e in row['epochs_to_target'])} "
+            f"| {_fmt(row['median_step_ms'], 1)} |"
+        )
+    lines += ["", "Recipes: " + recipes_text(records) + "."]
+    return "\n".join(lines)
+
+
 def ratio_row(ratio):
     name = (
         f"{METRIC_NAMES[ratio['metric']]}: {ratio['numerator']} / "
@@ -875,6 +1064,19 @@ def define_flags():
         + ", ".join(f"{k}={v}" for k, v in QUICK.items())
         + " unless given; writes bench-quick.json/.md.",
     )
+    flags.DEFINE_bool(
+        "sweep",
+        False,
+        "Instead of comparing systems, run the recipe sweep: tfrnn_dynamic under "
+        "each recipe of --sweep_recipes and seed of --seeds; writes "
+        "recipe_sweep[-quick].json/.md.",
+    )
+    flags.DEFINE_list(
+        "sweep_recipes",
+        list(SWEEP_RECIPES),
+        "The sweep's recipes, by name: " + "; ".join(SWEEP_RECIPES) + ".",
+    )
+    flags.DEFINE_list("seeds", ["0", "1"], "The sweep's seeds.")
     flags.DEFINE_list("systems", list(SYSTEMS), f"Systems: {', '.join(SYSTEMS)}.")
     flags.DEFINE_list("recipes", list(RECIPES), f"Recipes: {', '.join(RECIPES)}.")
     flags.DEFINE_float("target", _DEFAULTS.target, "Target test accuracy, in (0, 1].")
@@ -916,6 +1118,17 @@ def define_flags():
         f"--recipes takes a comma-separated subset of: {', '.join(RECIPES)}",
     )
     flags.register_validator(
+        "sweep_recipes",
+        lambda names: bool(names) and set(names) <= set(SWEEP_RECIPES),
+        "--sweep_recipes takes a comma-separated subset of: "
+        + "; ".join(SWEEP_RECIPES),
+    )
+    flags.register_validator(
+        "seeds",
+        lambda seeds: bool(seeds) and all(x.isdigit() for x in seeds),
+        "--seeds takes comma-separated non-negative integers, e.g. 0,1",
+    )
+    flags.register_validator(
         "target", lambda t: 0.0 < t <= 1.0, "--target must be in (0, 1], e.g. 0.98"
     )
     for name in ("max_epochs", "units", "eval_every_steps"):
@@ -943,6 +1156,17 @@ def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
+    if FLAGS.sweep:
+        sweep(
+            settings_from_flags(),
+            recipes=list(dict.fromkeys(FLAGS.sweep_recipes)),
+            seeds=[int(x) for x in dict.fromkeys(FLAGS.seeds)],
+            output=FLAGS.output,
+            quick=FLAGS.quick,
+            isolate=FLAGS.isolate,
+            timeout=FLAGS.timeout_per_system or None,
+        )
+        return
     run(
         settings_from_flags(),
         systems=list(dict.fromkeys(FLAGS.systems)),

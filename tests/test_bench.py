@@ -248,7 +248,11 @@ def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
         base = 10.0 if record["system"] == "keras_while" else 5.0
         record = dict(record, status="ok", target_reached=True)
         record.update(
-            {f: base for f in bench.RESULT_FIELDS if f.endswith(("_ms", "seconds"))},
+            {
+                f: base
+                for f in bench.RESULT_FIELDS
+                if f.endswith(("_ms", "seconds", "seconds_to_target"))
+            },
             evaluations=[{"step": 4, "test_accuracy": 0.5}],
         )
         return record
@@ -279,7 +283,67 @@ def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
         (f["recipe"], f["metric"], f["numerator"]): f["value"] for f in result["ratios"]
     }
     assert values[("best", "median_step_ms", "tfrnn_dynamic")] == pytest.approx(0.5)
+    # tfrnn's recipe against stock Keras's (its shared run): 5 s / 10 s.
+    stock = [f for f in result["ratios"] if f["recipe"] == "best / shared"]
+    assert [(f["numerator"], f["denominator"], f["value"]) for f in stock] == [
+        ("tfrnn_dynamic", "keras_while", pytest.approx(0.5))
+    ]
     assert "(the shared run: same recipe)" in result["markdown"].read_text()
+
+
+def test_sweep_ranks_recipes_by_median_time_over_seeds(tmp_path, monkeypatch):
+    # seconds to target per (recipe, seed); None: not reached.
+    seconds = {("slow", 0): 30.0, ("slow", 1): 40.0, ("fast", 0): 10.0}
+    seconds.update({("fast", 1): None, ("fast", 2): 12.0, ("slow", 2): 35.0})
+    seconds.update({("never", 0): None, ("never", 1): None, ("never", 2): 1.0})
+
+    def fake_run(record, workdir, log, timeout):
+        value = seconds[(record["recipe"], record["settings"]["seed"])]
+        record = dict(record, status="ok", target_reached=value is not None)
+        record.update(train_seconds_to_target=value, median_step_ms=2.0)
+        return record
+
+    monkeypatch.setattr(bench, "run_isolated", fake_run)
+    for name, rate in (("slow", 1e-3), ("fast", 1e-2), ("never", 1.0)):
+        recipe = {**bench.SHARED_RECIPE, "learning_rate": rate}
+        monkeypatch.setitem(bench.SWEEP_RECIPES, name, recipe)
+    result = bench.sweep(
+        TINY,
+        recipes=("slow", "fast", "never"),
+        seeds=(0, 1, 2),
+        output=tmp_path,
+        log=lambda line: None,
+    )
+    ranking = result["ranking"]
+    # fast: median of (10, inf, 12) = 12; slow: 35; never: median inf -> last.
+    assert [row["recipe"] for row in ranking] == ["fast", "slow", "never"]
+    assert ranking[0]["median_seconds_to_target"] == 12.0
+    assert ranking[0]["seconds_to_target"] == [10.0, None, 12.0]
+    assert ranking[0]["reached"] == 2 and ranking[2]["reached"] == 1
+    assert ranking[2]["median_seconds_to_target"] is None
+    assert [r["settings"]["seed"] for r in result["records"]] == [0, 1, 2] * 3
+    assert result["json"] == tmp_path / "recipe_sweep.json"
+    markdown = result["markdown"].read_text()
+    assert "| 1 | fast | 2/3 | 12.0 | 10.0, -, 12.0 |" in markdown
+
+
+def test_sweep_trains_with_each_recipe_and_schedule(tmp_path, monkeypatch):
+    cosine = {**bench.SHARED_RECIPE, "schedule": "cosine", "decay_epochs": 0.5}
+    monkeypatch.setitem(bench.SWEEP_RECIPES, "cosine", cosine)
+    result = bench.sweep(
+        TINY,
+        recipes=("cosine",),
+        seeds=(0,),
+        output=tmp_path,
+        quick=True,
+        isolate=False,
+        log=lambda line: None,
+    )
+    (record,) = result["records"]
+    assert record["status"] == "ok", record["error"]
+    assert record["recipe_values"]["schedule"] == "cosine"
+    assert record["target_reached"]
+    assert (tmp_path / "recipe_sweep-quick.md").exists()
 
 
 def test_cli_refuses_bad_flags():

@@ -174,6 +174,8 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
         (dict(target_accuracy=1.5), r"--target_accuracy=1.5 must be in \(0, 1\]"),
         (dict(batch_size=0), "--batch_size=0 must be > 0"),
         (dict(learning_rate=-1.0), "--learning_rate=-1.0 must be > 0"),
+        (dict(schedule="step"), "--schedule=step is not one of: constant, cosine"),
+        (dict(decay_epochs=0.0), "--decay_epochs=0.0 must be > 0"),
         (
             dict(dataset="cifar"),
             "--dataset=cifar is not one of: mnist, fashion_mnist, tfds:NAME",
@@ -188,6 +190,25 @@ def test_bad_values_are_refused(tmp_path, change, message):
     config = training.Config(model_dir=str(tmp_path), **change)
     with pytest.raises(ValueError, match=message):
         training.train(config)
+
+
+def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
+    config = training.Config(learning_rate=0.01, schedule="cosine", decay_epochs=2)
+    optimizer = training.make_optimizer(config, steps_per_epoch=50)  # 100 steps
+    optimizer.build([tf.Variable(0.0)])
+    for step, expected in (
+        (0, 0.01),
+        (25, 0.01 * (1 + np.cos(np.pi / 4)) / 2),
+        (50, 0.005),
+        (100, 0.0),
+        (150, 0.0),
+    ):
+        optimizer.iterations.assign(step)  # what a resumed run restores
+        assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
+    constant = training.make_optimizer(training.Config(learning_rate=0.01), 50)
+    constant.build([tf.Variable(0.0)])
+    constant.iterations.assign(100)
+    assert float(constant.learning_rate) == pytest.approx(0.01)
 
 
 def test_unwritable_model_dir(tmp_path):

@@ -60,6 +60,15 @@ def define_flags():
         _DEFAULTS.clip_norm,
         "Clip gradients to this global norm (0: no clipping).",
     )
+    flags.DEFINE_enum(
+        "schedule",
+        _DEFAULTS.schedule,
+        training.SCHEDULES,
+        "Learning rate: constant, or cosine decay to 0 over --decay_epochs.",
+    )
+    flags.DEFINE_float(
+        "decay_epochs", _DEFAULTS.decay_epochs, "Epochs of the cosine decay."
+    )
     flags.DEFINE_float(
         "target_accuracy",
         _DEFAULTS.target_accuracy,

@@ -23,6 +23,7 @@ from tfrnn import models
 from tfrnn import report as report_lib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -42,6 +43,8 @@ class Config:
     optimizer: str = "adam"
     learning_rate: float = 5e-3  # with clip_norm 1: 98 % in 2 epochs (see
     clip_norm: float = 1.0  # experiments/results/recipe_sweep.md)
+    schedule: str = "constant"  # or "cosine": decay to 0 over decay_epochs
+    decay_epochs: float = 3.0
     target_accuracy: float = 0.98
     max_epochs: int = 20
     eval_every_steps: int = 200
@@ -72,6 +75,7 @@ class Config:
             "model": models.MODELS,
             "sequence": data_lib.SEQUENCES,
             "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
             "strategy": STRATEGIES,
         }
         for name, allowed in choices.items():
@@ -103,6 +107,8 @@ class Config:
                 raise ValueError(f"--{name}={getattr(self, name)} must be > 0")
         if self.learning_rate <= 0:
             raise ValueError(f"--learning_rate={self.learning_rate} must be > 0")
+        if self.decay_epochs <= 0:
+            raise ValueError(f"--decay_epochs={self.decay_epochs} must be > 0")
         if self.clip_norm is not None and self.clip_norm < 0:
             raise ValueError(
                 f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)"
@@ -167,8 +173,19 @@ def is_chief(strategy):
     )
 
 
-def make_optimizer(config):
-    kwargs = {"learning_rate": config.learning_rate}
+def make_optimizer(config, steps_per_epoch):
+    """The optimizer, its learning rate constant or cosine-decayed per step.
+
+    `cosine`: `lr * (1 + cos(pi * min(step, D) / D)) / 2` with `D` the steps
+    of `decay_epochs` epochs (0 from then on); the step is the optimizer's
+    own count, saved in checkpoints, so a resumed run continues the decay.
+    """
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, max(1, round(config.decay_epochs * steps_per_epoch))
+        )
+    kwargs = {"learning_rate": learning_rate}
     if config.clip_norm:
         kwargs["global_clipnorm"] = config.clip_norm
     return {
@@ -219,7 +236,14 @@ class Trainer:
                 self.data.features,
                 config.model,
             )
-            self.optimizer = make_optimizer(config)
+        self.steps_per_epoch = len(self.data.x_train) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"--batch_size={config.batch_size} is larger than the "
+                f"{len(self.data.x_train)} training examples; lower it"
+            )
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(config, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
         # The data position, and the evaluations and seconds so far: saved with
         # the weights they belong to (plain variables, outside the strategy).
@@ -228,12 +252,6 @@ class Trainer:
         self.progress_record = tf.Variable("", dtype=tf.string, trainable=False)
         self.x_train = tf.constant(self.data.x_train)
         self.y_train = tf.constant(self.data.y_train)
-        self.steps_per_epoch = len(self.data.x_train) // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"--batch_size={config.batch_size} is larger than the "
-                f"{len(self.data.x_train)} training examples; lower it"
-            )
         self.checkpoint = tf.train.Checkpoint(
             model=model_variables(self.model),
             optimizer=self.optimizer,
