@@ -141,6 +141,9 @@ SWEEP_RECIPES = {
     "adam 1e-2 clip 1 batch 256 cosine 2": _sweep_recipe(1e-2, 256, "cosine", 2.0),
     "adam 2e-2 clip 1 batch 256 cosine 2": _sweep_recipe(2e-2, 256, "cosine", 2.0),
     "adam 2e-2 clip 1 batch 512 cosine 3": _sweep_recipe(2e-2, 512, "cosine"),
+    "adam 2e-2 clip 1 batch 512 cosine 2": _sweep_recipe(2e-2, 512, "cosine", 2.0),
+    "adam 3e-2 clip 1 batch 512 cosine 2": _sweep_recipe(3e-2, 512, "cosine", 2.0),
+    "adam 3e-2 clip 1 batch 1024 cosine 3": _sweep_recipe(3e-2, 1024, "cosine"),
 }
 
 
@@ -153,7 +156,7 @@ class Settings:
     units: int = 128
     train_examples: int = None  # None: all 60000
     test_examples: int = None  # None: all 10000
-    eval_every_steps: int = 200
+    eval_every_steps: int = 200  # at batch 128; see settings_for
     seed: int = 0
 
     def as_dict(self):
@@ -234,6 +237,18 @@ def recipe_for(system, recipe):
             f"{sorted(SHARED_RECIPE)}; it has {sorted(values)}"
         )
     return dict(values)
+
+
+def settings_for(settings, recipe_values):
+    """`settings` with `eval_every_steps` scaled from batch 128 to the recipe's.
+
+    Evaluations then come after the same number of examples whatever the
+    batch size, so that times to target of different batches are measured
+    on the same grid.
+    """
+    steps = settings.eval_every_steps * SHARED_RECIPE["batch_size"]
+    steps = max(1, round(steps / recipe_values["batch_size"]))
+    return dataclasses.replace(settings, eval_every_steps=steps)
 
 
 def new_record(run_id, system, recipe, settings):
@@ -666,6 +681,7 @@ def run_plan(plan, isolate=True, timeout=None, log=print):
         for number, (system, recipe, settings) in enumerate(plan, 1):
             seed = f", seed {settings.seed}" if several_seeds else ""
             name = f"[{number}/{len(plan)}] {system} ({recipe}{seed})"
+            settings = settings_for(settings, recipe_for(system, recipe))
             record = new_record(run_id, system, recipe, settings)
             key = json.dumps(
                 [system, record["recipe_values"], record["settings"]], sort_keys=True
@@ -905,8 +921,8 @@ def to_markdown(records, found, quick=False):
                 f"F={s['features']}) to {s['target']} test accuracy; "
                 f"{s['train_examples'] or 60000} training / "
                 f"{s['test_examples'] or 10000} test examples, at most "
-                f"{s['max_epochs']} epochs, evaluated every {s['eval_every_steps']} "
-                f"steps and at epoch ends. Run {first['run_id']}: "
+                f"{s['max_epochs']} epochs, evaluated every {_eval_examples(first)} "
+                f"training examples and at epoch ends. Run {first['run_id']}: "
                 f"{env.get('device')}, TensorFlow {env.get('tensorflow')}, "
                 f"Keras {env.get('keras')}, tfrnn {env.get('tfrnn')}{torch}. "
                 f"Load average (1 min) after each system: {loads}: other work on "
@@ -980,6 +996,14 @@ def rank_recipes(records):
     return ranking
 
 
+def _eval_examples(record):
+    """Examples between evaluations: the same for every record of a run."""
+    if not record:
+        return "-"
+    steps = record["settings"]["eval_every_steps"]
+    return f"{steps * record['recipe_values']['batch_size']:,}"
+
+
 def sweep_markdown(records, ranking, quick=False):
     first = records[0] if records else {}
     s, env = first.get("settings") or {}, first.get("environment") or {}
@@ -990,7 +1014,8 @@ def sweep_markdown(records, ranking, quick=False):
         (
             f"tfrnn dynamic, LSTM-{s.get('units')} on MNIST rows to {s.get('target')} "
             f"test accuracy (at most {s.get('max_epochs')} epochs, evaluated every "
-            f"{s.get('eval_every_steps')} steps and at epoch ends), each recipe with "
+            f"{_eval_examples(first)} training examples and at epoch ends), each "
+            "recipe with "
             f"seeds {', '.join(str(x) for x in (ranking[0]['seeds'] if ranking else []))}"
             f"; run {first.get('run_id')} on {env.get('device')}, TensorFlow "
             f"{env.get('tensorflow')}. Ranked by the median over the seeds of the "
@@ -1093,7 +1118,8 @@ def define_flags():
     flags.DEFINE_integer(
         "eval_every_steps",
         _DEFAULTS.eval_every_steps,
-        "Evaluate every N steps (and at each epoch's end).",
+        "Evaluate every N steps of batch 128, scaled to a recipe's batch size "
+        "(the same examples between evaluations), and at each epoch's end.",
     )
     flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights and data order.")
     flags.DEFINE_string("output", "experiments/results", "Directory for the results.")

@@ -237,6 +237,10 @@ def test_recipes_are_recorded_and_checked(monkeypatch):
     monkeypatch.setitem(bench.BEST_RECIPES, "tfrnn_static", tuned)
     record = bench.new_record("r1", "tfrnn_static", "best", TINY)
     assert record["recipe"] == "best" and record["recipe_values"] == tuned
+    # Evaluations every 4 steps of 128 examples: every 1 of 512, 8 of 64.
+    for batch, steps in ((128, 4), (512, 1), (64, 8), (4096, 1)):
+        scaled = bench.settings_for(TINY, {**tuned, "batch_size": batch})
+        assert scaled.eval_every_steps == steps
 
 
 def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
