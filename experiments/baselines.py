@@ -30,6 +30,8 @@ import resource
 import statistics
 import time
 
+# tfrnn.training.COSINE_FLOOR, not imported: the PyTorch worker loads no TensorFlow.
+COSINE_FLOOR = 0.1
 EVAL_BATCH = 1000  # test set batch, as in tfrnn.training.Trainer.evaluate
 
 
@@ -316,6 +318,12 @@ def train_keras(
 # --- PyTorch -----------------------------------------------------------------
 
 
+def cosine_decay(step, decay_steps):
+    """The learning-rate factor of Keras's `CosineDecay(alpha=COSINE_FLOOR)`."""
+    cosine = 0.5 * (1 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
+    return COSINE_FLOOR + (1 - COSINE_FLOOR) * cosine
+
+
 def train_torch(
     data,
     *,
@@ -339,7 +347,7 @@ def train_torch(
     more than Keras's and tfrnn's, the same function.
 
     `schedule="cosine"` decays the learning rate per step as
-    `tfrnn.training.make_optimizer` does (Keras's `CosineDecay`, alpha 0).
+    `tfrnn.training.make_optimizer` does (`cosine_decay`).
     Epochs follow `tfrnn.training`'s order (a permutation seeded with
     `[seed, epoch]`, the last partial batch dropped). Raises ImportError when
     PyTorch is not installed.
@@ -393,11 +401,7 @@ def train_torch(
     decay_steps = max(1, round(decay_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda step: (
-            0.5 * (1 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
-            if schedule == "cosine"
-            else 1.0
-        ),
+        lambda step: cosine_decay(step, decay_steps) if schedule == "cosine" else 1.0,
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

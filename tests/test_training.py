@@ -193,18 +193,25 @@ def test_bad_values_are_refused(tmp_path, change, message):
 
 
 def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
+    from experiments import baselines
+
     config = training.Config(learning_rate=0.01, schedule="cosine", decay_epochs=2)
     optimizer = training.make_optimizer(config, steps_per_epoch=50)  # 100 steps
     optimizer.build([tf.Variable(0.0)])
-    for step, expected in (
-        (0, 0.01),
-        (25, 0.01 * (1 + np.cos(np.pi / 4)) / 2),
-        (50, 0.005),
-        (100, 0.0),
-        (150, 0.0),
+    floor = training.COSINE_FLOOR
+    assert baselines.COSINE_FLOOR == floor  # PyTorch's schedule is the same
+    quarter = floor + (1 - floor) * (1 + np.cos(np.pi / 4)) / 2
+    for step, factor in (
+        (0, 1.0),
+        (25, quarter),
+        (50, (1 + floor) / 2),
+        (100, floor),
+        (150, floor),
     ):
         optimizer.iterations.assign(step)  # what a resumed run restores
+        expected = 0.01 * factor
         assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
+        assert baselines.cosine_decay(step, 100) == pytest.approx(factor)
     constant = training.make_optimizer(training.Config(learning_rate=0.01), 50)
     constant.build([tf.Variable(0.0)])
     constant.iterations.assign(100)
