@@ -227,6 +227,16 @@ def test_a_hung_or_crashed_process_is_a_failed_record(tmp_path):
     assert record["status"] == "failed" and "timed out" in record["error"]
 
 
+def test_tfrnn_recipe_is_tfrnn_trains_default():
+    from tfrnn import training
+
+    defaults = training.Config()
+    for name, value in bench.TFRNN_RECIPE.items():
+        if name not in ("jit_compile", "deterministic"):  # the bench's own choice
+            assert getattr(defaults, name) == value, name
+    assert bench.TFRNN_RECIPE in bench.SWEEP_RECIPES.values()
+
+
 def test_recipes_are_recorded_and_checked(monkeypatch):
     for system in bench.SYSTEMS:
         assert set(bench.recipe_for(system, "best")) == set(bench.SHARED_RECIPE)

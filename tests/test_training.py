@@ -21,6 +21,7 @@ SMALL = dict(
     test_examples=512,
     batch_size=64,
     learning_rate=0.005,
+    schedule="constant",
     deterministic=False,
     eval_every_steps=1000,
 )
@@ -212,7 +213,9 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
         expected = 0.01 * factor
         assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
         assert baselines.cosine_decay(step, 100) == pytest.approx(factor)
-    constant = training.make_optimizer(training.Config(learning_rate=0.01), 50)
+    constant = training.make_optimizer(
+        training.Config(learning_rate=0.01, schedule="constant"), 50
+    )
     constant.build([tf.Variable(0.0)])
     constant.iterations.assign(100)
     assert float(constant.learning_rate) == pytest.approx(0.01)
