@@ -64,7 +64,7 @@ def define_flags():
         "schedule",
         _DEFAULTS.schedule,
         training.SCHEDULES,
-        "Learning rate: constant, or cosine decay to 0 over --decay_epochs.",
+        "Learning rate: constant, or cosine decay to a tenth over --decay_epochs.",
     )
     flags.DEFINE_float(
         "decay_epochs", _DEFAULTS.decay_epochs, "Epochs of the cosine decay."

@@ -234,6 +234,12 @@ class Trainer:
             config.test_examples,
             config.data_dir,
         )
+        self.steps_per_epoch = len(self.data.x_train) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(
+                f"--batch_size={config.batch_size} is larger than the "
+                f"{len(self.data.x_train)} training examples; lower it"
+            )
         with self.strategy.scope():
             self.model = models.build_classifier(
                 config.mode,
@@ -245,13 +251,6 @@ class Trainer:
                 self.data.features,
                 config.model,
             )
-        self.steps_per_epoch = len(self.data.x_train) // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"--batch_size={config.batch_size} is larger than the "
-                f"{len(self.data.x_train)} training examples; lower it"
-            )
-        with self.strategy.scope():
             self.optimizer = make_optimizer(config, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
         # The data position, and the evaluations and seconds so far: saved with
