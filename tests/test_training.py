@@ -289,3 +289,26 @@ def test_permuted_export_reads_images_in_the_training_order(tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-6)
     unpermuted = model(data.to_sequences(images, "pixels"), training=False)
     assert np.abs(np.asarray(unpermuted) - np.asarray(expected)).max() > 1e-4
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
+    """`--jit_compile`: the same two Adam steps from the same weights, and the
+    run reports that XLA compiled them."""
+    losses, weights = {}, {}
+    for jit_compile in (False, True):
+        config = training.Config(
+            mode=mode,
+            jit_compile=jit_compile,
+            model_dir=str(tmp_path / f"xla-{jit_compile}"),
+            **{**SMALL, "units": 16, "train_examples": 256},
+        )
+        trainer = training.Trainer(config, log=lambda line: None)
+        indices = tf.range(config.batch_size, dtype=tf.int32)
+        losses[jit_compile] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
+        weights[jit_compile] = [v.numpy() for v in trainer.model.trainable_variables]
+        assert trainer._xla_ran() is jit_compile
+    assert losses[True][1] < losses[True][0]  # the first step changed the weights
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+    for compiled, plain in zip(weights[True], weights[False]):
+        np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
