@@ -355,6 +355,45 @@ def test_cells_quick(tmp_path):
     assert markdown.count("\n| fashion_mnist |") == 2
 
 
+# --- steps -------------------------------------------------------------------------
+
+
+def test_steps_quick(tmp_path):
+    """Every system timed in every round, the ratios read from the same rounds,
+    and the same model size for all."""
+    run_module("experiments.steps", "--quick", f"--output={tmp_path}")
+    result = json.loads((tmp_path / "steps-quick.json").read_text())
+    assert_environment(result)
+    records = result["records"]
+    assert [r["system"] for r in records] == [
+        "tfrnn_dynamic",
+        "tfrnn_static",
+        "keras_while",
+        "keras_unroll",
+    ]
+    baseline = next(r for r in records if r["system"] == "keras_while")
+    assert baseline["ratio_to_keras_while"] == 1.0
+    for r in records:
+        assert r["batch_size"] == 32 and len(r["round_ms"]) == 3
+        assert all(ms > 0 for ms in r["round_ms"])
+        assert r["median_ms"] == pytest.approx(np.median(r["round_ms"]), abs=1e-3)
+        per_round = np.array(r["round_ms"]) / np.array(baseline["round_ms"])
+        assert r["ratio_to_keras_while"] == pytest.approx(np.median(per_round), 1e-3)
+        assert r["parameters"] == 28 * 64 + 16 * 64 + 64 + 16 * 10 + 10
+    table = (tmp_path / "steps-quick.md").read_text()
+    assert table.count("| 32 | ") == 4 and "| 32 | keras_while |" in table
+
+
+def test_steps_rounds_put_every_system_in_every_place():
+    from experiments import steps
+
+    names = ["a", "b", "c"]
+    orders = [steps.rotate(names, r) for r in range(3)]
+    assert orders[1] == ["b", "c", "a"]
+    for place in range(3):
+        assert sorted(order[place] for order in orders) == names
+
+
 def test_target_fields_take_the_first_evaluation_at_the_target():
     from tfrnn import report
 
@@ -383,6 +422,9 @@ def test_command_lines_refuse_bad_flags(tmp_path):
         ),
         ("experiments.gradient_flow", "--time_steps=100", "must divide 784"),
         ("experiments.cells", "--models=lstm,bogus", "'bogus' is not one of"),
+        ("experiments.steps", "--batch_sizes=128,x", "'x' is not an integer"),
+        ("experiments.steps", "--rounds=0", "--rounds=0 must be > 0"),
+        ("experiments.steps", "--systems=torch", "torch not among"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", module, flag, f"--output={tmp_path}"],
