@@ -25,13 +25,13 @@ map). Writes `cells[-quick].json` (one record per dataset and model) and
 """
 
 import pathlib
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
+
+import experiments
 
 FLAGS = flags.FLAGS
 NAME = "cells"
@@ -196,12 +196,7 @@ def run_one(dataset, name, s, workdir, log=print):
 
 
 def result_paths(output, quick):
-    suffix = "-quick" if quick else ""
-    output = pathlib.Path(output)
-    return {
-        "json": output / f"{NAME}{suffix}.json",
-        "md": output / f"{NAME}{suffix}.md",
-    }
+    return experiments.result_paths(output, quick, json=NAME, md=NAME)
 
 
 def _fmt(value, digits=4):
@@ -272,30 +267,26 @@ def run(s, output, quick, log=print):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    try:
-        s = settings(
-            FLAGS.quick,
-            models=FLAGS.models,
-            datasets=FLAGS.datasets,
-            epochs=FLAGS.epochs,
-            units=FLAGS.units,
-            train_examples=FLAGS.train_examples,
-            test_examples=FLAGS.test_examples,
-            eval_every_steps=FLAGS.eval_every_steps,
-            targets={
-                "mnist": FLAGS.mnist_target,
-                "fashion_mnist": FLAGS.fashion_target,
-            },
-            batch_size=FLAGS.batch_size,
-            learning_rate=FLAGS.learning_rate,
-            seed=FLAGS.seed,
-            deterministic=FLAGS.deterministic,
-        )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    s = experiments.settings_from_flags(
+        argv,
+        settings,
+        FLAGS.quick,
+        models=FLAGS.models,
+        datasets=FLAGS.datasets,
+        epochs=FLAGS.epochs,
+        units=FLAGS.units,
+        train_examples=FLAGS.train_examples,
+        test_examples=FLAGS.test_examples,
+        eval_every_steps=FLAGS.eval_every_steps,
+        targets={
+            "mnist": FLAGS.mnist_target,
+            "fashion_mnist": FLAGS.fashion_target,
+        },
+        batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate,
+        seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic,
+    )
     records = run(
         s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)
     )

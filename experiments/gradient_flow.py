@@ -37,13 +37,12 @@ phase) and `gradient_flow[-quick].png`.
 """
 
 import json
-import pathlib
-import sys
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
+
+import experiments
 
 FLAGS = flags.FLAGS
 NAME = "gradient_flow"
@@ -374,12 +373,7 @@ def settings(quick, **overrides):
 
 
 def result_paths(output, quick):
-    suffix = "-quick" if quick else ""
-    output = pathlib.Path(output)
-    return {
-        "json": output / f"{NAME}{suffix}.json",
-        "png": output / f"{NAME}{suffix}.png",
-    }
+    return experiments.result_paths(output, quick, json=NAME, png=NAME)
 
 
 def run(s, output, quick, log=print):
@@ -456,26 +450,22 @@ def _positive(values):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    try:
-        s = settings(
-            FLAGS.quick,
-            cells=FLAGS.cells,
-            time_steps=FLAGS.time_steps,
-            units=FLAGS.units,
-            batch=FLAGS.batch,
-            train_steps=FLAGS.train_steps,
-            train_batch=FLAGS.train_batch,
-            test_examples=FLAGS.test_examples,
-            learning_rate=FLAGS.learning_rate,
-            clip_norm=FLAGS.clip_norm,
-            seed=FLAGS.seed,
-            measure_dtype=FLAGS.measure_dtype,
-        )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    s = experiments.settings_from_flags(
+        argv,
+        settings,
+        FLAGS.quick,
+        cells=FLAGS.cells,
+        time_steps=FLAGS.time_steps,
+        units=FLAGS.units,
+        batch=FLAGS.batch,
+        train_steps=FLAGS.train_steps,
+        train_batch=FLAGS.train_batch,
+        test_examples=FLAGS.test_examples,
+        learning_rate=FLAGS.learning_rate,
+        clip_norm=FLAGS.clip_norm,
+        seed=FLAGS.seed,
+        measure_dtype=FLAGS.measure_dtype,
+    )
     records = run(
         s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)
     )

@@ -70,7 +70,8 @@ import time
 
 from absl import app
 from absl import flags
-from absl import logging
+
+import experiments
 
 FLAGS = flags.FLAGS
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -754,13 +755,9 @@ def _summary(record):
 
 
 def result_paths(output, quick):
-    suffix = "-quick" if quick else ""
-    output = pathlib.Path(output)
-    return {
-        "json": output / f"{NAME}{suffix}.json",
-        "md": output / f"{NAME}{suffix}.md",
-        "png": output / f"{NAME}_growth{suffix}.png",
-    }
+    return experiments.result_paths(
+        output, quick, json=NAME, md=NAME, png=f"{NAME}_growth"
+    )
 
 
 def write_reports(records, output, quick):
@@ -1172,9 +1169,27 @@ def plot_growth(records, path):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
+    s = experiments.settings_from_flags(
+        argv,
+        settings,
+        FLAGS.quick,
+        cells=FLAGS.cells,
+        units=FLAGS.units,
+        time_steps=FLAGS.time_steps,
+        warmup_steps=FLAGS.warmup_steps,
+        timed_steps=FLAGS.timed_steps,
+        systems=FLAGS.systems,
+        batch_size=FLAGS.batch_size,
+        max_timing_seconds=FLAGS.max_timing_seconds,
+        budget_seconds=FLAGS.budget_seconds,
+        accuracy_budget_seconds=FLAGS.accuracy_budget_seconds,
+        accuracy=FLAGS.accuracy,
+        accuracy_target=FLAGS.accuracy_target,
+        accuracy_units=FLAGS.accuracy_units,
+        accuracy_max_epochs=FLAGS.accuracy_max_epochs,
+        accuracy_train_examples=FLAGS.accuracy_train_examples,
+        accuracy_test_examples=FLAGS.accuracy_test_examples,
+    )
     if FLAGS.one:
         run_one(json.loads(FLAGS.one), FLAGS.result_path)
         return
@@ -1184,28 +1199,6 @@ def main(argv):
         write_reports(records, FLAGS.output, FLAGS.quick)
         print(f"wrote {paths['md']} and {paths['png']}")
         return
-    try:
-        s = settings(
-            FLAGS.quick,
-            cells=FLAGS.cells,
-            units=FLAGS.units,
-            time_steps=FLAGS.time_steps,
-            warmup_steps=FLAGS.warmup_steps,
-            timed_steps=FLAGS.timed_steps,
-            systems=FLAGS.systems,
-            batch_size=FLAGS.batch_size,
-            max_timing_seconds=FLAGS.max_timing_seconds,
-            budget_seconds=FLAGS.budget_seconds,
-            accuracy_budget_seconds=FLAGS.accuracy_budget_seconds,
-            accuracy=FLAGS.accuracy,
-            accuracy_target=FLAGS.accuracy_target,
-            accuracy_units=FLAGS.accuracy_units,
-            accuracy_max_epochs=FLAGS.accuracy_max_epochs,
-            accuracy_train_examples=FLAGS.accuracy_train_examples,
-            accuracy_test_examples=FLAGS.accuracy_test_examples,
-        )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
     started = time.perf_counter()
     records = run_all(
         s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)

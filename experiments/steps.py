@@ -29,14 +29,13 @@ batch size and system: round_ms, median_ms, ratio_to_keras_while, parameters)
 and `OUTPUT/steps[-quick].md`.
 """
 
-import pathlib
 import statistics
-import sys
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
+
+import experiments
 
 NAME = "steps"
 BASELINE = "keras_while"
@@ -47,8 +46,22 @@ QUICK = dict(units=16, batch_sizes=[32], rounds=3, steps=2, warmup_steps=1)
 
 
 def settings(quick, **overrides):
-    chosen = dict(QUICK if quick else FULL)
+    """The measurement's settings; `systems=None`: all this machine runs."""
+    chosen = dict(QUICK if quick else FULL, systems=None)
     chosen.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(chosen["systems"] or ()) - set(TFRNN_SYSTEMS + KERAS_SYSTEMS)
+    if unknown:
+        raise ValueError(
+            f"--systems: {', '.join(sorted(unknown))} not among "
+            f"{', '.join(TFRNN_SYSTEMS + KERAS_SYSTEMS)}"
+        )
+    try:
+        chosen["batch_sizes"] = [int(b) for b in chosen["batch_sizes"]]
+    except ValueError:
+        raise ValueError(
+            f"--batch_sizes={','.join(map(str, chosen['batch_sizes']))}: "
+            "give integers, e.g. 128,256"
+        ) from None
     for name in ("units", "rounds", "steps"):
         if chosen[name] <= 0:
             raise ValueError(f"--{name}={chosen[name]} must be > 0")
@@ -66,9 +79,7 @@ def systems():
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    return TFRNN_SYSTEMS + tuple(
-        s for s in KERAS_SYSTEMS if s != "keras_cudnn" or gpu
-    )
+    return TFRNN_SYSTEMS + tuple(s for s in KERAS_SYSTEMS if s != "keras_cudnn" or gpu)
 
 
 def build_model(system, units):
@@ -112,14 +123,14 @@ def rotate(names, by):
     return list(names[by:]) + list(names[:by])
 
 
-def measure(s, names=None, log=print):
+def measure(s, log=print):
     """One record per batch size and system, timed in interleaved rounds."""
     import keras
     import tensorflow as tf
 
     from tfrnn import data as data_lib
 
-    names = list(names or systems())
+    names = list(s["systems"] or systems())
     arrays = data_lib.load_arrays("mnist")
     records = []
     for batch_size in s["batch_sizes"]:
@@ -192,15 +203,13 @@ def markdown(records, s):
 
 
 def result_paths(output, quick):
-    suffix = "-quick" if quick else ""
-    output = pathlib.Path(output)
-    return {"json": output / f"{NAME}{suffix}.json", "md": output / f"{NAME}{suffix}.md"}
+    return experiments.result_paths(output, quick, json=NAME, md=NAME)
 
 
-def run(s, output, quick, names=None, log=print):
+def run(s, output, quick, log=print):
     from tfrnn import report
 
-    records = measure(s, names, log)
+    records = measure(s, log)
     paths = result_paths(output, quick)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     report.write_json(
@@ -220,42 +229,29 @@ def define_flags():
     flags.DEFINE_list("batch_sizes", None, "Batch sizes (default 128,256).")
     flags.DEFINE_integer("units", None, "LSTM units (default 128).")
     flags.DEFINE_integer("rounds", None, "Interleaved rounds (default 9).")
-    flags.DEFINE_integer("steps", None, "Timed steps per system and round (default 10).")
-    flags.DEFINE_integer("warmup_steps", None, "Untimed steps after tracing (default 3).")
+    flags.DEFINE_integer(
+        "steps", None, "Timed steps per system and round (default 10)."
+    )
+    flags.DEFINE_integer(
+        "warmup_steps", None, "Untimed steps after tracing (default 3)."
+    )
     flags.DEFINE_string("output", "experiments/results", "Directory for the results.")
 
 
-def _integer(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"--batch_sizes: {text!r} is not an integer") from None
-
-
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    try:
-        s = settings(
-            FLAGS.quick,
-            units=FLAGS.units,
-            rounds=FLAGS.rounds,
-            steps=FLAGS.steps,
-            warmup_steps=FLAGS.warmup_steps,
-            batch_sizes=FLAGS.batch_sizes and [_integer(b) for b in FLAGS.batch_sizes],
-        )
-        names = FLAGS.systems
-        unknown = set(names or ()) - set(TFRNN_SYSTEMS + KERAS_SYSTEMS)
-        if unknown:
-            raise ValueError(
-                f"--systems: {', '.join(sorted(unknown))} not among "
-                f"{', '.join(TFRNN_SYSTEMS + KERAS_SYSTEMS)}"
-            )
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    s = experiments.settings_from_flags(
+        argv,
+        settings,
+        FLAGS.quick,
+        units=FLAGS.units,
+        rounds=FLAGS.rounds,
+        steps=FLAGS.steps,
+        warmup_steps=FLAGS.warmup_steps,
+        batch_sizes=FLAGS.batch_sizes,
+        systems=FLAGS.systems,
+    )
     records = run(
-        s, FLAGS.output, FLAGS.quick, names, log=lambda line: print(line, flush=True)
+        s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)
     )
     print(markdown(records, s))
     paths = result_paths(FLAGS.output, FLAGS.quick)

@@ -422,7 +422,7 @@ def test_command_lines_refuse_bad_flags(tmp_path):
         ),
         ("experiments.gradient_flow", "--time_steps=100", "must divide 784"),
         ("experiments.cells", "--models=lstm,bogus", "'bogus' is not one of"),
-        ("experiments.steps", "--batch_sizes=128,x", "'x' is not an integer"),
+        ("experiments.steps", "--batch_sizes=128,x", "give integers"),
         ("experiments.steps", "--rounds=0", "--rounds=0 must be > 0"),
         ("experiments.steps", "--systems=torch", "torch not among"),
     ):
