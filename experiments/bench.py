@@ -10,7 +10,9 @@ its own (so that peak memory, thread pools and TensorFlow's global settings
 belong to one system only), one after the other, and writes
 `OUTPUT/bench[-quick].json` (a list of records, one per system and recipe) and
 `OUTPUT/bench[-quick].md` (a table, then the ratios tfrnn / Keras and
-tfrnn / PyTorch computed from the records of this run only).
+tfrnn / PyTorch computed from the records of this run only). Step times of
+two systems are read minutes apart here; `python -m experiments.steps`
+compares the steps alone, in one process, in interleaved rounds.
 
 Systems:
   tfrnn_dynamic, tfrnn_static: `tfrnn.training.train` (mode dynamic / static);
