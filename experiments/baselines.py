@@ -32,7 +32,7 @@ import time
 
 # tfrnn.training.COSINE_FLOOR, not imported: the PyTorch worker loads no TensorFlow.
 COSINE_FLOOR = 0.1
-EVAL_BATCH = 1000  # test set batch, as in tfrnn.training.Trainer.evaluate
+EVAL_BATCH = 5000  # test set batch: tfrnn.training.EVAL_BATCH (no TF import here)
 
 
 def keras_lstm_classifier(

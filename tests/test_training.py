@@ -201,6 +201,7 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
     optimizer.build([tf.Variable(0.0)])
     floor = training.COSINE_FLOOR
     assert baselines.COSINE_FLOOR == floor  # PyTorch's schedule is the same
+    assert baselines.EVAL_BATCH == training.EVAL_BATCH  # and its evaluations
     quarter = floor + (1 - floor) * (1 + np.cos(np.pi / 4)) / 2
     for step, factor in (
         (0, 1.0),

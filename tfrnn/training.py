@@ -26,6 +26,9 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
+# of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU).
+EVAL_BATCH = 5000
 
 
 @dataclasses.dataclass
@@ -319,13 +322,13 @@ class Trainer:
     def evaluate(self):
         """Test accuracy over the whole test set."""
         correct = 0
-        for start in range(0, len(self.data.x_test), 1000):
-            x = self.data.x_test[start : start + 1000]
+        for start in range(0, len(self.data.x_test), EVAL_BATCH):
+            x = self.data.x_test[start : start + EVAL_BATCH]
             probabilities = self.predict(tf.constant(x))
             correct += int(
                 np.sum(
                     np.argmax(probabilities, -1)
-                    == self.data.y_test[start : start + 1000]
+                    == self.data.y_test[start : start + EVAL_BATCH]
                 )
             )
         return correct / len(self.data.x_test)
