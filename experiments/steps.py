@@ -131,6 +131,8 @@ def measure(s, log=print):
     from tfrnn import data as data_lib
 
     names = list(s["systems"] or systems())
+    if set(names) - set(systems()):
+        raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
     arrays = data_lib.load_arrays("mnist")
     records = []
     for batch_size in s["batch_sizes"]:
