@@ -3,6 +3,9 @@
 import pathlib
 import sys
 
+from absl import app
+from absl import logging
+
 
 def result_paths(output, quick, **stems):
     """`{kind: OUTPUT/STEM[-quick].KIND}` for each `kind=STEM` given."""
@@ -19,9 +22,6 @@ def settings_from_flags(argv, settings, quick, **values):
     Stray arguments raise absl's UsageError; a bad value exits with the
     message `settings` raised (before TensorFlow is imported).
     """
-    from absl import app
-    from absl import logging
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)

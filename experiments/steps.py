@@ -130,8 +130,9 @@ def measure(s, log=print):
 
     from tfrnn import data as data_lib
 
-    names = list(s["systems"] or systems())
-    if set(names) - set(systems()):
+    runnable = systems()
+    names = list(s["systems"] or runnable)
+    if set(names) - set(runnable):
         raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
     arrays = data_lib.load_arrays("mnist")
     records = []
