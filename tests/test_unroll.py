@@ -65,9 +65,7 @@ def results(fn, cell, inputs, reset_seeds=lambda: None, **kwargs):
     with tf.GradientTape() as tape:
         tape.watch(inputs)
         leaves = tf.nest.flatten(fn(cell, inputs, return_all_states=True, **kwargs))
-        loss = sum(
-            tf.reduce_sum(leaf * rng.normal(size=leaf.shape)) for leaf in leaves
-        )
+        loss = sum(tf.reduce_sum(leaf * rng.normal(size=leaf.shape)) for leaf in leaves)
     return leaves + tape.gradient(loss, [inputs] + cell.trainable_variables)
 
 
@@ -128,7 +126,11 @@ def test_time_major_and_last_valid_output(unroll):
         got = results(dynamic(unroll), cell, inputs, **kwargs)
         assert_same(got, expected, f"return_sequences={return_sequences}")
     last, (h, _) = tfrnn.dynamic_rnn(
-        cell, inputs, sequence_length=lengths, time_major=True, unroll=unroll,
+        cell,
+        inputs,
+        sequence_length=lengths,
+        time_major=True,
+        unroll=unroll,
         return_sequences=False,
     )
     np.testing.assert_array_equal(last, h)  # each row's last valid output
@@ -147,10 +149,15 @@ def test_loop_runs_whole_blocks_but_padding_steps_do_not_count():
 
     for lengths in (None, [2, 9, 0]):
         outputs, state, all_states = tfrnn.dynamic_rnn(
-            CountingCell(), tf.zeros([3, T, 1]), sequence_length=lengths, unroll=4,
+            CountingCell(),
+            tf.zeros([3, T, 1]),
+            sequence_length=lengths,
+            unroll=4,
             return_all_states=True,
         )
-        expected = np.minimum(np.arange(1, T + 1), np.array(lengths or [T] * 3)[:, None])
+        expected = np.minimum(
+            np.arange(1, T + 1), np.array(lengths or [T] * 3)[:, None]
+        )
         np.testing.assert_array_equal(all_states[..., 0], expected)
         np.testing.assert_array_equal(state[:, 0], expected[:, -1])
         valid = np.arange(T) < np.array(lengths or [T] * 3)[:, None]
@@ -182,13 +189,18 @@ def test_one_trace_serves_every_length():
     cell = built(keras.layers.GRUCell(H), F)
     fn = tf.function(
         lambda x, n: tfrnn.dynamic_rnn(cell, x, sequence_length=n, unroll=3),
-        input_signature=[tf.TensorSpec([None, None, F]), tf.TensorSpec([None], tf.int32)],
+        input_signature=[
+            tf.TensorSpec([None, None, F]),
+            tf.TensorSpec([None], tf.int32),
+        ],
     )
     for time in (T, 23):
         inputs = random_inputs(2, time, F, seed=time)
         lengths = tf.constant([time, time - 5])
         outputs, state = fn(inputs, lengths)
-        expected, expected_state = tfrnn.static_rnn(cell, inputs, sequence_length=lengths)
+        expected, expected_state = tfrnn.static_rnn(
+            cell, inputs, sequence_length=lengths
+        )
         np.testing.assert_allclose(outputs, expected, atol=1e-6)
         np.testing.assert_allclose(state, expected_state, atol=1e-6)
     assert fn.experimental_get_tracing_count() == 1
