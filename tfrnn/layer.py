@@ -113,10 +113,11 @@ class RNN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if getattr(cell, "state_size", None) is None:
+        is_layer = isinstance(cell, (keras.layers.RNN, RNN))
+        if is_layer or getattr(cell, "state_size", None) is None:
             raise TypeError(
-                f"tfrnn.RNN: {type(cell).__name__} is not an RNN cell (it has no "
-                "state_size); give a cell such as keras.layers.GRUCell(units) or "
+                f"tfrnn.RNN: {type(cell).__name__} is not an RNN cell (one step "
+                "with a state_size); give a cell such as keras.layers.GRUCell(units) or "
                 "tfrnn.LSTMCell(units), not a layer such as keras.layers.GRU."
             )
         self.cell = cell
