@@ -127,7 +127,8 @@ class RNN(keras.layers.Layer):
         self.return_all_states = return_all_states
         self.go_backwards = go_backwards
         self.time_major = time_major
-        self.stateful = False  # keras.layers.Bidirectional reads it
+        self.stateful = False  # keras.layers.Bidirectional reads both: no state
+        self.states = None  # is kept from one batch to the next
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.built_time_steps = None
@@ -197,20 +198,23 @@ class RNN(keras.layers.Layer):
             )
 
     def _step_mask(self, sequences, mask, sequence_length):
-        """`(mask, sequence_length)` for the unroll: one of them, or neither.
+        """`(mask, sequence_length)` for the unroll (which takes both).
 
-        Lengths stay lengths (the dynamic loop stops at the longest row) unless
-        a mask is given too or the sequence is read backwards, where they become
-        the mask they stand for (reversed with it: Keras's `go_backwards`)."""
+        Keras masks are `[batch, time]` whatever the layout (the unrolls take
+        `[time, batch]` when time-major). Read backwards, lengths become the
+        mask they stand for and are reversed with it, as Keras reverses masks.
+        """
         if mask is not None:
             mask = tf.cast(tf.nest.flatten(mask)[0], tf.bool)
-        if sequence_length is not None and (mask is not None or self.go_backwards):
+        if sequence_length is not None and self.go_backwards:
             time_steps = tf.shape(sequences)[self.time_axis]
             length_mask = tf.sequence_mask(sequence_length, time_steps)
             mask = length_mask if mask is None else mask & length_mask
             sequence_length = None
         if mask is not None and self.go_backwards:
             mask = tf.reverse(mask, [1])
+        if mask is not None and self.time_major:
+            mask = tf.transpose(mask)
         return mask, sequence_length
 
     def _initial_state(self, initial_state):
