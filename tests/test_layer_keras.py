@@ -163,6 +163,39 @@ def test_every_steps_state_in_a_functional_model():
     assert_close(got_output, got_h)  # an LSTM's output is its h at every step
 
 
+def test_functional_encoder_decoder_with_state_and_length_inputs():
+    """The encoder's final states start the decoder (`initial_state` from
+    Keras tensors), and lengths come in as a model input; equal to the same
+    model on keras.layers.RNN with the lengths as a mask."""
+    sequences, lengths = keras.Input((None, F)), keras.Input((), dtype="int32")
+    _, *states = tfrnn.RNN(keras.layers.LSTMCell(H), return_state=True)(
+        sequences, sequence_length=lengths
+    )
+    decoded = tfrnn.RNN(keras.layers.LSTMCell(H), return_sequences=True)(
+        sequences, initial_state=states
+    )
+    model = keras.Model([sequences, lengths], decoded)
+    x, n = random_inputs(B, T, F, seed=11), np.array([T, 0, 3, 1], "int32")
+    mask = tf.sequence_mask(n, T)
+    encoder, decoder = (layer.cell for layer in model.layers[-2:])
+    _, *want_states = keras.layers.RNN(encoder, return_state=True)(x, mask=mask)
+    want = keras.layers.RNN(decoder, return_sequences=True)(
+        x, initial_state=want_states
+    )
+    assert_close(model.predict([x, n], verbose=0), want)
+
+
+def test_cell_dropout_only_in_training():
+    """A Keras cell's dropout: none with training=False (equal to Keras's
+    layer), one mask per sequence with training=True."""
+    cell = keras.layers.GRUCell(H, dropout=0.5, recurrent_dropout=0.5)
+    x = random_inputs(B, T, F, seed=12)
+    layer = tfrnn.RNN(cell, return_sequences=True)
+    inference = layer(x, training=False)
+    assert_close(inference, keras.layers.RNN(cell, return_sequences=True)(x))
+    assert np.max(np.abs(layer(x, training=True) - inference)) > 1e-3
+
+
 @pytest.mark.parametrize("unroll", ["dynamic", "static", 4])
 def test_keras_file_round_trip_is_bit_equal(tmp_path, unroll):
     inputs = keras.Input((10,), dtype="int32")
