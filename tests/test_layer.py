@@ -114,8 +114,8 @@ def test_right_padded_mask_equals_sequence_length(unroll):
     for got in (layer(inputs, mask=mask), layer(inputs, sequence_length=lengths)):
         assert_close(got, [want_outputs, want_h, want_c])
     last_layer = tfrnn.RNN(cell, unroll=unroll)
-    for last in (last_layer(inputs, mask=mask), last_layer(inputs, sequence_length=lengths)):
-        assert_close(last, want_h)
+    assert_close(last_layer(inputs, mask=mask), want_h)
+    assert_close(last_layer(inputs, sequence_length=lengths), want_h)
 
 
 @pytest.mark.parametrize("unroll", ["dynamic", "static"])
@@ -202,9 +202,8 @@ def test_static_layer_refuses_another_length():
     with pytest.raises(ValueError, match=f"built for T={T} time steps and got T=4"):
         layer(random_inputs(B, 4, F))
     with pytest.raises(ValueError, match="needs the number of time steps"):
-        keras.Sequential(
-            [keras.Input((None, F)), tfrnn.RNN(keras.layers.GRUCell(H), unroll="static")]
-        )
+        static = tfrnn.RNN(keras.layers.GRUCell(H), unroll="static")
+        keras.Sequential([keras.Input((None, F)), static])
 
 
 def test_dynamic_layer_takes_any_length():

@@ -117,8 +117,8 @@ class RNN(keras.layers.Layer):
         if is_layer or getattr(cell, "state_size", None) is None:
             raise TypeError(
                 f"tfrnn.RNN: {type(cell).__name__} is not an RNN cell (one step "
-                "with a state_size); give a cell such as keras.layers.GRUCell(units) or "
-                "tfrnn.LSTMCell(units), not a layer such as keras.layers.GRU."
+                "with a state_size); give a cell such as keras.layers.GRUCell(units) "
+                "or tfrnn.LSTMCell(units), not a layer such as keras.layers.GRU."
             )
         self.cell = cell
         self.unroll = check_unroll(unroll)
@@ -137,7 +137,9 @@ class RNN(keras.layers.Layer):
     def time_axis(self):
         return 0 if self.time_major else 1
 
-    def build(self, sequences_shape, initial_state_shape=None, sequence_length_shape=None):
+    def build(
+        self, sequences_shape, initial_state_shape=None, sequence_length_shape=None
+    ):
         sequences_shape = tuple(sequences_shape)
         time_steps = sequences_shape[self.time_axis]
         if self.unroll == "static":
@@ -260,7 +262,9 @@ class RNN(keras.layers.Layer):
             return (batch, time_steps, size)
 
         output_size = step.output_size(self.cell)
-        output = per_step(output_size) if self.return_sequences else (batch, output_size)
+        output = (batch, output_size)
+        if self.return_sequences:
+            output = per_step(output_size)
         entries = state_entries(self.cell.state_size)
         final = [tf.nest.map_structure(lambda s: (batch, int(s)), e) for e in entries]
         every_step = [tf.nest.map_structure(per_step, e) for e in entries]
