@@ -254,6 +254,23 @@ def test_mixed_precision_outputs_in_the_compute_dtype(policy):
     assert_close(got, want, tol=5e-2 if dtype == "bfloat16" else 5e-3)
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_training_step(policy):
+    """A masked Bidirectional model trains under the policy (float16 with
+    Keras's loss scaling): finite loss, predictions in the compute dtype."""
+    x, y = first_token_task(32, time=5)
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = masked_model(bidirectional=True)
+        model.compile("adam", loss="sparse_categorical_crossentropy")
+        loss = model.train_on_batch(x, y)
+        predictions = model(x)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert np.isfinite(loss)
+    assert predictions.dtype.name == policy.split("_")[1]
+
+
 @pytest.mark.parametrize("unroll", ["dynamic", "static"])
 def test_xla_compiled_training_step_equals_the_plain_one(unroll):
     """`jit_compile=True`: the same loss and weights after a training step."""
