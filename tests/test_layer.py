@@ -226,8 +226,10 @@ def test_bad_unroll_is_refused_with_the_fix(unroll, message):
 
 
 def test_a_layer_is_not_a_cell():
-    with pytest.raises(TypeError, match="not an RNN cell .* keras.layers.GRUCell"):
+    with pytest.raises(TypeError, match="pass a cell instead.* keras.layers.GRUCell"):
         tfrnn.RNN(keras.layers.GRU(H))
+    with pytest.raises(TypeError, match="must be an RNN cell"):
+        tfrnn.RNN(keras.layers.Dense(H))
 
 
 def test_docstring_example_runs():

@@ -1,8 +1,10 @@
 """`tfrnn.RNN`: tfrnn's unrolls as a Keras 3 layer, with masks and per-step states."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from tfrnn import checks
 from tfrnn import step
 from tfrnn.dynamic import dynamic_rnn
 from tfrnn.static import static_rnn
@@ -18,8 +20,8 @@ def check_unroll(unroll):
             "unroll='static' (Keras's True), unroll='dynamic' (Keras's False) or "
             "an int k (a while loop over blocks of k unrolled steps)."
         )
-    if isinstance(unroll, int) and unroll >= 1:
-        return unroll
+    if isinstance(unroll, (int, np.integer)) and unroll >= 1:
+        return int(unroll)
     if unroll in UNROLLS:
         return unroll
     raise ValueError(
@@ -113,13 +115,7 @@ class RNN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        is_layer = isinstance(cell, (keras.layers.RNN, RNN))
-        if is_layer or getattr(cell, "state_size", None) is None:
-            raise TypeError(
-                f"tfrnn.RNN: {type(cell).__name__} is not an RNN cell (one step "
-                "with a state_size); give a cell such as keras.layers.GRUCell(units) "
-                "or tfrnn.LSTMCell(units), not a layer such as keras.layers.GRU."
-            )
+        checks.rnn_cell(cell, "tfrnn.RNN")
         self.cell = cell
         self.unroll = check_unroll(unroll)
         self.return_sequences = return_sequences
@@ -127,8 +123,9 @@ class RNN(keras.layers.Layer):
         self.return_all_states = return_all_states
         self.go_backwards = go_backwards
         self.time_major = time_major
-        self.stateful = False  # keras.layers.Bidirectional reads both: no state
-        self.states = None  # is kept from one batch to the next
+        # keras.layers.Bidirectional reads these: no state is kept between batches.
+        self.stateful = False
+        self.states = None
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.built_time_steps = None
