@@ -42,13 +42,17 @@ CELLS = {
 
 
 def random_mask(seed=0, batch=B, time=T):
-    """Random steps on and off; row 0 all on, row 1 all off."""
+    """Random steps on and off; row 0 all on, row 1 all off, and at least one
+    row with a valid step after a masked one (not a right-padded mask)."""
     mask = np.random.default_rng(seed).random((batch, time)) < 0.6
     mask[0], mask[1] = True, False
+    assert np.any(~mask[:, :-1] & mask[:, 1:])
     return tf.constant(mask)
 
 
 def assert_close(actual, expected, tol=1e-6):
+    """Same number of tensors, same shapes, max |a - e| <= tol * max(1, |e|)."""
+    assert len(tf.nest.flatten(actual)) == len(tf.nest.flatten(expected))
     for a, e in zip(tf.nest.flatten(actual), tf.nest.flatten(expected)):
         a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
         assert a.shape == e.shape
