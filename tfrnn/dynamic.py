@@ -111,7 +111,7 @@ def dynamic_rnn(
             cell,
             batch_size,
             inputs.shape[2],
-            tf.shape(inputs)[0],
+            inputs.shape[0] or tf.shape(inputs)[0],
             dtype or step.compute_dtype(cell, inputs.dtype),
             initial_state,
             sequence_length,
