@@ -11,15 +11,12 @@ all-False row. Forward values and gradients agree to 1e-6 of their scale
 unroll kinds.
 """
 
-import doctest
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import layer as layer_module
 from conftest import random_inputs
 
 B, T, F, H = 4, 6, 3, 5
@@ -234,10 +231,3 @@ def test_a_layer_is_not_a_cell():
         tfrnn.RNN(keras.layers.GRU(H))
     with pytest.raises(TypeError, match="must be an RNN cell"):
         tfrnn.RNN(keras.layers.Dense(H))
-
-
-def test_docstring_example_runs():
-    results = doctest.testmod(
-        layer_module, extraglobs={"keras": keras, "tf": tf, "tfrnn": tfrnn}
-    )
-    assert results.attempted > 0 and results.failed == 0
