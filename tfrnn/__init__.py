@@ -13,6 +13,7 @@ from tfrnn.cells import DropoutWrapper
 from tfrnn.cells import LSTMCell
 from tfrnn.cells import MultiRNNCell
 from tfrnn.dynamic import dynamic_rnn
+from tfrnn.layer import RNN
 from tfrnn.static import static_rnn
 from tfrnn.step import zero_state
 
@@ -22,6 +23,7 @@ __all__ = [
     "DropoutWrapper",
     "LSTMCell",
     "MultiRNNCell",
+    "RNN",
     "dynamic_rnn",
     "static_rnn",
     "zero_state",
