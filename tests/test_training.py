@@ -193,6 +193,45 @@ def test_bad_values_are_refused(tmp_path, change, message):
         training.train(config)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            dict(train_examples=100, test_examples=100),
+            "--batch_size=256 is larger than the 100 training examples",
+        ),
+        (dict(dataset="tfds:foo"), "TFDS has no data set called 'foo'"),
+        (
+            dict(dataset="fashion_mnist", data_dir="/nonexistent/fashion-mnist"),
+            "fashion-mnist does not exist",
+        ),
+        (dict(dataset="cifar"), "--dataset=cifar is not one of"),
+    ],
+)
+def test_a_failed_start_writes_nothing(tmp_path, change, message):
+    model_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        training.train(training.Config(model_dir=str(model_dir), **change))
+    assert not model_dir.exists()
+
+
+def test_cli_corrected_command_runs_after_a_failed_start(tmp_path):
+    """The issue's case: batch 256 > 100 examples, then `--batch_size=50`."""
+    flags = ["--train_examples=100", "--test_examples=100", f"--model_dir={tmp_path}/r"]
+    failed = run_cli(*flags)
+    output = failed.communicate()[0]
+    assert failed.returncode == 1, output
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1] == (
+        "error: --batch_size=256 is larger than the 100 training examples; lower it"
+    )
+    assert not (tmp_path / "r").exists()
+    corrected = run_cli(*flags, "--batch_size=50", "--max_epochs=1", "--units=4")
+    output = corrected.communicate()[0]
+    assert corrected.returncode == 0, output
+    assert (tmp_path / "r" / "config.json").exists()
+
+
 def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
     from experiments import baselines
 

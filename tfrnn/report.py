@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
+from tfrnn.errors import RunDirError
 
 
 def environment():
@@ -99,6 +100,17 @@ def write_json(path, record):
         json.dump(record, f, indent=2, default=str)
         f.write("\n")
     os.replace(f.name, path)
+
+
+def read_json(path, what_to_do):
+    """The JSON object in `path`; `RunDirError` naming the file if it is damaged."""
+    try:
+        record = json.loads(pathlib.Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{path} cannot be read ({error}): {what_to_do}") from None
+    if not isinstance(record, dict):
+        raise RunDirError(f"{path} holds no JSON object: {what_to_do}")
+    return record
 
 
 def table(rows):

@@ -17,6 +17,7 @@ from tfrnn import data
 from tfrnn import models
 from tfrnn import report
 from tfrnn import training
+from tfrnn.errors import TfrnnError
 
 FLAGS = flags.FLAGS
 _DEFAULTS = training.Config()
@@ -122,7 +123,7 @@ def main(argv):
     )
     try:
         result = training.train(config)
-    except (ValueError, data.DataError) as error:
+    except (ValueError, TfrnnError) as error:
         sys.exit(f"error: {error}")
     print(report.table(report.summary_rows(result)))
     print(f"report: {config.model_dir}/report.json")

@@ -10,6 +10,7 @@ with the same weights as a run never interrupted.
 
 import dataclasses
 import json
+import os
 import pathlib
 import time
 
@@ -132,35 +133,55 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def prepare_model_dir(config):
-    """Creates `model_dir`, or checks that the run in it has this configuration."""
+def check_model_dir(config):
+    """Refuses a `model_dir` this run cannot use; writes nothing.
+
+    The directory must be creatable; a `config.json` there must be readable
+    and hold this configuration (up to `Config.RESUMABLE`); checkpoints there
+    without a `config.json` are refused (they cannot be checked).
+    """
     model_dir = pathlib.Path(config.model_dir)
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        probe = model_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
+    existing = model_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a directory" if not existing.is_dir() else "permission denied"
         raise ValueError(
-            f"--model_dir={model_dir} is not writable ({error.strerror}); "
+            f"--model_dir={model_dir} is not writable ({existing}: {reason}); "
             "choose a directory you can write to"
-        ) from None
+        )
     config_file = model_dir / "config.json"
-    if config_file.exists():
-        saved = json.loads(config_file.read_text())
-        differs = [
-            f"{name}={saved.get(name)!r} there, {value!r} now"
-            for name, value in config.as_dict().items()
-            if name not in Config.RESUMABLE and saved.get(name) != value
-        ]
-        if differs:
+    if not config_file.exists():
+        if (model_dir / "checkpoints" / "checkpoint").exists():
             raise ValueError(
-                f"--model_dir={model_dir} holds a run with another configuration "
-                f"({'; '.join(differs)}). Resume it with the same flags, or use "
-                "another --model_dir."
+                f"{model_dir}/checkpoints holds checkpoints but {config_file} is "
+                "missing, so they cannot be checked against this configuration: "
+                f"delete {model_dir} to start over, or use another --model_dir"
             )
-    report_lib.write_json(config_file, config.as_dict())
+        return model_dir
+    saved = report_lib.read_json(
+        config_file,
+        f"delete {model_dir} to start over, or use another --model_dir",
+    )
+    differs = [
+        f"{name}={saved.get(name)!r} there, {value!r} now"
+        for name, value in config.as_dict().items()
+        if name not in Config.RESUMABLE and saved.get(name) != value
+    ]
+    if differs:
+        raise ValueError(
+            f"--model_dir={model_dir} holds a run with another configuration "
+            f"({'; '.join(differs)}). Resume it with the same flags, or use "
+            "another --model_dir."
+        )
     return model_dir
+
+
+def write_config(config):
+    """Creates `model_dir` and writes config.json: the run is about to step."""
+    model_dir = pathlib.Path(config.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    report_lib.write_json(model_dir / "config.json", config.as_dict())
 
 
 def make_strategy(name):
@@ -221,7 +242,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.log = log
-        self.model_dir = prepare_model_dir(config)
+        self.model_dir = check_model_dir(config)
         # A multi-worker strategy must exist before TensorFlow starts its runtime.
         self.strategy = strategy or make_strategy(config.strategy)
         self.chief = is_chief(self.strategy)
@@ -292,7 +313,7 @@ class Trainer:
         self.predict = tf.function(
             lambda x: self.model(x, training=False), autograph=False
         )
-        self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
+        self.writer = None  # created with the directory, at the first step
 
     # --- the steps -----------------------------------------------------------
 
@@ -360,6 +381,8 @@ class Trainer:
                 f"{int(self.epoch) + 1}, step {int(self.step)}/{self.steps_per_epoch}"
             )
         reached = self._reached_target()
+        write_config(config)  # nothing was written before: a failed start leaves no trace
+        self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
         step_seconds, first_step_seconds, trace_seconds = [], None, None
         examples_seen, interval_start, interval_loss, interval_correct = (
             0,
