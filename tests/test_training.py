@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -119,49 +120,75 @@ def test_dynamic_pixels_export_takes_any_length(tmp_path):
     assert module.classify_images(tf.zeros([3, 28, 28], tf.uint8)).shape == (3, 10)
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-    flags = [
-        "--units=16",
-        "--train_examples=1024",
-        "--test_examples=128",
-        "--batch_size=64",
-        "--max_epochs=3",
-        "--checkpoint_every_steps=5",
-        "--log_every_steps=1",
-        "--eval_every_steps=7",
-        "--mode=static",
-    ]
-    whole = run_cli(*flags, f"--model_dir={tmp_path / 'whole'}")
-    killed = run_cli(*flags, f"--model_dir={tmp_path / 'killed'}")
-    for line in killed.stdout:  # kill mid-epoch, after a checkpoint or two
+RESUME_FLAGS = [
+    "--units=16",
+    "--train_examples=1024",
+    "--test_examples=128",
+    "--batch_size=64",
+    "--max_epochs=3",
+    "--checkpoint_every_steps=5",
+    "--log_every_steps=1",
+    "--eval_every_steps=7",
+    "--mode=static",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("whole")
+    whole = run_cli(*RESUME_FLAGS, f"--model_dir={model_dir}")
+    assert whole.wait() == 0, whole.stdout.read()
+    return model_dir
+
+
+def final_weights(model_dir):
+    reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/")]
+    assert len(names) >= 5
+    return {n: reader.get_tensor(n) for n in names}
+
+
+@pytest.mark.parametrize(
+    "number", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda n: n.name
+)
+def test_resume_after_a_signal_equals_uninterrupted_run(
+    uninterrupted, tmp_path, number
+):
+    """Killed, or interrupted (checkpoint at the step, one line, 130 / 143)."""
+    stopped = run_cli(*RESUME_FLAGS, f"--model_dir={tmp_path}")
+    for line in stopped.stdout:  # stop mid-epoch, after a checkpoint or two
         if line.startswith("epoch 2 step 9/16"):
-            killed.send_signal(signal.SIGKILL)
+            stopped.send_signal(number)
             break
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_cli(*flags, f"--model_dir={tmp_path / 'killed'}")
+    output = stopped.communicate()[0]
+    if number == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+    else:
+        assert stopped.returncode == 128 + number, output
+        assert "Traceback" not in output
+        last = output.strip().splitlines()[-1]
+        match = re.fullmatch(
+            r"interrupted at epoch 2 step (\d+); checkpoint saved; "
+            "rerun the same command to resume",
+            last,
+        )
+        assert match, output
+        step = int(match[1])  # a step boundary after the signal: no lost steps
+        latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+        assert latest.endswith(f"ckpt-{16 + step}")
+    resumed = run_cli(*RESUME_FLAGS, f"--model_dir={tmp_path}")
     output = resumed.communicate()[0]
     assert resumed.returncode == 0, output
     assert "resumed from" in output and "epoch 2, step" in output
-    assert whole.wait() == 0, whole.stdout.read()
-
-    def final_weights(model_dir):
-        reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-        names = [
-            n for n in reader.get_variable_to_shape_map() if n.startswith("model/")
-        ]
-        assert len(names) >= 5
-        return {n: reader.get_tensor(n) for n in names}
-
-    whole_weights = final_weights(tmp_path / "whole")
-    resumed_weights = final_weights(tmp_path / "killed")
+    whole_weights = final_weights(uninterrupted)
+    resumed_weights = final_weights(tmp_path)
     assert whole_weights.keys() == resumed_weights.keys()
     for name in whole_weights:
         np.testing.assert_array_equal(
             resumed_weights[name], whole_weights[name], err_msg=name
         )
-    whole_report = json.loads((tmp_path / "whole" / "report.json").read_text())
-    resumed_report = json.loads((tmp_path / "killed" / "report.json").read_text())
+    whole_report = json.loads((uninterrupted / "report.json").read_text())
+    resumed_report = json.loads((tmp_path / "report.json").read_text())
     strip = lambda evals: [(e["step"], e["test_accuracy"]) for e in evals]  # noqa: E731
     assert strip(resumed_report["evaluations"]) == strip(whole_report["evaluations"])
 

@@ -7,6 +7,7 @@ Re-running the same command with the same --model_dir resumes where it stopped.
 """
 
 import dataclasses
+import signal
 import sys
 
 from absl import app
@@ -17,6 +18,7 @@ from tfrnn import data
 from tfrnn import models
 from tfrnn import report
 from tfrnn import training
+from tfrnn.errors import Interrupted
 from tfrnn.errors import TfrnnError
 
 FLAGS = flags.FLAGS
@@ -121,12 +123,28 @@ def main(argv):
     config = training.Config(
         **{f.name: FLAGS[f.name].value for f in dataclasses.fields(training.Config)}
     )
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # the loop saves, then raises
     try:
         result = training.train(config)
+    except Interrupted as interrupted:
+        print(interrupted, file=sys.stderr)
+        sys.exit(interrupted.exit_code)
+    except KeyboardInterrupt as interrupt:  # outside a step: nothing new to save
+        number = interrupt.args[0] if interrupt.args else signal.SIGINT
+        print(
+            "interrupted outside a training step; the last checkpoint (if any) is "
+            "kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        sys.exit(128 + number)
     except (ValueError, TfrnnError) as error:
         sys.exit(f"error: {error}")
     print(report.table(report.summary_rows(result)))
     print(f"report: {config.model_dir}/report.json")
+
+
+def _raise_interrupt(number, frame):
+    raise KeyboardInterrupt(number)
 
 
 if __name__ == "__main__":

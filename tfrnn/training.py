@@ -8,10 +8,13 @@ moment resumes from its last checkpoint and, with op determinism on, ends
 with the same weights as a run never interrupted.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
 import pathlib
+import signal
+import threading
 import time
 
 import keras
@@ -22,6 +25,7 @@ from tfrnn import data as data_lib
 from tfrnn import export as export_lib
 from tfrnn import models
 from tfrnn import report as report_lib
+from tfrnn.errors import Interrupted
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
@@ -391,61 +395,65 @@ class Trainer:
             0.0,
         )
         run_start = time.perf_counter() - self.progress["wall_seconds"]
-        while not reached and int(self.epoch) < config.max_epochs:
-            epoch = int(self.epoch)
-            for indices in self.index_batches(epoch, int(self.step)):
-                if trace_seconds is None:
+        with stop_requests() as stop:
+            while not reached and int(self.epoch) < config.max_epochs:
+                epoch = int(self.epoch)
+                for indices in self.index_batches(epoch, int(self.step)):
+                    if trace_seconds is None:
+                        started = time.perf_counter()
+                        self.train_step.get_concrete_function(indices)
+                        trace_seconds = time.perf_counter() - started
                     started = time.perf_counter()
-                    self.train_step.get_concrete_function(indices)
-                    trace_seconds = time.perf_counter() - started
-                started = time.perf_counter()
-                loss_sum, correct = self.train_step(indices)
-                loss_sum = float(loss_sum)  # waits for the step to finish
-                seconds = time.perf_counter() - started
-                if first_step_seconds is None:
-                    first_step_seconds = seconds
-                else:
-                    step_seconds.append(seconds)
-                self.progress["step_seconds"] += seconds
-                examples_seen += config.batch_size
-                interval_loss += loss_sum
-                interval_correct += float(correct)
-                self.step.assign_add(1)
-                global_step = epoch * self.steps_per_epoch + int(self.step)
-                end_of_epoch = int(self.step) == self.steps_per_epoch
-                if global_step % config.log_every_steps == 0 or end_of_epoch:
-                    elapsed = time.perf_counter() - interval_start
-                    log(
-                        f"epoch {epoch + 1} step {int(self.step)}/{self.steps_per_epoch} "
-                        f"loss {interval_loss / max(examples_seen, 1):.4f} "
-                        f"train acc {interval_correct / max(examples_seen, 1):.4f} "
-                        f"{examples_seen / elapsed:.0f} examples/s"
-                    )
-                    with self.writer.as_default(step=global_step):
-                        tf.summary.scalar(
-                            "train/loss", interval_loss / max(examples_seen, 1)
+                    loss_sum, correct = self.train_step(indices)
+                    loss_sum = float(loss_sum)  # waits for the step to finish
+                    seconds = time.perf_counter() - started
+                    if first_step_seconds is None:
+                        first_step_seconds = seconds
+                    else:
+                        step_seconds.append(seconds)
+                    self.progress["step_seconds"] += seconds
+                    examples_seen += config.batch_size
+                    interval_loss += loss_sum
+                    interval_correct += float(correct)
+                    self.step.assign_add(1)
+                    global_step = epoch * self.steps_per_epoch + int(self.step)
+                    end_of_epoch = int(self.step) == self.steps_per_epoch
+                    if global_step % config.log_every_steps == 0 or end_of_epoch:
+                        elapsed = time.perf_counter() - interval_start
+                        log(
+                            f"epoch {epoch + 1} step {int(self.step)}/{self.steps_per_epoch} "
+                            f"loss {interval_loss / max(examples_seen, 1):.4f} "
+                            f"train acc {interval_correct / max(examples_seen, 1):.4f} "
+                            f"{examples_seen / elapsed:.0f} examples/s"
                         )
-                        tf.summary.scalar(
-                            "train/accuracy", interval_correct / max(examples_seen, 1)
-                        )
-                        tf.summary.scalar(
-                            "train/examples_per_second", examples_seen / elapsed
-                        )
-                    examples_seen, interval_loss, interval_correct = 0, 0.0, 0.0
-                    interval_start = time.perf_counter()
-                if end_of_epoch:
-                    self.epoch.assign_add(1)
-                    self.step.assign(0)
-                if global_step % config.eval_every_steps == 0 or end_of_epoch:
-                    reached = self._evaluate(global_step, run_start)
-                if (
-                    reached
-                    or global_step % config.checkpoint_every_steps == 0
-                    or end_of_epoch
-                ):
-                    self._save(run_start)
-                if reached:
-                    break
+                        with self.writer.as_default(step=global_step):
+                            tf.summary.scalar(
+                                "train/loss", interval_loss / max(examples_seen, 1)
+                            )
+                            tf.summary.scalar(
+                                "train/accuracy", interval_correct / max(examples_seen, 1)
+                            )
+                            tf.summary.scalar(
+                                "train/examples_per_second", examples_seen / elapsed
+                            )
+                        examples_seen, interval_loss, interval_correct = 0, 0.0, 0.0
+                        interval_start = time.perf_counter()
+                    if end_of_epoch:
+                        self.epoch.assign_add(1)
+                        self.step.assign(0)
+                    if global_step % config.eval_every_steps == 0 or end_of_epoch:
+                        reached = self._evaluate(global_step, run_start)
+                    if (
+                        reached
+                        or global_step % config.checkpoint_every_steps == 0
+                        or end_of_epoch
+                    ):
+                        self._save(run_start)
+                    if stop:
+                        self._save(run_start)
+                        raise Interrupted(int(self.epoch) + 1, int(self.step), stop[0])
+                    if reached:
+                        break
         return self._finish(run_start, trace_seconds, first_step_seconds, step_seconds)
 
     def _reached_target(self):
@@ -543,6 +551,29 @@ class Trainer:
             if concrete
             else bool(self.config.jit_compile)
         )
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """SIGINT and SIGTERM append their number to the yielded list, no more.
+
+    The loop reads the list at each step boundary, saves a checkpoint there and
+    raises `Interrupted`: a step is never cut in half. (Outside the main
+    thread Python delivers no signals; the list then stays empty.)
+    """
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    numbers = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.getsignal(number) for number in numbers}
+    for number in numbers:
+        signal.signal(number, lambda number, frame: requested.append(number))
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def model_variables(model):
