@@ -13,6 +13,7 @@ from absl import flags
 from matplotlib import image as mpimg
 
 from tfrnn import predict, training
+from tfrnn.errors import RunDirError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -134,8 +135,8 @@ def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path):
 def test_steps_use_target_checkpoint_when_present(runs):
     static, dynamic = runs["static"], runs["dynamic"]
     assert (static / "target" / "ckpt.index").exists()
-    assert predict.checkpoint_path(static) == str(static / "target" / "ckpt")
-    assert predict.checkpoint_path(dynamic) == tf.train.latest_checkpoint(
+    assert predict.checkpoint_paths(static)[0] == str(static / "target" / "ckpt")
+    assert predict.checkpoint_paths(dynamic)[0] == tf.train.latest_checkpoint(
         str(dynamic / "checkpoints")
     )
 
@@ -147,9 +148,9 @@ def test_steps_refuse_a_dynamic_model(runs):
 
 def test_missing_export_says_train_first(runs, tmp_path):
     (tmp_path / "config.json").write_text((runs["dynamic"] / "config.json").read_text())
-    with pytest.raises(SystemExit, match="train first with `python -m tfrnn.train"):
+    with pytest.raises(RunDirError, match="train first with `python -m tfrnn.train"):
         predict.evaluate_export(tmp_path)
-    with pytest.raises(SystemExit, match="does not exist.*train first"):
+    with pytest.raises(RunDirError, match="does not exist.*train first"):
         predict.evaluate_export(tmp_path / "nowhere")
 
 

@@ -10,6 +10,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrnn.errors import TfrnnError
+
 MNIST_DIR = pathlib.Path(__file__).parent / "datasets" / "mnist"
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("mnist", "fashion_mnist", "tfds:NAME")
@@ -37,7 +39,7 @@ _MNIST_RESTORE = (
 _FASHION_RESTORE = "restore it with `apt-get install --reinstall dataset-fashion-mnist`"
 
 
-class DataError(ValueError):
+class DataError(TfrnnError, ValueError):
     """A data set is missing, corrupt or asked for with bad arguments."""
 
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfrnn import data as data_lib
 from tfrnn import report
+from tfrnn.errors import RunDirError
 
 META_FILE = "tfrnn.json"
 
@@ -107,16 +108,27 @@ def export(model, directory, meta):
     return report.directory_bytes(directory), time.perf_counter() - started
 
 
-def load(directory):
-    """The exported module (call `.classify_images` / `.classify_sequences`)."""
+def load(directory, what_to_do="delete it and export the model again"):
+    """The exported module (call `.classify_images` / `.classify_sequences`).
+
+    Raises `RunDirError` naming the file when the export is missing or
+    damaged, followed by `what_to_do`.
+    """
     directory = pathlib.Path(directory)
     if not (directory / "saved_model.pb").exists():
-        raise FileNotFoundError(
+        raise RunDirError(
             f"no exported model in {directory}: train one with "
             "`python -m tfrnn.train --model_dir=...` (it exports to MODEL_DIR/export)"
         )
-    module = tf.saved_model.load(str(directory))
-    module.meta = json.loads((directory / META_FILE).read_text())
+    try:
+        module = tf.saved_model.load(str(directory))
+    except Exception as error:  # noqa: BLE001 - a damaged protobuf raises anything
+        reason = (str(error).strip().splitlines() or [""])[0][:120]
+        raise RunDirError(
+            f"{directory / 'saved_model.pb'} cannot be read "
+            f"({type(error).__name__}: {reason}): {what_to_do}"
+        ) from None
+    module.meta = report.read_json(directory / META_FILE, what_to_do)
     return module
 
 

@@ -19,7 +19,6 @@ directory (MODEL_DIR by default):
 """
 
 import dataclasses
-import json
 import math
 import pathlib
 from typing import NamedTuple
@@ -34,11 +33,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 import tfrnn
-from tfrnn import data, export, models, training
+from tfrnn import data, export, models, report, training
+from tfrnn.errors import RunDirError, TfrnnError
 
 FLAGS = flags.FLAGS
 
 TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
+RETRAIN = (
+    "delete {model_dir} and train again with `python -m tfrnn.train "
+    "--model_dir={model_dir}` and the run's flags"
+)
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -88,8 +92,8 @@ class Steps(NamedTuple):
 def _model_dir(model_dir):
     model_dir = pathlib.Path(model_dir)
     if not model_dir.is_dir():
-        raise SystemExit(
-            f"error: --model_dir={model_dir} does not exist; "
+        raise RunDirError(
+            f"--model_dir={model_dir} does not exist; "
             + TRAIN_FIRST.format(model_dir=model_dir)
         )
     return model_dir
@@ -100,11 +104,11 @@ def read_config(model_dir):
     model_dir = _model_dir(model_dir)
     path = model_dir / "config.json"
     if not path.exists():
-        raise SystemExit(
-            f"error: {path} is missing: {model_dir} holds no tfrnn run; "
+        raise RunDirError(
+            f"{path} is missing: {model_dir} holds no tfrnn run; "
             + TRAIN_FIRST.format(model_dir=model_dir)
         )
-    saved = json.loads(path.read_text())
+    saved = report.read_json(path, RETRAIN.format(model_dir=model_dir))
     known = {f.name for f in dataclasses.fields(training.Config)}
     return training.Config(**{k: v for k, v in saved.items() if k in known})
 
@@ -114,12 +118,16 @@ def load_export(model_dir):
     model_dir = _model_dir(model_dir)
     directory = model_dir / "export"
     if not (directory / "saved_model.pb").exists():
-        raise SystemExit(
-            f"error: no exported model in {directory}; "
+        raise RunDirError(
+            f"no exported model in {directory}; "
             + TRAIN_FIRST.format(model_dir=model_dir)
             + " (it exports to MODEL_DIR/export when training ends)"
         )
-    return export.load(directory)
+    return export.load(
+        directory,
+        f"delete {directory} and rerun the training command (its flags are in "
+        f"{model_dir}/config.json) to export it again",
+    )
 
 
 def load_test_set(dataset, data_dir=None, test_examples=None):
@@ -134,7 +142,8 @@ def last_reported(model_dir):
     path = pathlib.Path(model_dir) / "report.json"
     if not path.exists():
         return None
-    evaluations = json.loads(path.read_text()).get("evaluations") or []
+    evaluations = report.read_json(path, "delete it or retrain").get("evaluations")
+    evaluations = evaluations or []
     return evaluations[-1] if evaluations else None
 
 
@@ -173,23 +182,28 @@ def evaluate_export(model_dir, batch_size=1000):
 # --- the Keras model, step by step ------------------------------------------------
 
 
-def checkpoint_path(model_dir):
-    """MODEL_DIR/target/ckpt if the target was reached, else the latest checkpoint."""
+def checkpoint_paths(model_dir):
+    """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
+    was reached), then MODEL_DIR/checkpoints newest first."""
     model_dir = _model_dir(model_dir)
+    paths = []
     target = model_dir / "target" / "ckpt"
     if target.with_name("ckpt.index").exists():
-        return str(target)
-    latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
-    if latest is None:
-        raise SystemExit(
-            f"error: no checkpoint in {model_dir}/target or {model_dir}/checkpoints; "
+        paths.append(str(target))
+    state = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
+    if state is not None:
+        paths += list(state.all_model_checkpoint_paths)[::-1]
+    if not paths:
+        raise RunDirError(
+            f"no checkpoint in {model_dir}/target or {model_dir}/checkpoints; "
             + TRAIN_FIRST.format(model_dir=model_dir)
         )
-    return latest
+    return paths
 
 
-def rebuild_model(model_dir, time_steps, features, num_classes):
-    """The Keras model of config.json with the weights of `checkpoint_path`.
+def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
+    """The Keras model of config.json with the weights of the first readable
+    of `checkpoint_paths` (a warning line for each one that is not).
 
     Returns `(model, checkpoint path)`.
     """
@@ -204,8 +218,12 @@ def rebuild_model(model_dir, time_steps, features, num_classes):
         features,
         config.model,
     )
-    path = checkpoint_path(model_dir)
-    training.restore_model(model, path)
+    path = training.restore_first_readable(
+        lambda path: training.restore_model(model, path),
+        checkpoint_paths(model_dir),
+        log,
+        RETRAIN.format(model_dir=model_dir),
+    )
     return model, path
 
 
@@ -426,9 +444,13 @@ def main(argv, flag_values=FLAGS):
     model_dir = flag_values.model_dir
     output_dir = pathlib.Path(flag_values.output_dir or model_dir)
     try:
-        evaluation = evaluate_export(model_dir)
-    except data.DataError as error:
+        _predict(model_dir, output_dir, flag_values.examples)
+    except TfrnnError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def _predict(model_dir, output_dir, examples):
+    evaluation = evaluate_export(model_dir)
     print(
         f"test accuracy {evaluation.accuracy:.4f} ({evaluation.correct} of "
         f"{evaluation.examples} test examples of {evaluation.meta['dataset']})"
@@ -438,9 +460,7 @@ def main(argv, flag_values=FLAGS):
             f"training reported {evaluation.reported['test_accuracy']:.4f} at step "
             f"{evaluation.reported['step']}"
         )
-    path = plot_predictions(
-        evaluation, output_dir / "predictions.png", flag_values.examples
-    )
+    path = plot_predictions(evaluation, output_dir / "predictions.png", examples)
     print(f"wrote {path}")
     if evaluation.meta["mode"] == "static":
         steps = plot_steps(model_dir, output_dir / "steps.png")

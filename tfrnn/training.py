@@ -26,6 +26,7 @@ from tfrnn import export as export_lib
 from tfrnn import models
 from tfrnn import report as report_lib
 from tfrnn.errors import Interrupted
+from tfrnn.errors import RunDirError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
@@ -375,13 +376,18 @@ class Trainer:
     def run(self):
         """Trains to the target (or `max_epochs`); returns the run report."""
         config, log = self.config, self.log
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint
-            ).assert_existing_objects_matched()
+        if self.manager.checkpoints:
+            restored = restore_first_readable(
+                lambda path: self.checkpoint.restore(
+                    path
+                ).assert_existing_objects_matched(),
+                self.manager.checkpoints[::-1],
+                log,
+                f"delete {self.model_dir} to start over, or use another --model_dir",
+            )
             self.progress = json.loads(self.progress_record.numpy().decode())
             log(
-                f"resumed from {self.manager.latest_checkpoint}: epoch "
+                f"resumed from {restored}: epoch "
                 f"{int(self.epoch) + 1}, step {int(self.step)}/{self.steps_per_epoch}"
             )
         reached = self._reached_target()
@@ -583,6 +589,41 @@ def model_variables(model):
     list of their variables (in the model's fixed order) is.
     """
     return [variable.value for variable in model.variables]
+
+
+def restore_first_readable(restore, paths, log, what_to_do):
+    """Calls `restore(path)` on `paths` in order until one can be read.
+
+    A checkpoint that cannot be read (a damaged or truncated file) gives one
+    warning line naming the file, and the next one is tried. Returns the path
+    restored; raises `RunDirError` naming the files when none can be read.
+    """
+    damaged = []
+    for path in paths:
+        try:
+            restore(path)
+        except Exception as error:  # noqa: BLE001 - damaged files raise anything
+            damaged.append(damaged_file(path))
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            log(
+                f"warning: {damaged[-1]} cannot be read "
+                f"({type(error).__name__}: {reason[:120]}); trying the checkpoint before"
+            )
+            continue
+        return path
+    raise RunDirError(
+        f"no checkpoint can be read ({', '.join(map(str, damaged))}): {what_to_do}"
+    )
+
+
+def damaged_file(path):
+    """The file of checkpoint `path` that fails: its index, else its data."""
+    try:
+        tf.train.load_checkpoint(str(path))
+    except Exception:  # noqa: BLE001
+        return f"{path}.index"
+    data_files = sorted(pathlib.Path(path).parent.glob(pathlib.Path(path).name + ".data-*"))
+    return str(data_files[0]) if len(data_files) == 1 else f"{path}.data-*"
 
 
 def restore_model(model, checkpoint_path):
