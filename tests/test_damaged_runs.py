@@ -10,7 +10,7 @@ import sys
 import pytest
 from absl import flags
 
-from tfrnn import predict, training
+from tfrnn import inference, predict, training
 from tfrnn.errors import RunDirError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning(run):
 def test_predict_falls_back_past_a_damaged_checkpoint(run):
     garble(run / "checkpoints" / "ckpt-4.data-00000-of-00001")
     lines = []
-    _, path = predict.rebuild_model(run, 28, 28, 10, log=lines.append)
+    _, path = inference.rebuild_model(run, 28, 28, 10, log=lines.append)
     assert path.endswith("ckpt-2") and len(lines) == 1
     assert "ckpt-4.data-00000-of-00001 cannot be read" in lines[0]
 

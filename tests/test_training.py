@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfrnn import data, export, training
+from tfrnn import report as report_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(
@@ -28,8 +29,11 @@ SMALL = dict(
 )
 
 
-def run_cli(*flags, **kwargs):
+def run_cli(*flags, quiet=True, **kwargs):
+    """`python -m tfrnn.train FLAGS`; `quiet=False`: TF_CPP_MIN_LOG_LEVEL unset."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    if not quiet:
+        del env["TF_CPP_MIN_LOG_LEVEL"]
     return subprocess.Popen(
         [sys.executable, "-m", "tfrnn.train", *flags],
         cwd=ROOT,
@@ -47,7 +51,60 @@ def static_run(tmp_path_factory):
     config = training.Config(
         mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
     )
-    return training.train(config, log=lambda line: None), model_dir
+    report = training.train(config, log=STATIC_RUN_LINES.append)
+    return report, model_dir
+
+
+STATIC_RUN_LINES = []  # what static_run printed
+
+
+def test_max_epochs_short_of_the_target_says_so(static_run):
+    report, _ = static_run
+    best = max(e["test_accuracy"] for e in report["evaluations"])
+    assert STATIC_RUN_LINES[-1] == (
+        f"stopped at --max_epochs=3 short of the target 0.98 (best test accuracy "
+        f"{best:.4f}); report.json says target_reached: false"
+    )
+    assert report["target_reached"] is False
+
+
+def test_a_finished_run_rerun_does_nothing(static_run):
+    report, model_dir = static_run
+    exported = (model_dir / "export" / "saved_model.pb").stat().st_mtime_ns
+    config = training.Config(
+        mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
+    )
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    again = trainer.run()
+    assert trainer.already_finished
+    assert lines[-1] == (
+        f"{model_dir} holds a finished run (--max_epochs=3 run, short of the target "
+        f"0.98): nothing to do; its report is {model_dir / 'report.json'} (raise "
+        "--max_epochs to train on)"
+    )
+    assert (model_dir / "export" / "saved_model.pb").stat().st_mtime_ns == exported
+    assert again["evaluations"] == report["evaluations"]
+
+
+def test_files_are_written_0644(static_run, tmp_path):
+    _, model_dir = static_run
+    for name in ("config.json", "report.json", "export/tfrnn.json"):
+        assert (model_dir / name).stat().st_mode & 0o777 == 0o644, name
+    previous = os.umask(0o027)
+    try:
+        report_lib.write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_long_static_build_is_announced():
+    static = training.Config(mode="static", sequence="pixels")
+    line = training.static_build_notice(static, 784)
+    assert line.startswith("building the static graph: 784 copies of the lstm cell")
+    assert training.static_build_notice(static, 28) is None
+    assert training.static_build_notice(training.Config(mode="dynamic"), 784) is None
 
 
 def test_short_training_reaches_stated_accuracy(static_run):
@@ -245,13 +302,12 @@ def test_a_failed_start_writes_nothing(tmp_path, change, message):
 def test_cli_corrected_command_runs_after_a_failed_start(tmp_path):
     """The issue's case: batch 256 > 100 examples, then `--batch_size=50`."""
     flags = ["--train_examples=100", "--test_examples=100", f"--model_dir={tmp_path}/r"]
-    failed = run_cli(*flags)
+    failed = run_cli(*flags, quiet=False)  # and no TensorFlow C++ lines
     output = failed.communicate()[0]
     assert failed.returncode == 1, output
-    assert "Traceback" not in output
-    assert output.strip().splitlines()[-1] == (
+    assert output.strip().splitlines() == [
         "error: --batch_size=256 is larger than the 100 training examples; lower it"
-    )
+    ]
     assert not (tmp_path / "r").exists()
     corrected = run_cli(*flags, "--batch_size=50", "--max_epochs=1", "--units=4")
     output = corrected.communicate()[0]

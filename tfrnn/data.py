@@ -10,12 +10,12 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrnn.config import SEQUENCES
 from tfrnn.errors import TfrnnError
 
 MNIST_DIR = pathlib.Path(__file__).parent / "datasets" / "mnist"
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("mnist", "fashion_mnist", "tfds:NAME")
-SEQUENCES = ("rows", "pixels", "permuted")
 
 _FILES = (
     "train-images-idx3-ubyte.gz",

@@ -99,7 +99,14 @@ def write_json(path, record):
     ) as f:
         json.dump(record, f, indent=2, default=str)
         f.write("\n")
+    os.chmod(f.name, 0o666 & ~_umask())  # as open() would: not the 0600 of tempfile
     os.replace(f.name, path)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path, what_to_do):

@@ -7,36 +7,29 @@ Re-running the same command with the same --model_dir resumes where it stopped.
 """
 
 import dataclasses
-import signal
-import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
-from tfrnn import data
-from tfrnn import models
-from tfrnn import report
-from tfrnn import training
-from tfrnn.errors import Interrupted
-from tfrnn.errors import TfrnnError
+from tfrnn import cli
+from tfrnn import config as config_lib
 
 FLAGS = flags.FLAGS
-_DEFAULTS = training.Config()
+_DEFAULTS = config_lib.Config()
 
 
 def define_flags():
-    """The command line: one flag per field of `tfrnn.training.Config`."""
+    """The command line: one flag per field of `tfrnn.config.Config`."""
     flags.DEFINE_enum(
-        "mode", _DEFAULTS.mode, models.MODES, "static or dynamic unrolling."
+        "mode", _DEFAULTS.mode, config_lib.MODES, "static or dynamic unrolling."
     )
-    flags.DEFINE_enum("cell", _DEFAULTS.cell, models.CELLS, "Recurrent cell.")
+    flags.DEFINE_enum("cell", _DEFAULTS.cell, config_lib.CELLS, "Recurrent cell.")
     flags.DEFINE_integer("units", _DEFAULTS.units, "Units per recurrent layer.")
     flags.DEFINE_integer("layers", _DEFAULTS.layers, "Stacked recurrent layers.")
     flags.DEFINE_enum(
         "model",
         _DEFAULTS.model,
-        models.MODELS,
+        config_lib.MODELS,
         "rnn, or cnn_rnn (conv features as a sequence).",
     )
     flags.DEFINE_string(
@@ -50,12 +43,12 @@ def define_flags():
     flags.DEFINE_enum(
         "sequence",
         _DEFAULTS.sequence,
-        data.SEQUENCES,
+        config_lib.SEQUENCES,
         "rows (T=28), pixels (T=784) or permuted pixels.",
     )
     flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
     flags.DEFINE_enum(
-        "optimizer", _DEFAULTS.optimizer, training.OPTIMIZERS, "Optimizer."
+        "optimizer", _DEFAULTS.optimizer, config_lib.OPTIMIZERS, "Optimizer."
     )
     flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Learning rate.")
     flags.DEFINE_float(
@@ -66,7 +59,7 @@ def define_flags():
     flags.DEFINE_enum(
         "schedule",
         _DEFAULTS.schedule,
-        training.SCHEDULES,
+        config_lib.SCHEDULES,
         "Learning rate: constant, or cosine decay to a tenth over --decay_epochs.",
     )
     flags.DEFINE_float(
@@ -109,7 +102,7 @@ def define_flags():
         "jit_compile", _DEFAULTS.jit_compile, "Compile the training step with XLA."
     )
     flags.DEFINE_enum(
-        "strategy", _DEFAULTS.strategy, training.STRATEGIES, "tf.distribute strategy."
+        "strategy", _DEFAULTS.strategy, config_lib.STRATEGIES, "tf.distribute strategy."
     )
     flags.DEFINE_bool(
         "deterministic", _DEFAULTS.deterministic, "Turn on TensorFlow op determinism."
@@ -119,32 +112,23 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)  # progress is printed; TF's INFO is noise
-    config = training.Config(
-        **{f.name: FLAGS[f.name].value for f in dataclasses.fields(training.Config)}
+    config = config_lib.Config(
+        **{f.name: FLAGS[f.name].value for f in dataclasses.fields(config_lib.Config)}
     )
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # the loop saves, then raises
-    try:
-        result = training.train(config)
-    except Interrupted as interrupted:
-        print(interrupted, file=sys.stderr)
-        sys.exit(interrupted.exit_code)
-    except KeyboardInterrupt as interrupt:  # outside a step: nothing new to save
-        number = interrupt.args[0] if interrupt.args else signal.SIGINT
-        print(
-            "interrupted outside a training step; the last checkpoint (if any) is "
-            "kept; rerun the same command to resume",
-            file=sys.stderr,
-        )
-        sys.exit(128 + number)
-    except (ValueError, TfrnnError) as error:
-        sys.exit(f"error: {error}")
+    cli.quiet_tensorflow()
+    cli.run(_train, config)
+
+
+def _train(config):
+    from tfrnn import report
+    from tfrnn import training
+
+    trainer = training.Trainer(config)
+    result = trainer.run()
+    if trainer.already_finished:
+        return
     print(report.table(report.summary_rows(result)))
-    print(f"report: {config.model_dir}/report.json")
-
-
-def _raise_interrupt(number, frame):
-    raise KeyboardInterrupt(number)
+    print(f"report: {trainer.model_dir / 'report.json'}")
 
 
 if __name__ == "__main__":

@@ -25,117 +25,15 @@ from tfrnn import data as data_lib
 from tfrnn import export as export_lib
 from tfrnn import models
 from tfrnn import report as report_lib
+from tfrnn.errors import ConfigError
 from tfrnn.errors import Interrupted
 from tfrnn.errors import RunDirError
-
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
-COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
-STRATEGIES = ("default", "mirrored", "multi_worker")
-# Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
-# of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU).
-EVAL_BATCH = 5000
-
-
-@dataclasses.dataclass
-class Config:
-    """One training run; the defaults train LSTM-128 on MNIST rows to 98 %."""
-
-    mode: str = "dynamic"
-    cell: str = "lstm"
-    units: int = 128
-    layers: int = 1
-    model: str = "rnn"
-    dataset: str = "mnist"
-    data_dir: str = None
-    sequence: str = "rows"
-    # The recipe: the fastest to 98 % of `python -m experiments.bench --sweep`
-    # (experiments/results/recipe_sweep.md): Adam 1e-2, clipped to global norm
-    # 1, decayed to 1e-3 over 2 epochs of batch 256.
-    batch_size: int = 256
-    optimizer: str = "adam"
-    learning_rate: float = 1e-2
-    clip_norm: float = 1.0
-    schedule: str = "cosine"  # or "constant"
-    decay_epochs: float = 2.0  # cosine: to learning_rate * COSINE_FLOOR
-    target_accuracy: float = 0.98
-    max_epochs: int = 20
-    eval_every_steps: int = 100  # 25,600 examples at batch 256
-    checkpoint_every_steps: int = 100
-    log_every_steps: int = 25
-    model_dir: str = "runs/default"
-    seed: int = 0
-    train_examples: int = None
-    test_examples: int = None
-    jit_compile: bool = False
-    strategy: str = "default"
-    deterministic: bool = True
-
-    # Fields that may change when a run is resumed; any other must match.
-    RESUMABLE = (
-        "max_epochs",
-        "target_accuracy",
-        "eval_every_steps",
-        "log_every_steps",
-        "model_dir",
-    )
-
-    def validate(self):
-        """Raises ValueError, saying what to do, for any value out of range."""
-        choices = {
-            "mode": models.MODES,
-            "cell": models.CELLS,
-            "model": models.MODELS,
-            "sequence": data_lib.SEQUENCES,
-            "optimizer": OPTIMIZERS,
-            "schedule": SCHEDULES,
-            "strategy": STRATEGIES,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"--{name}={getattr(self, name)} is not one of: {', '.join(allowed)}"
-                )
-        if not (
-            self.dataset in ("mnist", "fashion_mnist")
-            or self.dataset.startswith("tfds:")
-        ):
-            raise ValueError(
-                f"--dataset={self.dataset} is not one of: mnist, fashion_mnist, tfds:NAME"
-            )
-        if not 0.0 < self.target_accuracy <= 1.0:
-            raise ValueError(
-                f"--target_accuracy={self.target_accuracy} must be in (0, 1], e.g. 0.98"
-            )
-        for name in (
-            "units",
-            "layers",
-            "batch_size",
-            "max_epochs",
-            "eval_every_steps",
-            "checkpoint_every_steps",
-            "log_every_steps",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name}={getattr(self, name)} must be > 0")
-        if self.learning_rate <= 0:
-            raise ValueError(f"--learning_rate={self.learning_rate} must be > 0")
-        if self.decay_epochs <= 0:
-            raise ValueError(f"--decay_epochs={self.decay_epochs} must be > 0")
-        if self.clip_norm is not None and self.clip_norm < 0:
-            raise ValueError(
-                f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)"
-            )
-        for name in ("train_examples", "test_examples"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(
-                    f"--{name}={getattr(self, name)} must be > 0 (or unset)"
-                )
-        if self.model == "cnn_rnn" and self.sequence != "rows":
-            raise ValueError("--model=cnn_rnn reads images: use --sequence=rows")
-
-    def as_dict(self):
-        return dataclasses.asdict(self)
+from tfrnn.config import COSINE_FLOOR  # noqa: F401 - the library's names
+from tfrnn.config import EVAL_BATCH
+from tfrnn.config import OPTIMIZERS  # noqa: F401
+from tfrnn.config import SCHEDULES  # noqa: F401
+from tfrnn.config import STRATEGIES  # noqa: F401
+from tfrnn.config import Config
 
 
 def check_model_dir(config):
@@ -151,14 +49,14 @@ def check_model_dir(config):
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         reason = "not a directory" if not existing.is_dir() else "permission denied"
-        raise ValueError(
+        raise ConfigError(
             f"--model_dir={model_dir} is not writable ({existing}: {reason}); "
             "choose a directory you can write to"
         )
     config_file = model_dir / "config.json"
     if not config_file.exists():
         if (model_dir / "checkpoints" / "checkpoint").exists():
-            raise ValueError(
+            raise ConfigError(
                 f"{model_dir}/checkpoints holds checkpoints but {config_file} is "
                 "missing, so they cannot be checked against this configuration: "
                 f"delete {model_dir} to start over, or use another --model_dir"
@@ -174,7 +72,7 @@ def check_model_dir(config):
         if name not in Config.RESUMABLE and saved.get(name) != value
     ]
     if differs:
-        raise ValueError(
+        raise ConfigError(
             f"--model_dir={model_dir} holds a run with another configuration "
             f"({'; '.join(differs)}). Resume it with the same flags, or use "
             "another --model_dir."
@@ -247,6 +145,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.log = log
+        self.already_finished = False  # set by `run`
         self.model_dir = check_model_dir(config)
         # A multi-worker strategy must exist before TensorFlow starts its runtime.
         self.strategy = strategy or make_strategy(config.strategy)
@@ -265,10 +164,13 @@ class Trainer:
         )
         self.steps_per_epoch = len(self.data.x_train) // config.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--batch_size={config.batch_size} is larger than the "
                 f"{len(self.data.x_train)} training examples; lower it"
             )
+        notice = static_build_notice(config, self.data.time_steps)
+        if notice:
+            log(notice)
         with self.strategy.scope():
             self.model = models.build_classifier(
                 config.mode,
@@ -391,6 +293,12 @@ class Trainer:
                 f"{int(self.epoch) + 1}, step {int(self.step)}/{self.steps_per_epoch}"
             )
         reached = self._reached_target()
+        self.already_finished = self._is_finished(reached)
+        if self.already_finished:
+            return report_lib.read_json(
+                self.model_dir / "report.json",
+                f"delete it and rerun to report again, or delete {self.model_dir}",
+            )
         write_config(config)  # nothing was written before: a failed start leaves no trace
         self.writer = tf.summary.create_file_writer(str(self.model_dir / "logs"))
         step_seconds, first_step_seconds, trace_seconds = [], None, None
@@ -460,7 +368,41 @@ class Trainer:
                         raise Interrupted(int(self.epoch) + 1, int(self.step), stop[0])
                     if reached:
                         break
+        if not reached:
+            best = max(e["test_accuracy"] for e in self.progress["evaluations"])
+            log(
+                f"stopped at --max_epochs={config.max_epochs} short of the target "
+                f"{config.target_accuracy} (best test accuracy {best:.4f}); "
+                "report.json says target_reached: false"
+            )
         return self._finish(run_start, trace_seconds, first_step_seconds, step_seconds)
+
+    def _is_finished(self, reached):
+        """Whether the run in `model_dir` ended (target, or `max_epochs`) and
+        exported; a rerun then says so and does nothing."""
+        model_dir = self.model_dir
+        if not (reached or int(self.epoch) >= self.config.max_epochs):
+            return False
+        if not (model_dir / "export" / "saved_model.pb").exists() or not (
+            model_dir / "report.json"
+        ).exists():
+            return False  # stopped while exporting: export again
+        if reached:
+            at = next(
+                e for e in self.progress["evaluations"]
+                if e["test_accuracy"] >= self.config.target_accuracy
+            )
+            how = f"target {self.config.target_accuracy} reached at epoch {at['epoch']}"
+        else:
+            how = (
+                f"--max_epochs={self.config.max_epochs} run, short of the target "
+                f"{self.config.target_accuracy}"
+            )
+        self.log(
+            f"{model_dir} holds a finished run ({how}): nothing to do; its report is "
+            f"{model_dir / 'report.json'} (raise --max_epochs to train on)"
+        )
+        return True
 
     def _reached_target(self):
         return any(
@@ -493,7 +435,8 @@ class Trainer:
         if reached and self.chief:
             self.checkpoint.write(str(self.model_dir / "target" / "ckpt"))
             self.log(
-                f"target {self.config.target_accuracy} reached: kept model_dir/target"
+                f"target {self.config.target_accuracy} reached: kept "
+                f"{self.model_dir / 'target'}"
             )
         return reached
 
@@ -589,6 +532,18 @@ def model_variables(model):
     list of their variables (in the model's fixed order) is.
     """
     return [variable.value for variable in model.variables]
+
+
+def static_build_notice(config, time_steps, threshold=100):
+    """The line said before a static model of more than `threshold` steps is
+    built (tracing it takes long enough to look like a hang), else None."""
+    if config.mode != "static" or time_steps <= threshold:
+        return None
+    return (
+        f"building the static graph: {time_steps} copies of the {config.cell} cell, "
+        "then tracing the train step (minutes on a CPU for T=784; --mode=dynamic "
+        "builds one copy)"
+    )
 
 
 def restore_first_readable(restore, paths, log, what_to_do):
