@@ -3,6 +3,7 @@
 import functools
 import gzip
 import hashlib
+import os
 import pathlib
 import zlib
 from typing import NamedTuple, Optional
@@ -14,7 +15,11 @@ from tfrnn.config import SEQUENCES
 from tfrnn.errors import TfrnnError
 
 MNIST_DIR = pathlib.Path(__file__).parent / "datasets" / "mnist"
-FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-fashion-mnist installs here; TFRNN_FASHION_MNIST_DIR (read
+# at import) points elsewhere, e.g. at an empty place to test without it.
+FASHION_MNIST_DIR = pathlib.Path(
+    os.environ.get("TFRNN_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+)
 DATASETS = ("mnist", "fashion_mnist", "tfds:NAME")
 
 _FILES = (
@@ -37,6 +42,13 @@ _MNIST_RESTORE = (
     "or reinstall the tfrnn package"
 )
 _FASHION_RESTORE = "restore it with `apt-get install --reinstall dataset-fashion-mnist`"
+
+
+def fashion_mnist_available(directory=None) -> bool:
+    """Whether the four Fashion-MNIST files are in `directory` (default:
+    `FASHION_MNIST_DIR`); tests that need them skip when not."""
+    directory = pathlib.Path(directory or FASHION_MNIST_DIR)
+    return all((directory / name).is_file() for name in _FILES)
 
 
 class DataError(TfrnnError, ValueError):
