@@ -75,6 +75,7 @@ class Data(NamedTuple):
     features: int
     num_classes: int
     name: str
+    image_shape: tuple = None  # of one image: (H, W) or (H, W, C)
 
 
 def read_idx(path) -> np.ndarray:
@@ -340,4 +341,5 @@ def load(
         features=x_train.shape[2],
         num_classes=arrays.num_classes,
         name=arrays.name,
+        image_shape=arrays.x_test.shape[1:],
     )

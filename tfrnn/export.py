@@ -10,7 +10,6 @@ Two signatures:
   expected one.
 """
 
-import json
 import pathlib
 import time
 
@@ -18,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrnn import data as data_lib
-from tfrnn import report
+from tfrnn import run_dir
 from tfrnn.errors import RunDirError
 
 META_FILE = "tfrnn.json"
@@ -104,8 +103,12 @@ def export(model, directory, meta):
             "classify_sequences": module.classify_sequences,
         },
     )
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return report.directory_bytes(directory), time.perf_counter() - started
+    run_dir.write_json(directory / META_FILE, meta)
+    return directory_bytes(directory), time.perf_counter() - started
+
+
+def directory_bytes(path):
+    return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
 
 
 def load(directory, what_to_do="delete it and export the model again"):
@@ -128,13 +131,12 @@ def load(directory, what_to_do="delete it and export the model again"):
             f"{directory / 'saved_model.pb'} cannot be read "
             f"({type(error).__name__}: {reason}): {what_to_do}"
         ) from None
-    module.meta = report.read_json(directory / META_FILE, what_to_do)
+    module.meta = run_dir.read_json(directory / META_FILE, what_to_do)
     return module
 
 
 def meta_for(config, data):
     """What an exported model needs to know about its training data."""
-    arrays = data_lib.load_arrays(config.dataset, config.data_dir)
     return {
         "mode": config.mode,
         "cell": config.cell,
@@ -144,6 +146,12 @@ def meta_for(config, data):
         "time_steps": data.time_steps,
         "features": data.features,
         "num_classes": data.num_classes,
-        "image_shape": list(arrays.x_test.shape[1:]),
+        "image_shape": list(data.image_shape),
         "permutation_seed": 0,
     }
+
+
+def export_run(model, config, data, directory):
+    """Exports a run's model; returns the report's `export` record."""
+    size, seconds = export(model, directory, meta_for(config, data))
+    return {"path": str(directory), "bytes": size, "seconds": seconds}

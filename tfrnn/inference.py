@@ -5,7 +5,6 @@ Library functions; each raises a `tfrnn.errors.TfrnnError` (`RunDirError`,
 command line over them; `tfrnn.figures` draws what they return.
 """
 
-import dataclasses
 import pathlib
 from typing import NamedTuple
 
@@ -14,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import data, export, models, report, training
+from tfrnn import data, export, models, state
+from tfrnn.run_dir import RunDir, read_json
 from tfrnn.config import Config
 from tfrnn.errors import RunDirError
 
@@ -75,9 +75,7 @@ def read_config(model_dir):
             f"{path} is missing: {model_dir} holds no tfrnn run; "
             + TRAIN_FIRST.format(model_dir=model_dir)
         )
-    saved = report.read_json(path, RETRAIN.format(model_dir=model_dir))
-    known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in saved.items() if k in known})
+    return RunDir(model_dir).read_config(RETRAIN.format(model_dir=model_dir))
 
 
 def load_export(model_dir):
@@ -109,7 +107,7 @@ def last_reported(model_dir):
     path = pathlib.Path(model_dir) / "report.json"
     if not path.exists():
         return None
-    evaluations = report.read_json(path, "delete it or retrain").get("evaluations")
+    evaluations = read_json(path, "delete it or retrain").get("evaluations")
     evaluations = evaluations or []
     return evaluations[-1] if evaluations else None
 
@@ -176,8 +174,8 @@ def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
     """
     config = read_config(model_dir)
     model = models.classifier_for(config, num_classes, time_steps, features)
-    path = training.restore_first_readable(
-        lambda path: training.restore_model(model, path),
+    path = state.restore_first_readable(
+        lambda path: state.restore_model(model, path),
         checkpoint_paths(model_dir),
         log,
         RETRAIN.format(model_dir=model_dir),

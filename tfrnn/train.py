@@ -120,15 +120,15 @@ def main(argv):
 
 
 def _train(config):
+    from tfrnn import loop
     from tfrnn import report
-    from tfrnn import training
 
-    trainer = training.Trainer(config)
-    result = trainer.run()
-    if trainer.already_finished:
+    training_loop = loop.TrainingLoop(config)
+    result = training_loop.run()
+    if training_loop.already_finished:
         return
     print(report.table(report.summary_rows(result)))
-    print(f"report: {trainer.model_dir / 'report.json'}")
+    print(f"report: {training_loop.run_dir.report}")
 
 
 if __name__ == "__main__":
