@@ -79,5 +79,5 @@ def test_target_fields_take_the_first_evaluation_at_the_target(target, step):
     ]
     fields = target_fields(evaluations, target)
     assert fields["target_reached"] is (step is not None)
-    assert fields["steps_to_target"] == step
     assert fields["seconds_to_target"] == step
+    assert fields["epochs_to_target"] == (step / 4 if step else None)

@@ -99,8 +99,13 @@ class Clock:
         last = self.evaluations[-1] if self.evaluations else None
         wall = last["seconds"] if last else self.seconds()
         median = median_ms(self.step_seconds)
+        at_target = target_fields(self.evaluations, self.target)
+        first = next(
+            (e for e in self.evaluations if e["test_accuracy"] >= self.target), None
+        )
         return {
-            **target_fields(self.evaluations, self.target),
+            **at_target,
+            "steps_to_target": first["step"] if first else None,
             "trace_seconds": None,  # not separable here: inside the first step
             "first_step_seconds": self.first_step_seconds,
             "median_step_ms": median,
@@ -124,7 +129,6 @@ def target_fields(evaluations, target):
         "train_seconds_to_target": at["train_seconds"] if at else None,
         "step_seconds_to_target": at["step_seconds"] if at else None,
         "epochs_to_target": at["epoch"] if at else None,
-        "steps_to_target": at["step"] if at else None,
     }
 
 
