@@ -19,6 +19,7 @@ _PUBLIC = {
     "DropoutWrapper": "tfrnn.cells",
     "LSTMCell": "tfrnn.cells",
     "MultiRNNCell": "tfrnn.cells",
+    "RNN": "tfrnn.layer",
     "dynamic_rnn": "tfrnn.dynamic",
     "static_rnn": "tfrnn.static",
     "zero_state": "tfrnn.step",
