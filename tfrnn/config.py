@@ -36,6 +36,8 @@ class Config:
     """One training run; the defaults train LSTM-128 on MNIST rows to 98 %."""
 
     mode: str = "dynamic"
+    unroll: int = 1  # dynamic: steps per while-loop iteration (static is k = T)
+    bidirectional: bool = False
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
@@ -74,6 +76,18 @@ class Config:
         "model_dir",
     )
 
+    # What a config.json written before a field existed ran with: such a run
+    # resumes, and is read back, with these values (not today's defaults).
+    BEFORE_FIELD = {"unroll": 1, "bidirectional": False}
+
+    @classmethod
+    def from_saved(cls, saved):
+        """The `Config` of a saved config.json dict (unknown fields dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{**cls.BEFORE_FIELD, **{k: v for k, v in saved.items() if k in known}}
+        )
+
     def validate(self):
         """Raises `ConfigError`, saying what to do, for any value out of range."""
         for name, allowed in CHOICES.items():
@@ -103,6 +117,19 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")
+        if isinstance(self.unroll, bool) or not isinstance(self.unroll, int):
+            raise ConfigError(f"--unroll={self.unroll!r} must be an int >= 1")
+        if self.unroll < 1:
+            raise ConfigError(
+                f"--unroll={self.unroll} must be >= 1 (1: one step per "
+                "while-loop iteration)"
+            )
+        if self.mode == "static" and self.unroll != 1:
+            raise ConfigError(
+                f"--unroll={self.unroll} applies to --mode=dynamic (a while loop "
+                "over blocks of K steps); --mode=static already unrolls every "
+                "step (K = T): drop --unroll, or use --mode=dynamic"
+            )
         if self.learning_rate <= 0:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be > 0")
         if self.decay_epochs <= 0:

@@ -10,6 +10,7 @@ Two signatures:
   expected one.
 """
 
+import os
 import pathlib
 import time
 
@@ -139,6 +140,8 @@ def meta_for(config, data):
     """What an exported model needs to know about its training data."""
     return {
         "mode": config.mode,
+        "unroll": config.unroll,
+        "bidirectional": config.bidirectional,
         "cell": config.cell,
         "model": config.model,
         "dataset": config.dataset,
@@ -151,7 +154,25 @@ def meta_for(config, data):
     }
 
 
-def export_run(model, config, data, directory):
-    """Exports a run's model; returns the report's `export` record."""
+def save_keras(model, path):
+    """Saves `model` as a `.keras` file at `path` (atomically: written beside
+    it, then renamed); returns `(bytes, seconds)`."""
+    path = pathlib.Path(path)
+    started = time.perf_counter()
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
+    return path.stat().st_size, time.perf_counter() - started
+
+
+def export_run(model, config, data, directory, keras_path):
+    """Exports a run's model as a SavedModel in `directory` and a `.keras`
+    file at `keras_path`; returns the report's `export` record."""
     size, seconds = export(model, directory, meta_for(config, data))
-    return {"path": str(directory), "bytes": size, "seconds": seconds}
+    keras_bytes, keras_seconds = save_keras(model, keras_path)
+    return {
+        "path": str(directory),
+        "bytes": size,
+        "seconds": seconds,
+        "keras": {"path": str(keras_path), "bytes": keras_bytes, "seconds": keras_seconds},
+    }

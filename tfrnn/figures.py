@@ -113,6 +113,8 @@ def _steps_figure(steps, config):
         what = "feature-map row"
     else:
         what = "row" if config.sequence == "rows" else "pixel"
+    both_ways = getattr(config, "bidirectional", False)
+    ends = " from each end" if both_ways else ""
     for b in range(batch):
         true = int(steps.labels[b])
         predicted = int(np.argmax(steps.probabilities[b, -1]))
@@ -138,7 +140,7 @@ def _steps_figure(steps, config):
         )
         axes.set_ylim(-0.02, 1.02)
         axes.set_xlim(1, time_steps)
-        axes.set_xlabel(f"{what}s read (1..{time_steps})")
+        axes.set_xlabel(f"{what}s read{ends} (1..{time_steps})")
         axes.grid(alpha=0.3)
         if b == 0:
             axes.set_ylabel("class probability")
@@ -150,8 +152,8 @@ def _steps_figure(steps, config):
         title="class",
     )
     figure.suptitle(
-        f"{config.mode} {config.cell}-{config.units}: class probabilities after "
-        f"each {what} (thick outlined line: the true class; last {what} = the model's "
+        f"{config.mode} {'bidirectional ' if both_ways else ''}{config.cell}-"
+        f"{config.units}: class probabilities after each {what}{ends} (thick outlined line: the true class; last {what} = the model's "
         "prediction)",
         fontsize=11,
     )

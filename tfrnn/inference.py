@@ -1,5 +1,10 @@
 """A trained run read back: its export on the test set, its model step by step.
 
+A run leaves its model twice: the SavedModel MODEL_DIR/export (what serving
+reads; no tfrnn needed to load it) and the Keras file MODEL_DIR/model.keras
+(`keras.saving.load_model`, with tfrnn imported). `FORMATS` names them;
+"auto" takes the SavedModel when it is there, else model.keras.
+
 Library functions; each raises a `tfrnn.errors.TfrnnError` (`RunDirError`,
 `DataError`) naming the file and what to do. `python -m tfrnn.predict` is the
 command line over them; `tfrnn.figures` draws what they return.
@@ -18,6 +23,7 @@ from tfrnn.run_dir import RunDir, read_json
 from tfrnn.config import Config
 from tfrnn.errors import RunDirError
 
+FORMATS = ("auto", "saved_model", "keras")
 TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
 RETRAIN = (
     "delete {model_dir} and train again with `python -m tfrnn.train "
@@ -28,13 +34,15 @@ RETRAIN = (
 class Evaluation(NamedTuple):
     """The exported model's predictions on the run's test set."""
 
+    format: str  # "saved_model" or "keras": the file read
+    path: str  # MODEL_DIR/export or MODEL_DIR/model.keras
     accuracy: float
     examples: int  # number of test examples classified
     correct: int
     images: np.ndarray  # uint8 [N, H, W] (or [N, H, W, C]), the test images used
     labels: np.ndarray  # int64 [N]
     probabilities: np.ndarray  # float32 [N, num_classes]
-    meta: dict  # tfrnn.json of the export
+    meta: dict  # tfrnn.json of the export (for model.keras: the same, from config.json)
     reported: dict | None  # last evaluation in report.json, if any
 
     @property
@@ -49,7 +57,7 @@ class Steps(NamedTuple):
     model_probabilities: np.ndarray  # float32 [B, num_classes], model(x)
     images: np.ndarray  # uint8 [B, H, W...]
     labels: np.ndarray  # int64 [B]
-    checkpoint: str  # the weights used
+    checkpoint: str  # the weights used: a checkpoint, or model.keras
     config: Config  # the run's
 
 
@@ -86,13 +94,48 @@ def load_export(model_dir):
         raise RunDirError(
             f"no exported model in {directory}; "
             + TRAIN_FIRST.format(model_dir=model_dir)
-            + " (it exports to MODEL_DIR/export when training ends)"
+            + " (it exports to MODEL_DIR/export and MODEL_DIR/model.keras when "
+            "training ends)"
         )
     return export.load(
         directory,
         f"delete {directory} and rerun the training command (its flags are in "
         f"{model_dir}/config.json) to export it again",
     )
+
+
+def load_keras(model_dir):
+    """The Keras model of MODEL_DIR/model.keras."""
+    model_dir = _model_dir(model_dir)
+    path = RunDir(model_dir).keras_model
+    if not path.exists():
+        raise RunDirError(
+            f"no {path}; " + TRAIN_FIRST.format(model_dir=model_dir)
+            + " (it writes MODEL_DIR/model.keras when training ends)"
+        )
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # noqa: BLE001 - a damaged zip raises anything
+        reason = (str(error).strip().splitlines() or [""])[0][:120]
+        raise RunDirError(
+            f"{path} cannot be read ({type(error).__name__}: {reason}): delete it "
+            f"and rerun the training command (its flags are in "
+            f"{model_dir}/config.json) to write it again"
+        ) from None
+
+
+def resolve_format(model_dir, format="auto"):
+    """"saved_model" or "keras": `format`, or for "auto" the SavedModel when
+    MODEL_DIR/export holds one, else model.keras when it is there."""
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r} is not one of: {', '.join(FORMATS)}")
+    model_dir = _model_dir(model_dir)
+    run = RunDir(model_dir)
+    if format != "auto":
+        return format
+    if (run.export / "saved_model.pb").exists() or not run.keras_model.exists():
+        return "saved_model"  # (when neither is there, its message says so)
+    return "keras"
 
 
 def load_test_set(dataset, data_dir=None, test_examples=None):
@@ -115,24 +158,42 @@ def last_reported(model_dir):
 # --- the exported model on the test set ------------------------------------------
 
 
-def evaluate_export(model_dir, batch_size=1000):
-    """Runs `classify_images` of MODEL_DIR/export over the run's test set."""
-    module = load_export(model_dir)
+def evaluate_export(model_dir, format="auto", batch_size=1000):
+    """Classifies the run's test set with its SavedModel (`classify_images`)
+    or its model.keras, as `format` (one of `FORMATS`) says."""
+    format = resolve_format(model_dir, format)
     config = read_config(model_dir)
-    meta = module.meta
+    if format == "saved_model":
+        module = load_export(model_dir)
+        classify, meta = module.classify_images, module.meta
+        path = RunDir(model_dir).export
+    else:
+        model = load_keras(model_dir)
+        sequence = config.sequence
+
+        def classify(images):
+            return model(data.to_sequences(images.numpy(), sequence), training=False)
+
+        meta = {
+            key: getattr(config, key)
+            for key in ("mode", "unroll", "bidirectional", "cell", "model")
+        }
+        meta.update(dataset=config.dataset, sequence=config.sequence)
+        path = RunDir(model_dir).keras_model
     images, labels, _ = load_test_set(
         meta["dataset"], config.data_dir, config.test_examples
     )
     probabilities = np.concatenate(
         [
-            module.classify_images(tf.constant(images[start : start + batch_size]))
-            .numpy()
+            np.asarray(classify(tf.constant(images[start : start + batch_size])))
             .astype(np.float32)
             for start in range(0, len(images), batch_size)
         ]
     )
     correct = int(np.sum(np.argmax(probabilities, -1) == labels))
     return Evaluation(
+        format=format,
+        path=str(path),
         accuracy=correct / len(labels),
         examples=len(labels),
         correct=correct,
@@ -183,36 +244,42 @@ def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
     return model, path
 
 
-def recurrent_layer(model):
-    """The model's `tfrnn.models.Recurrent` layer."""
-    found = [layer for layer in model.layers if isinstance(layer, models.Recurrent)]
-    if len(found) != 1:
-        raise ValueError(f"{model.name} has {len(found)} Recurrent layers, not 1")
-    return found[0]
-
-
 def step_probabilities(model, sequences):
     """Class probabilities after every step: `[batch, steps, num_classes]`.
 
-    The recurrence runs again with the model's own unroll (`tfrnn.static_rnn`
-    or `tfrnn.dynamic_rnn`, both return every step's output); the model's
-    "classes" layer turns each output into probabilities. For `cnn_rnn`
-    models the steps are the rows of the convolution's feature map.
+    The model's recurrence (its "rnn" layer) runs again through `tfrnn.RNN`
+    layers that share its cells and unroll but return every step's output;
+    the model's "classes" layer turns each output into probabilities. A
+    bidirectional model's step t joins both directions after t steps each
+    (forward: the first t, backward: the last t), so that the last step is
+    the model's own prediction. For `cnn_rnn` models the steps are the rows
+    of the convolution's feature map.
     """
-    recurrent = recurrent_layer(model)
+    recurrence = model.get_layer("rnn")
     x = tf.convert_to_tensor(sequences, tf.float32)
-    if recurrent.input is not model.inputs[0]:  # cnn_rnn: the recurrence's inputs
-        x = keras.Model(model.inputs, recurrent.input)(x, training=False)
-    unroll = tfrnn.static_rnn if recurrent.mode == "static" else tfrnn.dynamic_rnn
-    outputs, _ = unroll(recurrent.cell, x, training=False)
+    if recurrence.input is not model.inputs[0]:  # cnn_rnn: the recurrence's inputs
+        x = keras.Model(model.inputs, recurrence.input)(x, training=False)
+    outputs = [
+        tfrnn.RNN(
+            layer.cell,
+            unroll=layer.unroll,
+            go_backwards=layer.go_backwards,
+            return_sequences=True,
+            dtype=layer.dtype_policy,
+        )(x, training=False)
+        for layer in models.recurrent_layers(model)
+    ]
+    outputs = tf.concat(outputs, axis=-1)  # Bidirectional's merge_mode="concat"
     return np.asarray(model.get_layer("classes")(outputs))
 
 
-def steps(model_dir, examples=4, log=print):
+def steps(model_dir, examples=4, log=print, weights="checkpoint"):
     """Class probabilities after each step for the first `examples` test images.
 
-    The probabilities of the last step must equal the model's own prediction
-    (to 1e-5): an AssertionError says they do not.
+    `weights="checkpoint"`: the model rebuilt from config.json, with the
+    weights of the best checkpoint (`checkpoint_paths`); `"keras"`: the model
+    of MODEL_DIR/model.keras. The probabilities of the last step must equal
+    the model's own prediction (to 1e-5): an AssertionError says they do not.
     """
     config = read_config(model_dir)
     images, labels, num_classes = load_test_set(
@@ -220,9 +287,12 @@ def steps(model_dir, examples=4, log=print):
     )
     images, labels = images[:examples], labels[:examples]
     sequences = data.to_sequences(images, config.sequence)
-    model, path = rebuild_model(
-        model_dir, sequences.shape[1], sequences.shape[2], num_classes, log
-    )
+    if weights == "keras":
+        model, path = load_keras(model_dir), str(RunDir(model_dir).keras_model)
+    else:
+        model, path = rebuild_model(
+            model_dir, sequences.shape[1], sequences.shape[2], num_classes, log
+        )
     probabilities = step_probabilities(model, sequences)
     model_probabilities = np.asarray(model(sequences, training=False))
     np.testing.assert_allclose(

@@ -267,7 +267,11 @@ class TrainingLoop:
         exported = None
         if self.chief:
             exported = export_lib.export_run(
-                self.model, self.config, self.data, self.run_dir.export
+                self.model,
+                self.config,
+                self.data,
+                self.run_dir.export,
+                self.run_dir.keras_model,
             )
         report = report_lib.run_report(
             self.config,

@@ -1,14 +1,14 @@
-"""RNN classifiers: a tfrnn unroll, its last output, a dense softmax layer."""
+"""RNN classifiers: a `tfrnn.RNN` layer (or two, `Bidirectional`), its last
+output, a dense softmax layer."""
 
 import keras
 import tensorflow as tf
 
 from tfrnn import cells
-from tfrnn.dynamic import dynamic_rnn
 from tfrnn.config import CELLS
 from tfrnn.config import MODELS
 from tfrnn.config import MODES
-from tfrnn.static import static_rnn
+from tfrnn.layer import RNN
 
 
 def make_cell(cell, units, layers=1):
@@ -28,51 +28,6 @@ def make_cell(cell, units, layers=1):
     return cells.MultiRNNCell([makers[cell]() for _ in range(layers)])
 
 
-@keras.saving.register_keras_serializable(package="tfrnn")
-class Recurrent(keras.layers.Layer):
-    """A Keras layer that runs `cell` with `tfrnn.static_rnn` or `dynamic_rnn`.
-
-    Takes `[batch, time, features]`, returns the last step's output
-    `[batch, output_size]` (the sequences it reads are unpadded). `static`
-    needs the time dimension known when the model is built; `dynamic` takes
-    any length.
-    """
-
-    def __init__(self, cell, mode="dynamic", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        self.cell = cell
-        self.mode = mode
-
-    def build(self, input_shape):
-        if not self.cell.built:
-            self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
-
-    def call(self, inputs, training=None):
-        unroll = static_rnn if self.mode == "static" else dynamic_rnn
-        last_output, _ = unroll(
-            self.cell, inputs, return_sequences=False, training=training
-        )
-        return last_output
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.cell.output_size)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "cell": keras.saving.serialize_keras_object(self.cell),
-            "mode": self.mode,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        return cls(**config)
-
-
 def build_classifier(
     mode="dynamic",
     cell="lstm",
@@ -82,17 +37,22 @@ def build_classifier(
     time_steps=28,
     features=28,
     model="rnn",
+    unroll=1,
+    bidirectional=False,
 ):
     """A Keras classifier of `[batch, time_steps, features]` sequences.
 
-    `model="rnn"`: the recurrence over the sequence, its last output, a dense
-    softmax layer. `model="cnn_rnn"`: the sequence read as an image
+    `model="rnn"`: the recurrence (a `tfrnn.RNN` layer named "rnn") over the
+    sequence, its last output, a dense softmax layer named "classes". `model="cnn_rnn"`: the sequence read as an image
     `[time_steps, features]`, two 3x3 convolution + 2x2 pooling blocks, and
     the rows of the feature map (`time_steps / 4` steps of
     `features / 4 * 32` values) read by the recurrence.
 
     A `static` model has its time dimension fixed at `time_steps`; a `dynamic`
-    one accepts any length (`cnn_rnn` keeps the image size fixed).
+    one accepts any length (`cnn_rnn` keeps the image size fixed) and runs
+    `unroll` steps per iteration of its while loop (`tfrnn.RNN(unroll=k)`).
+    `bidirectional`: `keras.layers.Bidirectional` over the layer, the last
+    outputs of both directions concatenated (`2 * units` values).
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -111,9 +71,37 @@ def build_classifier(
             x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
             x = keras.layers.MaxPooling2D(2)(x)
         x = keras.layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
-    x = Recurrent(make_cell(cell, units, layers), mode, name=f"{mode}_rnn")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classes")(x)
+    x = recurrence(make_cell(cell, units, layers), mode, unroll, bidirectional)(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", name="classes", dtype="float32"
+    )(x)
     return keras.Model(inputs, outputs, name=f"{mode}_{cell}_{model}")
+
+
+def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False):
+    """The classifier's recurrent layer, named "rnn": `tfrnn.RNN` returning
+    each row's last output, in `Bidirectional` when asked."""
+    if mode != "dynamic" and unroll != 1:
+        raise ValueError(
+            f"unroll={unroll} applies to mode='dynamic' (static is k = T); "
+            "use mode='dynamic' or unroll=1"
+        )
+    if mode == "static":
+        layer_unroll = "static"
+    else:
+        layer_unroll = "dynamic" if unroll == 1 else unroll
+    if not bidirectional:
+        return RNN(cell, unroll=layer_unroll, name="rnn")
+    return keras.layers.Bidirectional(RNN(cell, unroll=layer_unroll), name="rnn")
+
+
+def recurrent_layers(model):
+    """The `tfrnn.RNN` layers of a classifier's "rnn" layer: `[forward]`, or
+    `[forward, backward]` when it is bidirectional."""
+    layer = model.get_layer("rnn")
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    return [layer]
 
 
 def classifier_for(config, num_classes, time_steps, features):
@@ -128,6 +116,8 @@ def classifier_for(config, num_classes, time_steps, features):
         time_steps=time_steps,
         features=features,
         model=config.model,
+        unroll=config.unroll,
+        bidirectional=config.bidirectional,
     )
 
 

@@ -3,19 +3,27 @@
     python -m tfrnn.predict --model_dir=runs/default
     python -m tfrnn.predict --model_dir=runs/static --examples=25 --output_dir=/tmp/fig
 
-Reads the SavedModel in MODEL_DIR/export (what `python -m tfrnn.train` wrote),
-classifies the test set the run was evaluated on (the first `test_examples`
+Reads the model `python -m tfrnn.train` wrote, as `--format` says:
+
+* `auto` (default): the SavedModel MODEL_DIR/export when it is there, else
+  MODEL_DIR/model.keras (so either file alone is enough);
+* `saved_model`: MODEL_DIR/export (`classify_images`, what serving reads);
+* `keras`: MODEL_DIR/model.keras (`keras.saving.load_model`).
+
+It classifies the test set the run was evaluated on (the first `test_examples`
 of config.json, when set) and prints its accuracy, then writes to the output
 directory (MODEL_DIR by default):
 
 * `predictions.png`: the first `--examples` test images, each titled
   "pred P / true T", wrong predictions in red.
 * `steps.png`: the class probabilities after each step of the sequence, for
-  a few test examples. The Keras model is rebuilt from config.json, its
-  weights restored from MODEL_DIR/target/ckpt (or the newest readable
-  checkpoint), and its unroll (`tfrnn.static_rnn` or `tfrnn.dynamic_rnn`)
-  returns every step's output, to which the model's "classes" layer is
-  applied. The last step is the model's own prediction.
+  a few test examples. With the SavedModel, the Keras model is rebuilt from
+  config.json and its weights restored from MODEL_DIR/target/ckpt (or the
+  newest readable checkpoint); with `keras`, model.keras is that model. Its
+  recurrence runs again with the same unroll (static, dynamic or k steps per
+  iteration) returning every step's output, to which the model's "classes"
+  layer is applied; a bidirectional model's step t is both directions after
+  t steps each. The last step is the model's own prediction.
 
 The library is `tfrnn.inference` (raises typed errors) and `tfrnn.figures`;
 this module only turns their errors into one line.
@@ -48,6 +56,14 @@ def define_flags(flag_values=FLAGS):
         lower_bound=1,
         flag_values=flag_values,
     )
+    flags.DEFINE_enum(
+        "format",
+        "auto",
+        ["auto", "saved_model", "keras"],
+        "The model to read: MODEL_DIR/export (saved_model), MODEL_DIR/model.keras "
+        "(keras), or auto: the SavedModel if there, else model.keras.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_string(
         "output_dir",
         None,
@@ -62,17 +78,20 @@ def main(argv, flag_values=FLAGS):
     model_dir = flag_values.model_dir
     output_dir = pathlib.Path(flag_values.output_dir or model_dir)
     cli.quiet_tensorflow()
-    cli.run(_predict, model_dir, output_dir, flag_values.examples)
+    cli.run(
+        _predict, model_dir, output_dir, flag_values.examples, flag_values.format
+    )
 
 
-def _predict(model_dir, output_dir, examples):
+def _predict(model_dir, output_dir, examples, format):
     from tfrnn import figures
     from tfrnn import inference
 
-    evaluation = inference.evaluate_export(model_dir)
+    evaluation = inference.evaluate_export(model_dir, format)
     print(
         f"test accuracy {evaluation.accuracy:.4f} ({evaluation.correct} of "
-        f"{evaluation.examples} test examples of {evaluation.meta['dataset']})"
+        f"{evaluation.examples} test examples of {evaluation.meta['dataset']}; "
+        f"{evaluation.path})"
     )
     if evaluation.reported is not None:
         print(
@@ -83,7 +102,11 @@ def _predict(model_dir, output_dir, examples):
         evaluation, output_dir / "predictions.png", examples
     )
     print(f"wrote {path}")
-    steps = inference.steps(model_dir, log=lambda line: print(line, file=sys.stderr))
+    steps = inference.steps(
+        model_dir,
+        log=lambda line: print(line, file=sys.stderr),
+        weights="keras" if evaluation.format == "keras" else "checkpoint",
+    )
     path = figures.plot_steps(steps, output_dir / "steps.png")
     print(f"wrote {path} (weights of {steps.checkpoint})")
 

@@ -81,6 +81,7 @@ def run_report(config, clock, data, model, *, trace_seconds, xla, replicas, expo
         "environment": environment(),
         "run": config.as_dict(),
         "kernel": kernel_name(config),
+        "unroll": unroll_ran(model, data.time_steps),
         "xla": xla,
         "replicas": replicas,
         "parameters": models.count_parameters(model),
@@ -109,9 +110,24 @@ def run_report(config, clock, data, model, *, trace_seconds, xla, replicas, expo
 
 def kernel_name(config):
     """The recurrence kernel that runs: tfrnn's generic unrolls."""
+    both_ways = ", bidirectional" if config.bidirectional else ""
     if config.mode == "static":
-        return f"generic: unrolled ({config.cell} cell, one copy per step)"
-    return f"generic: tf.while_loop ({config.cell} cell)"
+        return f"generic: unrolled ({config.cell} cell, one copy per step{both_ways})"
+    if config.unroll == 1:
+        return f"generic: tf.while_loop ({config.cell} cell{both_ways})"
+    return (
+        f"generic: tf.while_loop, {config.unroll} steps unrolled per iteration "
+        f"({config.cell} cell{both_ways})"
+    )
+
+
+def unroll_ran(model, time_steps):
+    """Steps per while-loop iteration of the model's `tfrnn.RNN` layers, read
+    from the layers themselves: k, 1 for "dynamic", T for "static"."""
+    (unroll,) = {layer.unroll for layer in models.recurrent_layers(model)}
+    if unroll == "static":
+        return time_steps
+    return 1 if unroll == "dynamic" else unroll
 
 
 def table(rows):
@@ -128,6 +144,13 @@ def _format(value):
     return "-" if value is None else str(value)
 
 
+def _unroll_text(report):
+    k = report.get("unroll")
+    if report["run"]["mode"] == "static":
+        return f"{k} = T (static)"
+    return f"{k} (while loop)"
+
+
 def summary_rows(report):
     """The rows of the short table printed at the end of a training run."""
     run, timing = report["run"], report["timing"]
@@ -140,9 +163,11 @@ def summary_rows(report):
         ),
         (
             "mode / cell",
-            f"{run['mode']} / {run['cell']} x{run['layers']} ({run['units']} units)",
+            f"{run['mode']} / {run['cell']} x{run['layers']} ({run['units']} units)"
+            + (", bidirectional" if run.get("bidirectional") else ""),
         ),
         ("kernel", report["kernel"]),
+        ("unroll (steps per iteration)", _unroll_text(report)),
         ("XLA", report["xla"]),
         ("parameters", report["parameters"]),
         ("graph build (trace) s", timing["trace_seconds"]),
@@ -156,4 +181,8 @@ def summary_rows(report):
         ("seconds to target", report["seconds_to_target"]),
         ("epochs to target", report["epochs_to_target"]),
         ("exported bytes", report["export"]["bytes"] if report["export"] else None),
+        (
+            "model.keras bytes",
+            report["export"]["keras"]["bytes"] if report["export"] else None,
+        ),
     ]

@@ -5,6 +5,7 @@
                                data position, evaluations so far)
     MODEL_DIR/target/ckpt      the weights that first reached the target
     MODEL_DIR/export/          the SavedModel (`tfrnn.export`)
+    MODEL_DIR/model.keras      the Keras model (`keras.saving.load_model`)
     MODEL_DIR/report.json      the run report (`tfrnn.report`)
     MODEL_DIR/logs/            TensorBoard
 
@@ -12,7 +13,6 @@
 cannot use, so a failed start leaves nothing behind. No TensorFlow here.
 """
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -32,6 +32,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.target = self.path / "target" / "ckpt"
         self.export = self.path / "export"
+        self.keras_model = self.path / "model.keras"
         self.report = self.path / "report.json"
         self.logs = self.path / "logs"
 
@@ -58,11 +59,11 @@ class RunDir:
                     f"{self.start_over}"
                 )
             return
-        saved = read_json(self.config, self.start_over)
+        saved = Config.from_saved(read_json(self.config, self.start_over)).as_dict()
         differs = [
-            f"{name}={saved.get(name)!r} there, {value!r} now"
+            f"{name}={saved[name]!r} there, {value!r} now"
             for name, value in config.as_dict().items()
-            if name not in Config.RESUMABLE and saved.get(name) != value
+            if name not in Config.RESUMABLE and saved[name] != value
         ]
         if differs:
             raise ConfigError(
@@ -78,9 +79,7 @@ class RunDir:
 
     def read_config(self, what_to_do):
         """The `Config` in config.json (fields it does not know are dropped)."""
-        saved = read_json(self.config, what_to_do)
-        known = {f.name for f in dataclasses.fields(Config)}
-        return Config(**{k: v for k, v in saved.items() if k in known})
+        return Config.from_saved(read_json(self.config, what_to_do))
 
     def exported(self):
         """Whether the run got as far as its export and report."""

@@ -2,6 +2,7 @@
 
     python -m tfrnn.train --mode=dynamic            # LSTM-128 on MNIST rows to 98 %
     python -m tfrnn.train --mode=static --cell=gru --model_dir=runs/gru
+    python -m tfrnn.train --mode=dynamic --unroll=4 --bidirectional
 
 Re-running the same command with the same --model_dir resumes where it stopped.
 """
@@ -21,6 +22,10 @@ _DEFAULTS = config_lib.Config()
 # One flag per field of `tfrnn.config.Config`, with its default and choices.
 HELP = {
     "mode": "static or dynamic unrolling.",
+    "unroll": "Dynamic: steps per while-loop iteration, each block unrolled "
+    "(1: the plain loop; static is K = T).",
+    "bidirectional": "Read the sequence both ways (keras.layers.Bidirectional "
+    "over tfrnn.RNN; 2 x units features to the classes).",
     "cell": "Recurrent cell.",
     "units": "Units per recurrent layer.",
     "layers": "Stacked recurrent layers.",
