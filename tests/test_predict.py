@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ from tfrnn.errors import RunDirError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def train_tiny(directory, mode, **overrides):
+def train_tiny(directory, mode, name=None, **overrides):
     config = training.Config(
         mode=mode,
         units=16,
@@ -32,7 +33,7 @@ def train_tiny(directory, mode, **overrides):
     )
     lines = []
     training.train(config, log=lines.append)
-    train_tiny.lines[mode] = lines
+    train_tiny.lines[name or mode] = lines
     return pathlib.Path(directory)
 
 
@@ -41,11 +42,19 @@ train_tiny.lines = {}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two trained runs: static (which reaches its low target) and dynamic."""
+    """Three trained runs: static (which reaches its low target), dynamic,
+    and dynamic bidirectional with 2 steps per loop iteration."""
     root = tmp_path_factory.mktemp("predict")
     return {
         "static": train_tiny(root / "static", "static", target_accuracy=0.01),
         "dynamic": train_tiny(root / "dynamic", "dynamic"),
+        "bidirectional": train_tiny(
+            root / "bidirectional",
+            "dynamic",
+            name="bidirectional",
+            unroll=2,
+            bidirectional=True,
+        ),
     }
 
 
@@ -54,7 +63,7 @@ def evaluations(runs):
     return {mode: inference.evaluate_export(path) for mode, path in runs.items()}
 
 
-def run_main(model_dir, output_dir=None, examples=None):
+def run_main(model_dir, output_dir=None, examples=None, format=None):
     """`predict.main` with its own flag values (absl's global ones stay clean)."""
     flag_values = flags.FlagValues()
     predict.define_flags(flag_values)
@@ -63,6 +72,8 @@ def run_main(model_dir, output_dir=None, examples=None):
         argv.append(f"--output_dir={output_dir}")
     if examples is not None:
         argv.append(f"--examples={examples}")
+    if format is not None:
+        argv.append(f"--format={format}")
     predict.main(flag_values(argv)[:1], flag_values)
 
 
@@ -79,6 +90,8 @@ def assert_png(path, min_width=300, min_height=300):
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_accuracy_equals_training_report(runs, evaluations, mode):
     evaluation = evaluations[mode]
+    assert evaluation.format == "saved_model"
+    assert evaluation.path == str(runs[mode] / "export")
     report = json.loads((runs[mode] / "report.json").read_text())
     assert evaluation.examples == report["test_examples"] == 128
     assert len(evaluation.labels) == len(evaluation.probabilities) == 128
@@ -121,8 +134,10 @@ def test_prediction_grid_marks_wrong_predictions(evaluations, tmp_path):
     )
 
 
-@pytest.mark.parametrize("mode", ["static", "dynamic"])
+@pytest.mark.parametrize("mode", ["static", "dynamic", "bidirectional"])
 def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path, mode):
+    if mode not in evaluations:
+        evaluations[mode] = inference.evaluate_export(runs[mode])
     steps = inference.steps(runs[mode], examples=4)
     path = figures.plot_steps(steps, tmp_path / "steps.png")
     assert_png(path)
@@ -138,6 +153,55 @@ def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path, mode):
     np.testing.assert_allclose(steps.probabilities.sum(-1), 1.0, atol=1e-5)
     # The probabilities move as rows are read (not one curve repeated).
     assert np.abs(np.diff(steps.probabilities, axis=1)).max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["static", "bidirectional"])
+def test_keras_file_predicts_as_the_saved_model(runs, evaluations, mode):
+    """model.keras and the SavedModel: the same probabilities, and the same
+    steps (model.keras's weights are the last checkpoint's)."""
+    saved = evaluations.get(mode) or inference.evaluate_export(runs[mode])
+    from_keras = inference.evaluate_export(runs[mode], format="keras")
+    assert from_keras.format == "keras"
+    assert from_keras.path == str(runs[mode] / "model.keras")
+    np.testing.assert_allclose(from_keras.probabilities, saved.probabilities, atol=1e-5)
+    assert from_keras.accuracy == saved.accuracy
+    assert from_keras.meta["bidirectional"] == (mode == "bidirectional")
+    steps = inference.steps(runs[mode], weights="keras")
+    assert steps.checkpoint == str(runs[mode] / "model.keras")
+    np.testing.assert_allclose(
+        steps.probabilities[:, -1], saved.probabilities[:4], atol=1e-5
+    )
+
+
+def test_auto_format_falls_back_to_the_keras_file(runs, tmp_path, capsys):
+    """Without MODEL_DIR/export, `--format=auto` reads model.keras; asked for
+    one that is missing, the message names it."""
+    copy = tmp_path / "run"
+    shutil.copytree(runs["dynamic"], copy, ignore=shutil.ignore_patterns("export"))
+    assert inference.resolve_format(copy) == "keras"
+    assert inference.resolve_format(runs["dynamic"]) == "saved_model"
+    run_main(copy, output_dir=tmp_path / "figures")
+    printed = capsys.readouterr().out
+    assert f"of 128 test examples of mnist; {copy / 'model.keras'})" in printed
+    assert f"weights of {copy / 'model.keras'}" in printed
+    assert_png(tmp_path / "figures" / "steps.png")
+    with pytest.raises(RunDirError, match=f"no exported model in {copy / 'export'}"):
+        inference.evaluate_export(copy, format="saved_model")
+    (copy / "model.keras").unlink()
+    with pytest.raises(RunDirError, match=f"no {copy / 'model.keras'}; train first"):
+        inference.evaluate_export(copy, format="keras")
+    with pytest.raises(RunDirError, match="no exported model"):
+        inference.evaluate_export(copy)
+
+
+def test_damaged_keras_file_is_named(runs, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(runs["dynamic"], copy, ignore=shutil.ignore_patterns("export"))
+    (copy / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(
+        RunDirError, match=f"{copy / 'model.keras'} cannot be read .*delete it"
+    ):
+        inference.evaluate_export(copy)
 
 
 def test_steps_use_target_checkpoint_when_present(runs):

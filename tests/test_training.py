@@ -269,6 +269,13 @@ def test_resume_after_a_signal_equals_uninterrupted_run(
             dict(model="cnn_rnn", sequence="pixels"),
             "cnn_rnn reads images: use --sequence=rows",
         ),
+        (dict(unroll=0), "--unroll=0 must be >= 1"),
+        (dict(unroll=2.0), "--unroll=2.0 must be an int >= 1"),
+        (
+            dict(mode="static", unroll=4),
+            "--unroll=4 applies to --mode=dynamic .* drop --unroll, or use "
+            "--mode=dynamic",
+        ),
     ],
 )
 def test_bad_values_are_refused(tmp_path, change, message):
@@ -435,3 +442,102 @@ def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
     for compiled, plain in zip(weights[True], weights[False]):
         np.testing.assert_allclose(compiled, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode, unroll", [("dynamic", 3), ("static", 1)])
+def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
+    """`--unroll=3` (and static, k = T) take the same two Adam steps as the
+    plain while loop from the same weights; the report says which k ran."""
+    losses, weights = {}, {}
+    for name, change in (("loop", {}), ("other", dict(mode=mode, unroll=unroll))):
+        config = training.Config(
+            model_dir=str(tmp_path / name),
+            **{**SMALL, "units": 16, "train_examples": 256, **change},
+        )
+        trainer = training.Trainer(config, log=lambda line: None)
+        indices = tf.range(config.batch_size, dtype=tf.int32)
+        losses[name] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
+        weights[name] = [v.numpy() for v in trainer.model.trainable_variables]
+        ran = report_lib.unroll_ran(trainer.model, trainer.data.time_steps)
+        assert ran == {"loop": 1, "other": 28 if mode == "static" else unroll}[name]
+    assert losses["other"][1] < losses["other"][0]
+    np.testing.assert_allclose(losses["other"], losses["loop"], rtol=1e-5)
+    for other, loop in zip(weights["other"], weights["loop"]):
+        np.testing.assert_allclose(other, loop, rtol=1e-4, atol=1e-5)
+
+
+TINY_FLAGS = [
+    "--units=8",
+    "--train_examples=512",
+    "--test_examples=128",
+    "--batch_size=64",
+    "--max_epochs=1",
+    "--learning_rate=0.01",
+    "--nodeterministic",
+]
+
+
+def test_cli_unroll_k_is_reported(tmp_path):
+    process = run_cli(*TINY_FLAGS, "--unroll=4", f"--model_dir={tmp_path}")
+    output = process.communicate()[0]
+    assert process.returncode == 0, output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["run"]["unroll"] == 4 and report["unroll"] == 4
+    assert report["kernel"] == (
+        "generic: tf.while_loop, 4 steps unrolled per iteration (lstm cell)"
+    )
+    assert "| unroll (steps per iteration) | 4 (while loop) |" in output
+    assert "4 steps unrolled per iteration" in output
+
+
+def test_cli_refuses_unroll_for_static(tmp_path):
+    process = run_cli("--mode=static", "--unroll=4", f"--model_dir={tmp_path}/r")
+    output = process.communicate()[0]
+    assert process.returncode == 1, output
+    assert output.strip().splitlines()[-1].startswith(
+        "error: --unroll=4 applies to --mode=dynamic"
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_bidirectional_trains_and_writes_both_models(tmp_path):
+    import keras
+
+    process = run_cli(*TINY_FLAGS, "--bidirectional", f"--model_dir={tmp_path}")
+    output = process.communicate()[0]
+    assert process.returncode == 0, output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["kernel"] == "generic: tf.while_loop (lstm cell, bidirectional)"
+    lstm = 4 * 8 * (28 + 8) + 4 * 8
+    assert report["parameters"] == 2 * lstm + 2 * 8 * 10 + 10  # two LSTMs, 16 -> 10
+    assert report["export"]["keras"]["bytes"] == (tmp_path / "model.keras").stat().st_size
+    assert "dynamic / lstm x1 (8 units), bidirectional" in output
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(model.get_layer("rnn"), keras.layers.Bidirectional)
+    module = export.load(tmp_path / "export")
+    images = data.load_arrays("mnist").x_test[:128]
+    sequences = data.to_sequences(images, "rows")
+    from_keras = np.asarray(model(sequences, training=False))
+    np.testing.assert_allclose(
+        from_keras, module.classify_sequences(tf.constant(sequences)), atol=1e-6
+    )
+    labels = data.load_arrays("mnist").y_test[:128]
+    accuracy = np.mean(np.argmax(from_keras, -1) == labels)
+    assert accuracy == report["evaluations"][-1]["test_accuracy"]
+    assert accuracy > 0.2  # 10 classes: above chance after 8 steps
+    # The backward direction reads the rows last to first: its last output is
+    # a plain loop's over the reversed rows.
+    layer = model.get_layer("rnn")
+    backward = keras.Model(model.inputs[0], layer.backward_layer(model.inputs[0]))
+    forward_of_reversed = tfrnn_dynamic(layer.backward_layer.cell, sequences[:, ::-1])
+    np.testing.assert_allclose(
+        backward(sequences), forward_of_reversed, rtol=1e-5, atol=1e-6
+    )
+
+
+def tfrnn_dynamic(cell, sequences):
+    """Each row's last output of a plain Python loop over the steps (LSTM-8)."""
+    state = [tf.zeros([len(sequences), 8])] * 2
+    for t in range(sequences.shape[1]):
+        output, state = cell(tf.constant(sequences[:, t]), state)
+    return output

@@ -13,6 +13,7 @@ Two signatures:
 import os
 import pathlib
 import time
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -160,7 +161,13 @@ def save_keras(model, path):
     path = pathlib.Path(path)
     started = time.perf_counter()
     partial = path.with_name(f".{path.stem}.partial.keras")
-    model.save(partial)
+    with warnings.catch_warnings():
+        # Keras's own convert_to_numpy warns under numpy 2 (for every Keras
+        # model, keras.layers.LSTM's too): not the user's to act on.
+        warnings.filterwarnings(
+            "ignore", "__array__ implementation", DeprecationWarning
+        )
+        model.save(partial)
     os.replace(partial, path)
     return path.stat().st_size, time.perf_counter() - started
 

@@ -162,12 +162,12 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
     """Classifies the run's test set with its SavedModel (`classify_images`)
     or its model.keras, as `format` (one of `FORMATS`) says."""
     format = resolve_format(model_dir, format)
-    config = read_config(model_dir)
     if format == "saved_model":
         module = load_export(model_dir)
         classify, meta = module.classify_images, module.meta
         path = RunDir(model_dir).export
-    else:
+    config = read_config(model_dir)
+    if format == "keras":
         model = load_keras(model_dir)
         sequence = config.sequence
 
