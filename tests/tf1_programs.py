@@ -122,8 +122,10 @@ def run_function(nn, spec, inputs, lengths):
     if function == "dynamic_rnn":
         time_major = spec.get("time_major", False)
         x = tf.transpose(inputs, [1, 0, 2]) if time_major else inputs
+        # One iteration at a time: a random op's draws then come in step order.
         outputs, state = nn.dynamic_rnn(
-            cell, x, sequence_length=lengths, dtype=tf.float32, time_major=time_major
+            cell, x, sequence_length=lengths, dtype=tf.float32, time_major=time_major,
+            parallel_iterations=1 if "dropout" in spec["cell"] else None,
         )
         results = {"outputs": outputs, "state": state}
     elif function == "static_rnn":

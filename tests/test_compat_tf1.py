@@ -1,0 +1,224 @@
+"""`tfrnn.compat.v1.nn` against TF1's own `tf.compat.v1.nn`, program for program.
+
+The programs live in `tests/tf1_programs.py` and take the `nn` module as
+their one argument: one subprocess (`tests/tf1_compat_reference.py`) runs
+them all with TF1's `nn` (tf-keras, `TF_USE_LEGACY_KERAS=1`, graph mode),
+while this process runs them with tfrnn's, in a `tf.compat.v1` Session graph
+(the same program), and eagerly and in `tf.function` (the same cells and
+functions under a `GradientTape`). Weights are drawn from each variable's
+name, so equal names give equal weights: the variable names are compared
+first.
+
+Tolerances are `tests/test_tf1_reference.py`'s: forward 1e-6; gradients
+1e-6 * max(1, max |TF1's gradient|). The tutorials' losses after a few
+Adam steps: 1e-5 relative (Adam divides by sqrt(v) of gradients as small as
+float32's rounding, so one step amplifies 1e-7 differences).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf1_programs
+import tfrnn
+from tfrnn import data as tfrnn_data
+from tfrnn import tf1_checkpoint
+from tfrnn.compat.v1 import nn
+
+T = 5
+PADDED = [T, 0, 2, 4]  # lengths T and 0 included
+CELLS = [
+    "basic_rnn", "basic_lstm", "basic_lstm_concat", "lstm", "lstm_full", "gru",
+    "multi", "dropout", "dropout_variational", "residual", "user",
+]
+RANDOM_CELLS = {"dropout", "dropout_variational"}  # equal to TF1's in graphs only
+BIDIRECTIONAL = [("basic_lstm", "gru"), ("multi", "lstm_full"), ("lstm", "basic_rnn")]
+
+
+def spec(function, cell, padded, cell_bw=None, time_major=False):
+    s = {"function": function, "cell": cell, "time_steps": T,
+         "lengths": PADDED if padded else None}
+    if cell_bw:
+        s["cell_bw"] = cell_bw
+    if time_major:
+        s["time_major"] = True
+    return s
+
+
+def case_specs():
+    cases = {}
+    for padded in (False, True):
+        pad = "padded" if padded else "unpadded"
+        for cell in CELLS:
+            for function in ("static_rnn", "dynamic_rnn"):
+                cases[f"{function}-{cell}-{pad}"] = spec(function, cell, padded)
+        for fw, bw in BIDIRECTIONAL:
+            for function in ("bidirectional_dynamic_rnn", "static_bidirectional_rnn"):
+                cases[f"{function}-{fw}-{bw}-{pad}"] = spec(function, fw, padded, bw)
+    cases["dynamic_rnn-lstm_full-padded-time_major"] = spec(
+        "dynamic_rnn", "lstm_full", True, time_major=True
+    )
+    cases["bidirectional_dynamic_rnn-lstm-gru-padded"] = spec(
+        "bidirectional_dynamic_rnn", "lstm", True, "gru"
+    )
+    cases["static_bidirectional_rnn-lstm-gru-padded"] = spec(
+        "static_bidirectional_rnn", "lstm", True, "gru"
+    )
+    return cases
+
+
+CASES = case_specs()
+TUTORIAL_STEPS = 4
+
+
+def mnist_subset():
+    """(x_train, y_train, x_test, y_test): 4 batches of 32 and 200 test rows."""
+    arrays = tfrnn_data.load_arrays("mnist")
+    n_train = 32 * TUTORIAL_STEPS
+
+    def prepare(x, y, n):
+        images = (x[:n] / 255.0).astype(np.float32)
+        return images, np.eye(10, dtype=np.float32)[y[:n]]
+
+    return (*prepare(arrays.x_train, arrays.y_train, n_train),
+            *prepare(arrays.x_test, arrays.y_test, 200))
+
+
+@pytest.fixture(scope="module")
+def tf1(tmp_path_factory):
+    """TF1's results of every job, {job name: {key: value}}, and the folder
+    holding its checkpoint; one subprocess started before tfrnn's runs."""
+    folder = tmp_path_factory.mktemp("tf1_compat")
+    jobs = [{"kind": "rnn", "name": name, "spec": s} for name, s in CASES.items()]
+    jobs += [
+        {"kind": "tutorial", "name": f"tutorial_{kind}", "tutorial": kind,
+         "steps": TUTORIAL_STEPS, "checkpoint": str(folder / f"tutorial_{kind}.ckpt"),
+         "target_accuracy": 0.0}
+        for kind in ("static", "dynamic")
+    ]
+    jobs.append({"kind": "checkpoint", "name": "checkpoint",
+                 "path": str(folder / "model.ckpt")})
+    (folder / "jobs.json").write_text(json.dumps(jobs))
+    np.savez(folder / "in.npz", **dict(zip(("x_train", "y_train", "x_test", "y_test"),
+                                          mnist_subset())))
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    script = Path(__file__).with_name("tf1_compat_reference.py")
+    log = folder / "log.txt"
+    with open(log, "w") as out:
+        process = subprocess.run(
+            [sys.executable, str(script), str(folder / "jobs.json"),
+             str(folder / "in.npz"), str(folder / "out.npz")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900,
+        )
+    if process.returncode != 0:
+        pytest.fail(f"tf1_compat_reference.py failed:\n{log.read_text()[-8000:]}",
+                    pytrace=False)
+    results = {}
+    with np.load(folder / "out.npz") as data:
+        for key in data.files:
+            name, field = key.split("/", 1)
+            results.setdefault(name, {})[field] = data[key]
+    return results, folder
+
+
+def assert_close(actual, expected, keys=None, atol=1e-6, scaled=False):
+    """Each key agrees to atol (times max(1, max |expected|) when scaled)."""
+    keys = sorted(expected) if keys is None else keys
+    assert sorted(actual) == sorted(expected), (sorted(actual), sorted(expected))
+    failures, worst = [], 0.0
+    for key in keys:
+        a, e = np.asarray(actual[key]), np.asarray(expected[key])
+        assert a.shape == e.shape, f"{key}: shape {a.shape} != {e.shape}"
+        if not a.size:
+            continue
+        diff = float(np.max(np.abs(a - e)))
+        tolerance = atol * max(1.0, float(np.max(np.abs(e)))) if scaled else atol
+        worst = max(worst, diff / (tolerance / atol))
+        if not diff <= tolerance:
+            failures.append(f"{key}: max abs difference {diff:.3g} > {tolerance:.3g}")
+    assert not failures, "\n".join(failures)
+    return worst
+
+
+def compare(actual, expected):
+    forward = sorted(k for k in expected if k.startswith("forward/"))
+    grads = sorted(k for k in expected if k.startswith("grad/"))
+    assert_close(actual, expected, forward, atol=1e-6)
+    assert_close(actual, expected, grads, atol=1e-6, scaled=True)
+
+
+# Each cell and function in a Session graph: the same program as TF1's ------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_session_graph_matches_tf1(tf1, name):
+    results, _ = tf1
+    compare(tf1_programs.rnn_case(nn, name, CASES[name]), results[name])
+
+
+# ... eagerly and in tf.function ----------------------------------------------
+
+# Eager cell scopes are numbered as TF1 numbers them (basic_lstm_cell_1 for the
+# second one made): the case's TF1 name drops the number.
+_NUMBERED = re.compile(
+    r"\b(basic_rnn_cell|basic_lstm_cell|lstm_cell|gru_cell|multi_rnn_cell|"
+    r"minimal_rnn_cell)_\d+\b"
+)
+
+
+def eager_case(name, case, execution):
+    """`rnn_case` without a graph: variables made with drawn values by name."""
+    created = []
+
+    def with_drawn_value(next_creator, **kwargs):
+        tf1_name = _NUMBERED.sub(r"\1", kwargs["name"])
+        shape = tf.convert_to_tensor(kwargs["initial_value"]).shape.as_list()
+        kwargs["initial_value"] = tf1_programs.draw(tf1_name, shape)
+        variable = next_creator(**kwargs)
+        created.append((tf1_name, variable))
+        return variable
+
+    x_value, lengths = tf1_programs.case_inputs(name, case)
+
+    def compute(x):
+        with tf.variable_creator_scope(with_drawn_value), tf.GradientTape() as tape:
+            tape.watch(x)
+            results = tf1_programs.run_function(nn, case, x, lengths)
+            loss = tf1_programs.loss_of(name, results)
+        variables = [v for _, v in sorted(created, key=lambda c: c[0])]
+        return results, tape.gradient(loss, [x] + variables)
+
+    if execution == "function":
+        compute = tf.function(compute)
+    results, grads = compute(tf.constant(x_value))
+    out = {f"forward/{k}": v.numpy() for k, v in results.items()}
+    out["grad/x"] = grads[0].numpy()
+    for (tf1_name, _), grad in zip(sorted(created, key=lambda c: c[0]), grads[1:]):
+        out[f"grad/{tf1_name}"] = grad.numpy()
+    return out
+
+
+EAGER_CASES = sorted(n for n, c in CASES.items() if c["cell"] not in RANDOM_CELLS)
+FUNCTION_CASES = [
+    n for n in EAGER_CASES if "-unpadded" not in n and ("lstm_full" in n or "multi" in n)
+]
+
+
+@pytest.mark.parametrize("name", EAGER_CASES)
+def test_eager_matches_tf1(tf1, name):
+    results, _ = tf1
+    compare(eager_case(name, CASES[name], "eager"), results[name])
+
+
+@pytest.mark.parametrize("name", FUNCTION_CASES)
+def test_tf_function_matches_tf1(tf1, name):
+    results, _ = tf1
+    compare(eager_case(name, CASES[name], "function"), results[name])
