@@ -15,6 +15,7 @@ Adam steps: 1e-5 relative (Adam divides by sqrt(v) of gradients as small as
 float32's rounding, so one step amplifies 1e-7 differences).
 """
 
+import functools
 import json
 import os
 import re
@@ -79,6 +80,7 @@ CASES = case_specs()
 TUTORIAL_STEPS = 4
 
 
+@functools.lru_cache(maxsize=1)
 def mnist_subset():
     """(x_train, y_train, x_test, y_test): 4 batches of 32 and 200 test rows."""
     arrays = tfrnn_data.load_arrays("mnist")
@@ -187,11 +189,12 @@ def eager_case(name, case, execution):
         return variable
 
     x_value, lengths = tf1_programs.case_inputs(name, case)
+    cells = tf1_programs.make_cells(nn, case)  # outside tf.function, as TF2 wants
 
     def compute(x):
         with tf.variable_creator_scope(with_drawn_value), tf.GradientTape() as tape:
             tape.watch(x)
-            results = tf1_programs.run_function(nn, case, x, lengths)
+            results = tf1_programs.run_function(nn, case, x, lengths, cells)
             loss = tf1_programs.loss_of(name, results)
         variables = [v for _, v in sorted(created, key=lambda c: c[0])]
         return results, tape.gradient(loss, [x] + variables)
@@ -206,10 +209,11 @@ def eager_case(name, case, execution):
     return out
 
 
-EAGER_CASES = sorted(n for n, c in CASES.items() if c["cell"] not in RANDOM_CELLS)
-FUNCTION_CASES = [
-    n for n in EAGER_CASES if "-unpadded" not in n and ("lstm_full" in n or "multi" in n)
-]
+# Eagerly: the padded cases (unpadded ones run in the Session graph above).
+EAGER_CASES = sorted(
+    n for n, c in CASES.items() if c["cell"] not in RANDOM_CELLS and c["lengths"]
+)
+FUNCTION_CASES = [n for n in EAGER_CASES if "lstm_full" in n or "multi" in n]
 
 
 @pytest.mark.parametrize("name", EAGER_CASES)
@@ -222,3 +226,119 @@ def test_eager_matches_tf1(tf1, name):
 def test_tf_function_matches_tf1(tf1, name):
     results, _ = tf1
     compare(eager_case(name, CASES[name], "function"), results[name])
+
+
+# The two tutorial programs ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic"])
+def test_tutorial_matches_tf1(tf1, kind, tmp_path):
+    """The TF1 tutorial with only its RNN names replaced: same variables, same
+    losses and test accuracies step by step, same final predictions, and its
+    Saver checkpoint written at the same step."""
+    results, _ = tf1
+    expected = results[f"tutorial_{kind}"]
+    actual = tf1_programs.train_tutorial(
+        nn, kind, mnist_subset(), TUTORIAL_STEPS, str(tmp_path / "model.ckpt"), 0.0
+    )
+    assert str(actual["names"]) == str(expected["names"])
+    np.testing.assert_allclose(actual["losses"], expected["losses"], rtol=1e-5)
+    np.testing.assert_array_equal(actual["accuracies"], expected["accuracies"])
+    np.testing.assert_allclose(actual["predictions"], expected["predictions"], atol=1e-5)
+    assert int(actual["saved"]) == int(expected["saved"]) == 0
+    assert tf.train.latest_checkpoint(tmp_path)
+
+
+# A checkpoint written by TF1's Saver ----------------------------------------
+
+
+def test_tf1_checkpoint_restores_into_compat_graph(tf1):
+    """tf.compat.v1.train.Saver restores TF1's checkpoint into the migrated
+    program (every variable found by its TF1 name): same predictions."""
+    results, folder = tf1
+    expected = results["checkpoint"]
+    actual = tf1_programs.checkpoint_program(nn, str(folder / "model.ckpt"), save=False)
+    assert str(actual["names"]) == str(expected["names"])
+    assert_close(actual, expected, [k for k in expected if k != "names"], atol=1e-6)
+
+
+def test_tf1_checkpoint_loads_into_main_api_cells(tf1):
+    """load_tf1_checkpoint rearranges TF1's weights into Keras-convention cells
+    (tfrnn.LSTMCell with peepholes and projection, Keras GRUCell,
+    SimpleRNNCell, Keras's own LSTMCell): the main API predicts the same."""
+    results, folder = tf1
+    expected = {k[len("prediction/"):]: v for k, v in results["checkpoint"].items()
+                if k.startswith("prediction/")}
+    path = folder / "model.ckpt"
+    x = tf.constant(tf1_programs.draw("checkpoint/x", (4, 5, 3), scale=1.0))
+    stack = tfrnn.MultiRNNCell([
+        tfrnn.LSTMCell(5, use_peepholes=True, cell_clip=1.0, num_proj=4),
+        keras.layers.GRUCell(4, reset_after=False),
+    ])
+    fw, bw = tfrnn.LSTMCell(5), keras.layers.SimpleRNNCell(4)
+    static_cell = keras.layers.LSTMCell(3)
+    for cell, scope in ((stack, "rnn"), (fw, "bidirectional_rnn/fw"),
+                        (bw, "bidirectional_rnn/bw"), (static_cell, "static")):
+        tf1_checkpoint.load_tf1_checkpoint(path, cell, scope)
+    outputs, ([h0, c0], h1) = tfrnn.dynamic_rnn(stack, x, sequence_length=[5, 0, 3, 1])
+    (out_fw, out_bw), ([h_fw, _], state_bw) = tfrnn.bidirectional_dynamic_rnn(
+        fw, bw, x, sequence_length=[5, 2, 0, 4]
+    )
+    static_outputs, [_, static_c] = tfrnn.static_rnn(static_cell, x)
+    actual = {
+        "stack/outputs": outputs, "stack/c0": c0, "stack/h0": h0, "stack/h1": h1,
+        "bi/fw": out_fw, "bi/bw": out_bw, "bi/state_fw_h": h_fw,
+        "bi/state_bw": state_bw, "static/outputs": static_outputs,
+        "static/c": static_c,
+    }
+    assert_close({k: v.numpy() for k, v in actual.items()}, expected, atol=1e-6)
+
+
+# Main-API bidirectional RNNs against TF1's ----------------------------------
+
+
+def drawn_tf1_weights(tf1_result):
+    """{TF1 variable name: drawn value}, the weights TF1's run used."""
+    return {
+        key[len("grad/"):]: tf1_programs.draw(key[len("grad/"):], value.shape)
+        for key, value in tf1_result.items()
+        if key.startswith("grad/") and key != "grad/x"
+    }
+
+
+@pytest.mark.parametrize("execution", ["eager", "function"])
+@pytest.mark.parametrize("function", ["bidirectional_dynamic_rnn", "static_bidirectional_rnn"])
+def test_main_api_bidirectional_matches_tf1(tf1, function, execution):
+    """tfrnn.bidirectional_dynamic_rnn / static_bidirectional_rnn with Keras
+    cells loaded with TF1's weights: TF1's outputs and states (lengths 0 and T
+    included) and the same input gradient."""
+    results, _ = tf1
+    name = f"{function}-lstm-gru-padded"
+    expected = results[name]
+    fw, bw = tfrnn.LSTMCell(5), keras.layers.GRUCell(5, reset_after=False)
+    weights = drawn_tf1_weights(expected)
+    tf1_checkpoint.load_tf1_checkpoint(weights, fw, "bidirectional_rnn/fw")
+    tf1_checkpoint.load_tf1_checkpoint(weights, bw, "bidirectional_rnn/bw")
+    x_value, lengths = tf1_programs.case_inputs(name, CASES[name])
+    unroll = getattr(tfrnn, function)
+
+    def compute(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            (out_fw, out_bw), ([h_fw, c_fw], h_bw) = unroll(fw, bw, x, sequence_length=lengths)
+            results = {"state/0": c_fw, "state/1": h_fw, "state/2": h_bw}
+            if function == "static_bidirectional_rnn":  # TF1 concatenates
+                results["outputs/0"] = tf.concat([out_fw, out_bw], -1)
+            else:
+                results.update({"outputs/0": out_fw, "outputs/1": out_bw})
+            loss = tf1_programs.loss_of(name, results)
+        return results, tape.gradient(loss, x)
+
+    if execution == "function":
+        compute = tf.function(compute)
+    results, grad_x = compute(tf.constant(x_value))
+    actual = {f"forward/{k}": v.numpy() for k, v in results.items()}
+    actual["grad/x"] = grad_x.numpy()
+    expected = {k: v for k, v in expected.items() if k in actual}
+    assert_close(actual, expected, sorted(k for k in actual if k.startswith("forward/")))
+    assert_close(actual, expected, ["grad/x"], scaled=True)

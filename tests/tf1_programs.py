@@ -115,9 +115,19 @@ def make_cell(nn, name):
     raise ValueError(f"unknown cell {name!r}")
 
 
-def run_function(nn, spec, inputs, lengths):
-    """Calls `spec["function"]`; returns {name: tensor} of its results."""
-    function, cell = spec["function"], make_cell(nn, spec["cell"])
+def make_cells(nn, spec):
+    """(cell, backward cell or None) of a case."""
+    return (
+        make_cell(nn, spec["cell"]),
+        make_cell(nn, spec["cell_bw"]) if "cell_bw" in spec else None,
+    )
+
+
+def run_function(nn, spec, inputs, lengths, cells=None):
+    """Calls `spec["function"]` on `cells` (by default made here); returns
+    {name: tensor} of its results."""
+    function = spec["function"]
+    cell, cell_bw = cells or make_cells(nn, spec)
     steps = tf.unstack(inputs, axis=1)
     if function == "dynamic_rnn":
         time_major = spec.get("time_major", False)
@@ -133,13 +143,13 @@ def run_function(nn, spec, inputs, lengths):
         results = {"outputs": tf.stack(outputs, 1), "state": state}
     elif function == "bidirectional_dynamic_rnn":
         outputs, states = nn.bidirectional_dynamic_rnn(
-            cell, make_cell(nn, spec["cell_bw"]), inputs, sequence_length=lengths,
+            cell, cell_bw, inputs, sequence_length=lengths,
             dtype=tf.float32,
         )
         results = {"outputs": outputs, "state": states}
     elif function == "static_bidirectional_rnn":
         outputs, state_fw, state_bw = nn.static_bidirectional_rnn(
-            cell, make_cell(nn, spec["cell_bw"]), steps, dtype=tf.float32,
+            cell, cell_bw, steps, dtype=tf.float32,
             sequence_length=lengths,
         )
         results = {"outputs": tf.stack(outputs, 1), "state": (state_fw, state_bw)}

@@ -9,12 +9,15 @@ Both share one step function and TF1's `sequence_length` rule: past a row's
 end, outputs are zeros and the state is copied through.
 """
 
+from tfrnn.bidirectional import bidirectional_dynamic_rnn
+from tfrnn.bidirectional import static_bidirectional_rnn
 from tfrnn.cells import DropoutWrapper
 from tfrnn.cells import LSTMCell
 from tfrnn.cells import MultiRNNCell
 from tfrnn.dynamic import dynamic_rnn
 from tfrnn.static import static_rnn
 from tfrnn.step import zero_state
+from tfrnn.tf1_checkpoint import load_tf1_checkpoint
 
 __version__ = "0.1.0"
 
@@ -22,7 +25,10 @@ __all__ = [
     "DropoutWrapper",
     "LSTMCell",
     "MultiRNNCell",
+    "bidirectional_dynamic_rnn",
     "dynamic_rnn",
+    "load_tf1_checkpoint",
+    "static_bidirectional_rnn",
     "static_rnn",
     "zero_state",
 ]
