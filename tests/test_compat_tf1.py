@@ -106,6 +106,7 @@ def start_tf1(folder):
     ]
     jobs.append({"kind": "checkpoint", "name": "checkpoint",
                  "path": str(folder / "model.ckpt")})
+    jobs.append({"kind": "signatures", "name": "signatures"})
     (folder / "jobs.json").write_text(json.dumps(jobs))
     np.savez(folder / "in.npz", **dict(zip(("x_train", "y_train", "x_test", "y_test"),
                                           mnist_subset())))
@@ -204,6 +205,16 @@ def compare(actual, expected):
     grads = sorted(k for k in expected if k.startswith("grad/"))
     assert_close(actual, expected, forward, atol=1e-6)
     assert_close(actual, expected, grads, atol=1e-6, scaled=True)
+
+
+def test_signatures_are_tf1s(runs):
+    """Every function and cell constructor takes TF1's arguments, in TF1's
+    order, with TF1's defaults (so positional TF1 calls mean the same)."""
+    expected = runs[0]["signatures"]
+    actual = tf1_programs.signatures(nn)
+    assert sorted(actual) == sorted(expected)
+    for key in sorted(expected):
+        assert str(actual[key]) == str(expected[key]), key
 
 
 # Each cell and function in a Session graph: the same program as TF1's ------

@@ -8,6 +8,7 @@ JOBS.json is a list of jobs, each run in a graph of its own:
     {"kind": "tutorial", "name": N, "tutorial": "static"|"dynamic", "steps": S,
      "checkpoint": PATH or null, "target_accuracy": A}  -> N/<result>
     {"kind": "checkpoint", "name": N, "path": PATH}    -> N/<result>, PATH written
+    {"kind": "signatures", "name": N}                  -> N/signature/<name>
 
 IN.npz holds the MNIST subset of the tutorials (x_train, y_train, x_test,
 y_test, labels one-hot). One process runs every job: each TF1 start costs
@@ -35,6 +36,8 @@ def run_job(job, arrays):
             nn, job["tutorial"], arrays, job["steps"], job.get("checkpoint"),
             job.get("target_accuracy", 0.90),
         )
+    if job["kind"] == "signatures":
+        return tf1_programs.signatures(nn)
     if job["kind"] == "checkpoint":
         return tf1_programs.checkpoint_program(nn, job["path"], save=True)
     raise ValueError(f"unknown job kind {job['kind']!r}")

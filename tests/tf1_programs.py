@@ -315,3 +315,27 @@ def checkpoint_program(nn, path, save):
                 saver.restore(session, path)
             values = session.run(predictions)
     return {**{f"prediction/{k}": v for k, v in values.items()}, "names": np.array(names)}
+
+
+# The API's shape ---------------------------------------------------------------
+
+FUNCTIONS = (
+    "static_rnn", "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+)
+CELL_CLASSES = (
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "GRUCell", "MultiRNNCell",
+    "DropoutWrapper", "ResidualWrapper",
+)
+
+
+def signatures(nn):
+    """{name: signature string} of `nn`'s functions and cell constructors,
+    plus `LSTMStateTuple`'s fields and each cell's snake-case scope name."""
+    import inspect
+
+    result = {name: str(inspect.signature(getattr(nn, name))) for name in FUNCTIONS}
+    for name in CELL_CLASSES:
+        init = getattr(nn.rnn_cell, name).__init__
+        result[f"rnn_cell.{name}"] = str(inspect.signature(init))
+    result["LSTMStateTuple"] = ",".join(nn.rnn_cell.LSTMStateTuple._fields)
+    return {f"signature/{k}": np.array(v) for k, v in result.items()}

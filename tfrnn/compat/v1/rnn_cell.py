@@ -80,7 +80,8 @@ class RNNCell:
     TensorShape([2, 1])
     """
 
-    def __init__(self, trainable=True, name=None, dtype=None, reuse=None, **kwargs):
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        reuse = kwargs.pop("_reuse", None)  # TF1's cells pass their `reuse` so
         unknown = set(kwargs) - {"_scope", "autocast"}
         if unknown:
             raise TypeError(
@@ -255,7 +256,7 @@ class BasicRNNCell(RNNCell):
 
     def __init__(self, num_units, activation=None, reuse=None, name=None,
                  dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, reuse=reuse, **kwargs)
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
         self._num_units = _check_units("BasicRNNCell", num_units)
         self._activation = _activation(activation)
 
@@ -296,7 +297,7 @@ class GRUCell(RNNCell):
     def __init__(self, num_units, activation=None, reuse=None,
                  kernel_initializer=None, bias_initializer=None, name=None,
                  dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, reuse=reuse, **kwargs)
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
         self._num_units = _check_units("GRUCell", num_units)
         self._activation = _activation(activation)
         self._kernel_initializer = kernel_initializer
@@ -354,7 +355,7 @@ class BasicLSTMCell(RNNCell):
 
     def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True,
                  activation=None, reuse=None, name=None, dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, reuse=reuse, **kwargs)
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
         self._num_units = _check_units("BasicLSTMCell", num_units)
         self._forget_bias = forget_bias
         self._state_is_tuple = state_is_tuple
@@ -414,7 +415,7 @@ class LSTMCell(RNNCell):
                  num_unit_shards=None, num_proj_shards=None, forget_bias=1.0,
                  state_is_tuple=True, activation=None, reuse=None, name=None,
                  dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, reuse=reuse, **kwargs)
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
         self._num_units = _check_units("LSTMCell", num_units)
         self._use_peepholes = use_peepholes
         self._cell_clip = cell_clip
