@@ -38,7 +38,7 @@ T = 4
 PADDED = [T, 0, 2, 3]  # lengths T and 0 included
 CELLS = [
     "basic_rnn", "basic_lstm", "basic_lstm_concat", "lstm", "lstm_full", "gru",
-    "multi", "dropout", "dropout_variational", "residual", "user",
+    "multi", "multi_concat", "dropout", "dropout_variational", "residual", "user",
 ]
 RANDOM_CELLS = {"dropout", "dropout_variational"}  # equal to TF1's in graphs only
 UNPADDED_STATIC = {"lstm_full", "multi", "gru"}  # the unpadded static path is short

@@ -97,6 +97,11 @@ def make_cell(nn, name):
             [cells.BasicLSTMCell(UNITS), cells.GRUCell(4),
              cells.LSTMCell(3, use_peepholes=True, num_proj=2)]
         )
+    if name == "multi_concat":  # states concatenated, TF1's deprecated form
+        return cells.MultiRNNCell(
+            [cells.LSTMCell(UNITS, num_proj=4, state_is_tuple=False), cells.GRUCell(3)],
+            state_is_tuple=False,
+        )
     if name == "dropout":
         return cells.DropoutWrapper(
             cells.LSTMCell(UNITS), input_keep_prob=0.8, output_keep_prob=0.7,
