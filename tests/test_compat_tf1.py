@@ -322,14 +322,9 @@ def test_tf1_checkpoint_restores_into_compat_graph(tf1):
     assert_close(actual, expected, [k for k in expected if k != "names"], atol=1e-6)
 
 
-def test_tf1_checkpoint_loads_into_main_api_cells(tf1):
-    """load_tf1_checkpoint rearranges TF1's weights into Keras-convention cells
-    (tfrnn.LSTMCell with peepholes and projection, Keras GRUCell,
-    SimpleRNNCell, Keras's own LSTMCell): the main API predicts the same."""
-    results, folder = tf1
-    expected = {k[len("prediction/"):]: v for k, v in results["checkpoint"].items()
-                if k.startswith("prediction/")}
-    path = folder / "model.ckpt"
+def main_api_checkpoint_predictions(path):
+    """The checkpoint program's predictions by main-API cells loaded from
+    TF1's checkpoint at `path` with load_tf1_checkpoint."""
     x = tf.constant(tf1_programs.draw("checkpoint/x", (4, 5, 3), scale=1.0))
     stack = tfrnn.MultiRNNCell([
         tfrnn.LSTMCell(5, use_peepholes=True, cell_clip=1.0, num_proj=4),
@@ -351,7 +346,18 @@ def test_tf1_checkpoint_loads_into_main_api_cells(tf1):
         "bi/state_bw": state_bw, "static/outputs": static_outputs,
         "static/c": static_c,
     }
-    assert_close({k: v.numpy() for k, v in actual.items()}, expected, atol=1e-6)
+    return {k: v.numpy() for k, v in actual.items()}
+
+
+def test_tf1_checkpoint_loads_into_main_api_cells(tf1):
+    """load_tf1_checkpoint rearranges TF1's weights into Keras-convention cells
+    (tfrnn.LSTMCell with peepholes and projection, Keras GRUCell,
+    SimpleRNNCell, Keras's own LSTMCell): the main API predicts the same."""
+    results, folder = tf1
+    expected = {k[len("prediction/"):]: v for k, v in results["checkpoint"].items()
+                if k.startswith("prediction/")}
+    actual = main_api_checkpoint_predictions(folder / "model.ckpt")
+    assert_close(actual, expected, atol=1e-6)
 
 
 # Main-API bidirectional RNNs against TF1's ----------------------------------
@@ -366,19 +372,12 @@ def drawn_tf1_weights(tf1_result):
     }
 
 
-@pytest.mark.parametrize("execution", ["eager", "function"])
-@pytest.mark.parametrize("function", ["bidirectional_dynamic_rnn", "static_bidirectional_rnn"])
-def test_main_api_bidirectional_matches_tf1(tf1, function, execution):
-    """tfrnn.bidirectional_dynamic_rnn / static_bidirectional_rnn with Keras
-    cells loaded with TF1's weights: TF1's outputs and states (lengths 0 and T
-    included) and the same input gradient. TF1's BasicLSTMCell has
-    forget_bias=0.7, tfrnn's LSTMCell 1.0: the loader moves the difference
-    into the bias."""
-    results, _ = tf1
+def main_api_bidirectional(tf1_result, function, execution):
+    """(results, TF1's) of tfrnn's `function` with tfrnn.LSTMCell forward and
+    Keras GRUCell backward, loaded with the weights of TF1's case run."""
     name = f"{function}-basic_lstm-gru-padded"
-    expected = results[name]
     fw, bw = tfrnn.LSTMCell(5), keras.layers.GRUCell(5, reset_after=False)
-    weights = drawn_tf1_weights(expected)
+    weights = drawn_tf1_weights(tf1_result)
     tf1_checkpoint.load_tf1_checkpoint(
         weights, fw, "bidirectional_rnn/fw", forget_bias=0.7
     )
@@ -403,6 +402,20 @@ def test_main_api_bidirectional_matches_tf1(tf1, function, execution):
     results, grad_x = compute(tf.constant(x_value))
     actual = {f"forward/{k}": v.numpy() for k, v in results.items()}
     actual["grad/x"] = grad_x.numpy()
-    expected = {k: v for k, v in expected.items() if k in actual}
+    return actual, {k: v for k, v in tf1_result.items() if k in actual}
+
+
+@pytest.mark.parametrize("execution", ["eager", "function"])
+@pytest.mark.parametrize("function", ["bidirectional_dynamic_rnn", "static_bidirectional_rnn"])
+def test_main_api_bidirectional_matches_tf1(tf1, function, execution):
+    """tfrnn.bidirectional_dynamic_rnn / static_bidirectional_rnn with Keras
+    cells loaded with TF1's weights: TF1's outputs and states (lengths 0 and T
+    included) and the same input gradient. TF1's BasicLSTMCell has
+    forget_bias=0.7, tfrnn's LSTMCell 1.0: the loader moves the difference
+    into the bias."""
+    results, _ = tf1
+    actual, expected = main_api_bidirectional(
+        results[f"{function}-basic_lstm-gru-padded"], function, execution
+    )
     assert_close(actual, expected, sorted(k for k in actual if k.startswith("forward/")))
     assert_close(actual, expected, ["grad/x"], scaled=True)
