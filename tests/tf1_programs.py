@@ -34,11 +34,8 @@ def draw(name, shape, scale=0.5):
 
 def load_drawn_values(session, variables, scale=0.5):
     """Sets every variable to `draw(its name)`; returns {name: value}."""
-    values = {}
-    for variable in variables:
-        name = variable.op.name
-        values[name] = draw(name, variable.shape.as_list(), scale)
-        variable.load(values[name], session)
+    values = {v.op.name: draw(v.op.name, v.shape.as_list(), scale) for v in variables}
+    session.run([v.assign(values[v.op.name]) for v in variables])
     return values
 
 

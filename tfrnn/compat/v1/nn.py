@@ -21,6 +21,7 @@ from tfrnn.compat.v1.wrappers import assert_like_rnncell
 from tfrnn.compat.v1.wrappers import build_variables
 from tfrnn.dynamic import dynamic_rnn as _tfrnn_dynamic_rnn
 from tfrnn.static import static_rnn as _tfrnn_static_rnn
+from tfrnn.step import zero_state
 
 _vs = tf.compat.v1.variable_scope
 
@@ -53,7 +54,7 @@ def _initial_state(cell, initial_state, batch_size, dtype):
         )
     if hasattr(cell, "zero_state"):
         return cell.zero_state(batch_size, dtype)
-    return cell.get_initial_state(batch_size=batch_size, dtype=dtype)
+    return zero_state(cell, batch_size, dtype)  # a Keras cell
 
 
 def _lengths(sequence_length):
