@@ -104,19 +104,20 @@ def test_time_major_and_all_states(cells, unroll):
         np.testing.assert_allclose(all_fw[0][-1, b], ref_state_fw[0][b], atol=1e-6)
 
 
-def test_return_sequences_false_is_each_directions_last_step(cells):
-    """Forward: outputs[:, -1] (zeros for rows shorter than T); backward: the
-    output after reading the row back to time 0 (also zeros when shorter)."""
+def test_return_sequences_false_is_each_directions_last_valid_output(cells):
+    """Forward: the output at the row's last step; backward: the output after
+    reading the row back to time 0; zeros for a row of length 0."""
     fw, bw = cells
     x = random_inputs(B, T, F)
     (last_fw, last_bw), _ = tfrnn.bidirectional_dynamic_rnn(
         fw, bw, x, sequence_length=LENGTHS, return_sequences=False
     )
     (ref_fw, ref_bw), _ = reference(fw, bw, x, LENGTHS)
-    full = np.array(LENGTHS) == T
-    np.testing.assert_allclose(last_fw, ref_fw[:, -1], atol=1e-6)
-    np.testing.assert_allclose(last_bw[full], ref_bw[full, 0], atol=1e-6)
-    np.testing.assert_array_equal(last_bw[~full], 0.0)
+    for b, length in enumerate(LENGTHS):
+        expected_fw = ref_fw[b, length - 1] if length else np.zeros(3)
+        expected_bw = ref_bw[b, 0] if length else np.zeros(2)
+        np.testing.assert_allclose(last_fw[b], expected_fw, atol=1e-6)
+        np.testing.assert_allclose(last_bw[b], expected_bw, atol=1e-6)
 
 
 def test_static_takes_tf1s_list_and_returns_lists(cells):
@@ -136,3 +137,15 @@ def test_static_takes_tf1s_list_and_returns_lists(cells):
             np.testing.assert_allclose(all_bw[t][b], ref_bw[b, t], atol=1e-6)
     np.testing.assert_allclose(np.stack(out_bw, 1), ref_bw, atol=1e-6)
     np.testing.assert_allclose(np.stack(out_fw, 1), ref_fw, atol=1e-6)
+
+
+@pytest.mark.parametrize("unroll", [2, 5])
+def test_dynamic_unroll_is_passed_to_both_directions(cells, unroll):
+    """`unroll=k` (k steps per loop iteration; T=5 not a multiple of 2)
+    changes the loop, not the result."""
+    fw, bw = cells
+    x = random_inputs(B, T, F)
+    results = tfrnn.bidirectional_dynamic_rnn(
+        fw, bw, x, sequence_length=LENGTHS, unroll=unroll
+    )
+    assert_nested_close(results, reference(fw, bw, x, LENGTHS))

@@ -230,18 +230,3 @@ def test_loader_rearranges_gates_by_hand():
     np.testing.assert_array_equal(cell.bias.numpy(), [10.0, 31.0, 20.0, 40.0])
     assert cell.kernel.shape == (features, 4 * units)
 
-
-@pytest.mark.parametrize(
-    "module",
-    ["tfrnn.bidirectional", "tfrnn.tf1_checkpoint", "tfrnn.compat.v1.rnn_cell"],
-)
-def test_docstring_examples_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(
-        importlib.import_module(module),
-        extraglobs={"tf": tf, "keras": keras, "np": np, "tfrnn": tfrnn},
-        optionflags=doctest.ELLIPSIS,
-    )
-    assert result.attempted > 0 and result.failed == 0, result

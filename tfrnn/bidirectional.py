@@ -49,7 +49,7 @@ def run_both_directions(run, inputs, reverse, return_sequences=True, reverse_sta
     `reverse_states` every-step states (by default `reverse` on each tensor).
     The backward outputs (and every-step states) are put back in forward
     time order, except a `return_sequences=False` output: the backward
-    cell's own last step.
+    cell's own last valid output.
 
     Returns `((outputs_fw, outputs_bw), (state_fw, state_bw))`, plus
     `(all_states_fw, all_states_bw)` when `run` returns all states.
@@ -77,6 +77,7 @@ def bidirectional_dynamic_rnn(
     parallel_iterations=None,
     swap_memory=False,
     *,
+    unroll=1,
     return_sequences=True,
     dtype=None,
     training=None,
@@ -104,11 +105,11 @@ def bidirectional_dynamic_rnn(
 
     States are in tfrnn's (Keras's) order: `[h, c]` for an LSTM. Concatenate
     the outputs with `tf.concat([out_fw, out_bw], -1)` for TF1's usual next
-    layer. Every argument is `tfrnn.dynamic_rnn`'s, per direction; with
-    `return_sequences=False` each direction returns the output of its own
-    last step: the forward `outputs[:, -1]`, the backward cell's output after
-    reading the row back to time 0 (zeros, in both, for rows shorter than the
-    inputs, as `tfrnn.dynamic_rnn`).
+    layer. Every argument is `tfrnn.dynamic_rnn`'s, per direction (`unroll=k`:
+    k steps per loop iteration in both); with
+    `return_sequences=False` each direction returns the last valid output it
+    produced: the forward output at the row's last step, the backward output
+    after reading the row back to time 0 (zeros for a row of length 0).
 
     Returns:
       `((outputs_fw, outputs_bw), (state_fw, state_bw))`, and
@@ -127,6 +128,7 @@ def bidirectional_dynamic_rnn(
             return_all_states,
             parallel_iterations,
             swap_memory,
+            unroll=unroll,
             return_sequences=return_sequences,
             dtype=dtype,
             training=training,
