@@ -143,7 +143,8 @@ def test_tf1s_variable_scopes_and_reuse_in_a_graph():
         nn.bidirectional_dynamic_rnn(
             nn.rnn_cell.LSTMCell(3), nn.rnn_cell.GRUCell(2), x, dtype=tf.float32
         )
-        with pytest.raises(ValueError, match="bidirectional_rnn/fw/lstm_cell/kernel already exists"):
+        exists = "bidirectional_rnn/fw/lstm_cell/kernel already exists"
+        with pytest.raises(ValueError, match=exists):
             nn.bidirectional_dynamic_rnn(
                 nn.rnn_cell.LSTMCell(3), nn.rnn_cell.GRUCell(2), x, dtype=tf.float32
             )

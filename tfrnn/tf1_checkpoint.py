@@ -3,15 +3,19 @@
 A checkpoint written by TF1's `tf.train.Saver` holds each cell under its
 scope (`rnn/basic_lstm_cell/kernel`, `rnn/multi_rnn_cell/cell_0/...`,
 `bidirectional_rnn/fw/...`) in TF1's layout. `load_tf1_checkpoint` finds a
-cell's variables below the unroll's scope and writes them, rearranged, into
+cell's variables below the unroll's scope and writes them, rearranged, into:
 
-| main-API cell                          | from TF1 cell                       | rearranged                                                |
-|----------------------------------------|-------------------------------------|-----------------------------------------------------------|
-| `tfrnn.LSTMCell`                       | `BasicLSTMCell`, `LSTMCell`         | `[x; h]` kernel split in two, gates i,j,f,o -> i,f,j,o, peepholes stacked |
-| `keras.layers.LSTMCell`                | `BasicLSTMCell`, `LSTMCell` (no peepholes, projection) | as above, and `forget_bias` added to the forget gate's bias |
-| `keras.layers.GRUCell(reset_after=False)` | `GRUCell`                        | gates (r, u) + candidate -> (z=u, r, h)                   |
-| `keras.layers.SimpleRNNCell`           | `BasicRNNCell`                      | kernel split in two                                       |
-| `tfrnn.MultiRNNCell`, `keras.layers.StackedRNNCells` | `MultiRNNCell`        | layer by layer                                            |
+* `tfrnn.LSTMCell` <- TF1 `BasicLSTMCell`, `LSTMCell`: the `[x; h] @ W`
+  kernel split into `kernel` and `recurrent_kernel`, gates i, j, f, o ->
+  i, f, j, o, peepholes stacked `[w_i, w_f, w_o]`, `projection/kernel`.
+* `keras.layers.LSTMCell` <- the same without peepholes or projection, and
+  TF1's `forget_bias` added to the forget gate's bias.
+* `keras.layers.GRUCell(reset_after=False)` <- TF1 `GRUCell`: gates (r, u)
+  and candidate -> Keras's (z = u, r, h).
+* `keras.layers.SimpleRNNCell` <- TF1 `BasicRNNCell`: kernel split in two.
+* `tfrnn.MultiRNNCell`, `keras.layers.StackedRNNCells` <- TF1
+  `MultiRNNCell`, layer by layer (`cell_0`, `cell_1`, ...).
+* `tfrnn.DropoutWrapper` <- the cell it wraps.
 
 Keras's default `GRUCell(reset_after=True)` computes `r * (h @ U + b)` where
 TF1 computes `(r * h) @ U`: no weights make them equal, so it is refused.

@@ -2,14 +2,16 @@
 
 Each cell is TF1's, operation for operation (tf-keras's
 `legacy_cells.py`, the code behind `tf.compat.v1.nn.rnn_cell` in TF 2.x), so
-outputs, states and gradients equal TF1's for the same weights:
+outputs, states and gradients equal TF1's for the same weights. Variables
+(under the cell's scope, e.g. `rnn/basic_lstm_cell/`) and states:
 
-| cell            | variables (under its scope, e.g. `rnn/lstm_cell/`)           | state                  |
-|-----------------|--------------------------------------------------------------|------------------------|
-| `BasicRNNCell`  | `kernel [F+U, U]`, `bias`                                    | `h`                    |
-| `BasicLSTMCell` | `kernel [F+U, 4U]` (gates i, j, f, o), `bias`                | `LSTMStateTuple(c, h)` |
-| `LSTMCell`      | as above, `w_f_diag`, `w_i_diag`, `w_o_diag`, `projection/kernel` | `LSTMStateTuple(c, h)` |
-| `GRUCell`       | `gates/kernel [F+U, 2U]` (r, u), `gates/bias`, `candidate/kernel`, `candidate/bias` | `h`      |
+* `BasicRNNCell`: `kernel [F+U, U]`, `bias`; state `h`.
+* `BasicLSTMCell`: `kernel [F+U, 4U]` (gates i, j, f, o), `bias`; state
+  `LSTMStateTuple(c, h)`.
+* `LSTMCell`: as `BasicLSTMCell`, and `w_f_diag`, `w_i_diag`, `w_o_diag`,
+  `projection/kernel`; state `LSTMStateTuple(c, h)` (h `num_proj` wide).
+* `GRUCell`: `gates/kernel [F+U, 2U]` (r, u), `gates/bias`,
+  `candidate/kernel [F+U, U]`, `candidate/bias`; state `h`.
 
 Variables are created on a cell's first call (or by `tfrnn.compat.v1.nn`'s
 functions before their loop), in a TF1 variable scope named as TF1 names it:
