@@ -360,6 +360,34 @@ def test_tf1_checkpoint_loads_into_main_api_cells(tf1):
     assert_close(actual, expected, atol=1e-6)
 
 
+def main_api_tutorial_predictions(path, kind):
+    """The tutorial's test predictions by the main API from TF1's checkpoint:
+    tfrnn.LSTMCell loaded by load_tf1_checkpoint, the softmax layer's
+    `weights` and `biases` read from the checkpoint as they are."""
+    cell = tfrnn.LSTMCell(256 if kind == "static" else 100)
+    tfrnn.load_tf1_checkpoint(path, cell, scope="rnn")
+    reader = tf.train.load_checkpoint(str(path))
+    _, _, x_test, _ = mnist_subset()
+    if kind == "static":
+        last_output, _ = tfrnn.static_rnn(cell, x_test, return_sequences=False)
+    else:
+        _, [last_output, _] = tfrnn.dynamic_rnn(cell, x_test)  # TF1's final_state[1]
+    logits = tf.matmul(last_output, reader.get_tensor("weights")) + reader.get_tensor(
+        "biases"
+    )
+    return tf.nn.softmax(logits).numpy()
+
+
+@pytest.mark.parametrize("kind", TUTORIALS)
+def test_tutorial_checkpoint_predicts_the_same_in_the_main_api(tf1, kind):
+    """The checkpoint the TF1 tutorial wrote with its Saver, run by the main
+    API: TF1's test predictions at that checkpoint."""
+    results, folder = tf1
+    expected = results[f"tutorial_{kind}"]["saved_predictions"]
+    actual = main_api_tutorial_predictions(folder / f"tutorial_{kind}.ckpt", kind)
+    np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
 # Main-API bidirectional RNNs against TF1's ----------------------------------
 
 

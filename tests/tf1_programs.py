@@ -221,8 +221,9 @@ def train_tutorial(nn, kind, arrays, steps, checkpoint_path=None,
     Batches are taken in order; initial weights are drawn by name.
 
     Returns {"losses", "accuracies", "predictions" (test softmax at the end),
-    "saved" (the step whose checkpoint was written, or -1)} and the sorted
-    variable names, joined by commas, as "names".
+    "saved" (the step whose checkpoint was written, or -1),
+    "saved_predictions" (the test softmax of the checkpoint's weights)} and
+    the sorted variable names, joined by commas, as "names".
     """
     with tf.Graph().as_default():
         x = v1.placeholder(tf.float32, [None, 28, 28])
@@ -253,7 +254,7 @@ def train_tutorial(nn, kind, arrays, steps, checkpoint_path=None,
         names = ",".join(sorted(v.op.name for v in v1.global_variables()))
         x_train, y_train, x_test, y_test = arrays
         test_feed = {x: x_test, y: y_test}
-        losses, accuracies, saved = [], [], -1
+        losses, accuracies, saved, saved_predictions = [], [], -1, np.zeros(0)
         with v1.Session(config=SESSION_CONFIG) as session:
             session.run(v1.global_variables_initializer())
             load_drawn_values(session, v1.trainable_variables(), scale=0.1)
@@ -267,10 +268,12 @@ def train_tutorial(nn, kind, arrays, steps, checkpoint_path=None,
                 if checkpoint_path and saved < 0 and accuracies[-1] >= target_accuracy:
                     saver.save(session, checkpoint_path)
                     saved = step
+                    saved_predictions = session.run(prediction, test_feed)
             predictions = session.run(prediction, test_feed)
     return {
         "losses": np.array(losses), "accuracies": np.array(accuracies),
         "predictions": predictions, "saved": np.array(saved), "names": np.array(names),
+        "saved_predictions": saved_predictions,
     }
 
 
