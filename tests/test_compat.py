@@ -231,3 +231,13 @@ def test_loader_rearranges_gates_by_hand():
     np.testing.assert_array_equal(cell.bias.numpy(), [10.0, 31.0, 20.0, 40.0])
     assert cell.kernel.shape == (features, 4 * units)
 
+
+
+def test_one_cell_twice_in_a_stack_shares_its_weights_as_in_tf1():
+    cell = nn.rnn_cell.GRUCell(2)
+    stack = nn.rnn_cell.MultiRNNCell([cell, cell])
+    outputs, (state_0, state_1) = nn.dynamic_rnn(stack, inputs(features=2), dtype=tf.float32)
+    assert len(stack.variables) == 4  # one GRU's four, used by both layers
+    single, _ = nn.dynamic_rnn(cell, inputs(features=2), dtype=tf.float32)
+    np.testing.assert_array_equal(state_0, single[:, -1])
+    assert not np.allclose(state_1, state_0)

@@ -221,8 +221,9 @@ class RNNCell:
     @property
     def variables(self):
         """The cell's variables and those of the cells inside it."""
-        own = list(getattr(self, "_own_variables", []))
-        return own + [v for cell in self._inner_cells() for v in cell.variables]
+        found = list(getattr(self, "_own_variables", []))
+        found += [v for cell in self._inner_cells() for v in cell.variables]
+        return list({id(v): v for v in found}.values())  # a shared cell's once
 
     weights = variables
 

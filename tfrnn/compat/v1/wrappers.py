@@ -60,10 +60,11 @@ class MultiRNNCell(RNNCell):
             raise ValueError("Must specify at least one cell for MultiRNNCell.")
         if not tf.nest.is_nested(cells):
             raise TypeError(f"cells must be a list or tuple, but saw: {cells}.")
-        if len(set(id(cell) for cell in cells)) < len(cells):
-            raise ValueError(
-                "MultiRNNCell: the same cell object appears more than once; TF1 "
-                "would share its weights between layers. Create one cell per layer."
+        if len(set(id(cell) for cell in cells)) < len(cells):  # as TF1: allowed
+            tf.get_logger().warning(
+                "At least two cells provided to MultiRNNCell are the same object "
+                "and will share weights. Create one cell per layer (e.g. "
+                "[BasicLSTMCell(n) for _ in range(layers)], not [cell] * layers)."
             )
         self._cells = list(cells)
         self._state_is_tuple = state_is_tuple
