@@ -71,6 +71,34 @@ def user_cell_class(nn):
     return MinimalRNNCell
 
 
+def old_style_cell_class(nn):
+    """A user's TF1 cell of the older kind: its own `__call__`, variables by
+    `tf.compat.v1.get_variable` in its own scope (graphs only)."""
+
+    class OldStyleCell(nn.rnn_cell.RNNCell):
+        def __init__(self, num_units):
+            super().__init__()
+            self._num_units = num_units
+
+        @property
+        def state_size(self):
+            return self._num_units
+
+        @property
+        def output_size(self):
+            return self._num_units
+
+        def __call__(self, inputs, state, scope=None):
+            with v1.variable_scope(scope or "old_style_cell", reuse=v1.AUTO_REUSE):
+                depth = inputs.shape[-1] + self._num_units
+                w = v1.get_variable("w", [depth, self._num_units])
+                b = v1.get_variable("b", [self._num_units])
+                output = tf.tanh(tf.matmul(tf.concat([inputs, state], 1), w) + b)
+            return output, output
+
+    return OldStyleCell
+
+
 def make_cell(nn, name):
     """The cell called `name`, from `nn.rnn_cell`."""
     cells = nn.rnn_cell
@@ -114,6 +142,8 @@ def make_cell(nn, name):
         return cells.ResidualWrapper(cells.GRUCell(F))
     if name == "user":
         return user_cell_class(nn)(UNITS)
+    if name == "user_old_style":
+        return old_style_cell_class(nn)(UNITS)
     raise ValueError(f"unknown cell {name!r}")
 
 

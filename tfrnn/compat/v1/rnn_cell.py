@@ -99,11 +99,11 @@ class RNNCell:
 
     @property
     def name(self):
-        return self._name or _snake_case(type(self).__name__)
+        return getattr(self, "_name", None) or _snake_case(type(self).__name__)
 
     @property
     def dtype(self):
-        return self._dtype
+        return getattr(self, "_dtype", None)
 
     @property
     def state_size(self):
@@ -185,8 +185,8 @@ class RNNCell:
         initializer apply); eagerly, a `tf.Variable` owned by the cell. The
         default initializer is the scope's, else Glorot uniform (TF1's).
         """
-        dtype = tf.as_dtype(dtype or self._dtype or tf.float32)
-        trainable = self.trainable if trainable is None else trainable
+        dtype = tf.as_dtype(dtype or self.dtype or tf.float32)
+        trainable = getattr(self, "trainable", True) if trainable is None else trainable
         if _in_graph_mode():
             variable = tf.compat.v1.get_variable(
                 name, shape, dtype, initializer=initializer,

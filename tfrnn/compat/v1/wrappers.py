@@ -40,8 +40,11 @@ def assert_like_rnncell(cell_name, cell):
 
 def build_variables(cell, inputs_shape, dtype):
     """Creates `cell`'s variables in the current scope if it can say how
-    (tfrnn's compat cells); other cells make theirs on their first call."""
-    if isinstance(cell, RNNCell):
+    (cells that `build` as TF1's layers do); cells with their own `__call__`
+    (old-style TF1 user cells, Keras cells) make theirs on their first call."""
+    if isinstance(cell, RNNCell) and (
+        type(cell).__call__ is RNNCell.__call__ or isinstance(cell, _Wrapper)
+    ):
         cell.build_variables(inputs_shape, dtype)
 
 
