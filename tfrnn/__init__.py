@@ -15,6 +15,7 @@ from tfrnn.cells import DropoutWrapper
 from tfrnn.cells import LSTMCell
 from tfrnn.cells import MultiRNNCell
 from tfrnn.dynamic import dynamic_rnn
+from tfrnn.layer import RNN
 from tfrnn.static import static_rnn
 from tfrnn.step import zero_state
 from tfrnn.tf1_checkpoint import load_tf1_checkpoint
@@ -25,6 +26,7 @@ __all__ = [
     "DropoutWrapper",
     "LSTMCell",
     "MultiRNNCell",
+    "RNN",
     "bidirectional_dynamic_rnn",
     "dynamic_rnn",
     "load_tf1_checkpoint",
