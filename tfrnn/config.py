@@ -17,6 +17,7 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
 STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16")
 # Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
 # of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU).
 EVAL_BATCH = 5000
@@ -28,6 +29,7 @@ CHOICES = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "strategy": STRATEGIES,
+    "precision": PRECISIONS,
 }
 
 
@@ -64,6 +66,11 @@ class Config:
     train_examples: int = None
     test_examples: int = None
     jit_compile: bool = False
+    precision: str = "float32"  # or "mixed_bfloat16": bfloat16 computations
+    # TensorFlow's thread pools (0: TensorFlow's choice); set in the process
+    # before TensorFlow starts (`tfrnn.state.set_threads`).
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
     strategy: str = "default"
     deterministic: bool = True
 
@@ -74,11 +81,19 @@ class Config:
         "eval_every_steps",
         "log_every_steps",
         "model_dir",
+        "intra_op_threads",
+        "inter_op_threads",
     )
 
     # What a config.json written before a field existed ran with: such a run
     # resumes, and is read back, with these values (not today's defaults).
-    BEFORE_FIELD = {"unroll": 1, "bidirectional": False}
+    BEFORE_FIELD = {
+        "unroll": 1,
+        "bidirectional": False,
+        "precision": "float32",
+        "intra_op_threads": 0,
+        "inter_op_threads": 0,
+    }
 
     @classmethod
     def from_saved(cls, saved):
@@ -138,6 +153,12 @@ class Config:
             raise ConfigError(
                 f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)"
             )
+        for name in ("intra_op_threads", "inter_op_threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"--{name}={getattr(self, name)} must be >= 0 (0: "
+                    "TensorFlow's choice)"
+                )
         for name in ("train_examples", "test_examples"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(

@@ -54,7 +54,9 @@ class TrainingLoop:
         self.run_dir = RunDir(config.model_dir)
         self.run_dir.check(config)
         self.model_dir = self.run_dir.path
-        # A multi-worker strategy must exist before TensorFlow starts its runtime.
+        # Thread pools and a multi-worker strategy must be set before
+        # TensorFlow starts its runtime (in a CLI, here).
+        self.threads = set_threads(config.intra_op_threads, config.inter_op_threads)
         self.strategy = strategy or state_lib.make_strategy(config.strategy)
         self.chief = state_lib.is_chief(self.strategy)
         keras.utils.set_random_seed(config.seed)
@@ -280,6 +282,7 @@ class TrainingLoop:
             self.model,
             trace_seconds=self.trace_seconds,
             xla=self.xla_ran(),
+            threads=self.threads,
             replicas=self.strategy.num_replicas_in_sync,
             exported=exported,
         )
@@ -322,6 +325,39 @@ class _Progress:
         )
         self.__init__()
         return taken
+
+
+def set_threads(intra_op, inter_op):
+    """Sets TensorFlow's thread pools where asked (0 leaves TensorFlow's
+    choice); returns those the process has: `{"intra_op": n, "inter_op": m}`
+    (0: TensorFlow's choice, one thread per core).
+
+    A per-process setting: once TensorFlow's runtime has started (any op ran
+    in this process) they no longer change, and the ones kept are returned,
+    for the report to say what ran.
+    """
+    threading_config = tf.config.threading
+    for wanted, get, set_ in (
+        (
+            intra_op,
+            threading_config.get_intra_op_parallelism_threads,
+            threading_config.set_intra_op_parallelism_threads,
+        ),
+        (
+            inter_op,
+            threading_config.get_inter_op_parallelism_threads,
+            threading_config.set_inter_op_parallelism_threads,
+        ),
+    ):
+        if wanted and get() != wanted:
+            try:
+                set_(wanted)
+            except RuntimeError:  # the runtime has started: kept as it is
+                pass
+    return {
+        "intra_op": threading_config.get_intra_op_parallelism_threads(),
+        "inter_op": threading_config.get_inter_op_parallelism_threads(),
+    }
 
 
 def read_report(run_dir):

@@ -11,13 +11,16 @@ from tfrnn.config import MODES
 from tfrnn.layer import RNN
 
 
-def make_cell(cell, units, layers=1):
-    """A cell by name; `layers > 1` stacks them in a `tfrnn.MultiRNNCell`."""
+def make_cell(cell, units, layers=1, dtype=None):
+    """A cell by name; `layers > 1` stacks them in a `tfrnn.MultiRNNCell`.
+    `dtype`: the cells' Keras dtype policy (e.g. "mixed_bfloat16")."""
     makers = {
-        "rnn": lambda: keras.layers.SimpleRNNCell(units),
-        "gru": lambda: keras.layers.GRUCell(units),
-        "lstm": lambda: cells.LSTMCell(units),
-        "peephole_lstm": lambda: cells.LSTMCell(units, use_peepholes=True),
+        "rnn": lambda: keras.layers.SimpleRNNCell(units, dtype=dtype),
+        "gru": lambda: keras.layers.GRUCell(units, dtype=dtype),
+        "lstm": lambda: cells.LSTMCell(units, dtype=dtype),
+        "peephole_lstm": lambda: cells.LSTMCell(
+            units, use_peepholes=True, dtype=dtype
+        ),
     }
     if cell not in makers:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
@@ -25,7 +28,7 @@ def make_cell(cell, units, layers=1):
         raise ValueError(f"layers must be >= 1; got {layers}")
     if layers == 1:
         return makers[cell]()
-    return cells.MultiRNNCell([makers[cell]() for _ in range(layers)])
+    return cells.MultiRNNCell([makers[cell]() for _ in range(layers)], dtype=dtype)
 
 
 def build_classifier(
@@ -39,6 +42,7 @@ def build_classifier(
     model="rnn",
     unroll=1,
     bidirectional=False,
+    precision="float32",
 ):
     """A Keras classifier of `[batch, time_steps, features]` sequences.
 
@@ -53,6 +57,9 @@ def build_classifier(
     `unroll` steps per iteration of its while loop (`tfrnn.RNN(unroll=k)`).
     `bidirectional`: `keras.layers.Bidirectional` over the layer, the last
     outputs of both directions concatenated (`2 * units` values).
+    `precision`: the Keras dtype policy of every layer but the last ("float32"
+    or "mixed_bfloat16": float32 weights, bfloat16 computations); the softmax
+    layer computes in float32 always.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -68,17 +75,25 @@ def build_classifier(
     if model == "cnn_rnn":
         x = keras.layers.Reshape((time_steps, features, 1))(x)
         for filters in (16, 32):
-            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-            x = keras.layers.MaxPooling2D(2)(x)
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", dtype=precision
+            )(x)
+            x = keras.layers.MaxPooling2D(2, dtype=precision)(x)
         x = keras.layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
-    x = recurrence(make_cell(cell, units, layers), mode, unroll, bidirectional)(x)
+    x = recurrence(
+        make_cell(cell, units, layers, dtype=precision),
+        mode,
+        unroll,
+        bidirectional,
+        dtype=precision,
+    )(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", name="classes", dtype="float32"
     )(x)
     return keras.Model(inputs, outputs, name=f"{mode}_{cell}_{model}")
 
 
-def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False):
+def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None):
     """The classifier's recurrent layer, named "rnn": `tfrnn.RNN` returning
     each row's last output, in `Bidirectional` when asked."""
     if mode != "dynamic" and unroll != 1:
@@ -91,8 +106,10 @@ def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False):
     else:
         layer_unroll = "dynamic" if unroll == 1 else unroll
     if not bidirectional:
-        return RNN(cell, unroll=layer_unroll, name="rnn")
-    return keras.layers.Bidirectional(RNN(cell, unroll=layer_unroll), name="rnn")
+        return RNN(cell, unroll=layer_unroll, name="rnn", dtype=dtype)
+    return keras.layers.Bidirectional(
+        RNN(cell, unroll=layer_unroll, dtype=dtype), name="rnn", dtype=dtype
+    )
 
 
 def recurrent_layers(model):
@@ -118,6 +135,7 @@ def classifier_for(config, num_classes, time_steps, features):
         model=config.model,
         unroll=config.unroll,
         bidirectional=config.bidirectional,
+        precision=config.precision,
     )
 
 

@@ -73,9 +73,13 @@ def host_peak_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_report(config, clock, data, model, *, trace_seconds, xla, replicas, exported):
+def run_report(
+    config, clock, data, model, *, trace_seconds, xla, threads, replicas, exported
+):
     """The report of a training run (report.json): what ran, how fast, and
-    the evaluations of `clock` (a `tfrnn.clock.Clock`)."""
+    the evaluations of `clock` (a `tfrnn.clock.Clock`). Unroll, precision,
+    XLA and threads are read from the model, the traced step and TensorFlow,
+    not from `config`."""
     timing = clock.result(config.batch_size)
     return {
         "environment": environment(),
@@ -83,6 +87,8 @@ def run_report(config, clock, data, model, *, trace_seconds, xla, replicas, expo
         "kernel": kernel_name(config),
         "unroll": unroll_ran(model, data.time_steps),
         "xla": xla,
+        "precision": models.recurrent_layers(model)[0].cell.dtype_policy.name,
+        "threads": threads,
         "replicas": replicas,
         "parameters": models.count_parameters(model),
         "train_examples": len(data.x_train),
@@ -151,6 +157,14 @@ def _unroll_text(report):
     return f"{k} (while loop)"
 
 
+def _threads_text(threads):
+    if not threads:
+        return None
+    return " / ".join(
+        str(threads[pool] or "TF default") for pool in ("intra_op", "inter_op")
+    )
+
+
 def summary_rows(report):
     """The rows of the short table printed at the end of a training run."""
     run, timing = report["run"], report["timing"]
@@ -169,6 +183,8 @@ def summary_rows(report):
         ("kernel", report["kernel"]),
         ("unroll (steps per iteration)", _unroll_text(report)),
         ("XLA", report["xla"]),
+        ("precision", report.get("precision")),
+        ("threads intra / inter op", _threads_text(report.get("threads"))),
         ("parameters", report["parameters"]),
         ("graph build (trace) s", timing["trace_seconds"]),
         ("first step s", timing["first_step_seconds"]),

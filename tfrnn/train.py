@@ -51,6 +51,10 @@ HELP = {
     "train_examples": "Use the first N training examples.",
     "test_examples": "Use the first N test examples.",
     "jit_compile": "Compile the training step with XLA.",
+    "precision": "float32, or mixed_bfloat16 (float32 weights, bfloat16 "
+    "computations; fast on CPUs with AVX512_BF16/AMX and on GPUs).",
+    "intra_op_threads": "Threads inside one op (0: TensorFlow's choice).",
+    "inter_op_threads": "Ops run at once (0: TensorFlow's choice).",
     "strategy": "tf.distribute strategy.",
     "deterministic": "Turn on TensorFlow op determinism.",
 }
