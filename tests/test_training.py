@@ -270,6 +270,11 @@ def test_resume_after_a_signal_equals_uninterrupted_run(
             "cnn_rnn reads images: use --sequence=rows",
         ),
         (dict(unroll=0), "--unroll=0 must be >= 1"),
+        (
+            dict(precision="float16"),
+            "--precision=float16 is not one of: float32, mixed_bfloat16",
+        ),
+        (dict(intra_op_threads=-1), "--intra_op_threads=-1 must be >= 0"),
         (dict(unroll=2.0), "--unroll=2.0 must be an int >= 1"),
         (
             dict(mode="static", unroll=4),
@@ -477,12 +482,20 @@ TINY_FLAGS = [
 ]
 
 
-def test_cli_unroll_k_is_reported(tmp_path):
-    process = run_cli(*TINY_FLAGS, "--unroll=4", f"--model_dir={tmp_path}")
+def test_cli_unroll_k_and_threads_are_reported(tmp_path):
+    process = run_cli(
+        *TINY_FLAGS,
+        "--unroll=4",
+        "--intra_op_threads=1",
+        "--inter_op_threads=2",
+        f"--model_dir={tmp_path}",
+    )
     output = process.communicate()[0]
     assert process.returncode == 0, output
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["run"]["unroll"] == 4 and report["unroll"] == 4
+    assert report["threads"] == {"intra_op": 1, "inter_op": 2}
+    assert "| threads intra / inter op     | 1 / 2 |" in output
     assert report["kernel"] == (
         "generic: tf.while_loop, 4 steps unrolled per iteration (lstm cell)"
     )
@@ -541,3 +554,38 @@ def tfrnn_dynamic(cell, sequences):
     for t in range(sequences.shape[1]):
         output, state = cell(tf.constant(sequences[:, t]), state)
     return output
+
+
+def test_threads_are_reported_as_the_process_has_them(tmp_path):
+    """In a process whose TensorFlow has started, thread pools no longer
+    change: the report says the ones that ran, not the ones asked for."""
+    from tfrnn import loop
+
+    tf.constant(1.0) + 1.0  # the runtime runs
+    kept = loop.set_threads(0, 0)
+    asked = kept["intra_op"] + 3
+    assert loop.set_threads(asked, 0) == kept
+    assert kept == {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def test_mixed_bfloat16_trains_in_bfloat16_with_float32_weights(tmp_path):
+    config = training.Config(
+        precision="mixed_bfloat16",
+        model_dir=str(tmp_path),
+        **{**SMALL, "units": 16, "train_examples": 256},
+    )
+    trainer = training.Trainer(config, log=lambda line: None)
+    rnn = trainer.model.get_layer("rnn")
+    assert rnn.cell.compute_dtype == "bfloat16"
+    assert {v.dtype for v in trainer.model.trainable_variables} == {"float32"}
+    probabilities = trainer.model(tf.zeros([2, 28, 28]))
+    assert probabilities.dtype == tf.float32  # the softmax computes in float32
+    hidden = rnn(tf.zeros([2, 28, 28]))
+    assert hidden.dtype == tf.bfloat16
+    indices = tf.range(config.batch_size, dtype=tf.int32)
+    losses = [float(trainer.train_step(indices)[0]) for _ in range(3)]
+    assert losses[2] < losses[0]
+    assert report_lib.unroll_ran(trainer.model, 28) == 1

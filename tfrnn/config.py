@@ -65,12 +65,14 @@ class Config:
     seed: int = 0
     train_examples: int = None
     test_examples: int = None
+    # The fast path, measured on a 2-core CPU (`python -m experiments.fast_path`,
+    # experiments/results/fast_path.md): TensorFlow's thread pools at 1 thread
+    # per op, 2 ops at once (0: TensorFlow's choice) made the training step
+    # faster; XLA, unroll=k and mixed_bfloat16 did not, so they stay off.
     jit_compile: bool = False
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 computations
-    # TensorFlow's thread pools (0: TensorFlow's choice); set in the process
-    # before TensorFlow starts (`tfrnn.state.set_threads`).
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
+    intra_op_threads: int = 1  # set before TensorFlow starts (tfrnn.loop.set_threads)
+    inter_op_threads: int = 2
     strategy: str = "default"
     deterministic: bool = True
 
