@@ -36,63 +36,36 @@ RNN's training from exploding. Writes `gradient_flow[-quick].json` (one record p
 phase) and `gradient_flow[-quick].png`.
 """
 
-import json
 import time
 
-from absl import app
-from absl import flags
+from experiments import harness
 
-import experiments
-
-FLAGS = flags.FLAGS
 NAME = "gradient_flow"
 CELLS = ("rnn", "gru", "lstm")
-PIXELS = 784
-
+FULL = dict(
+    cells=list(CELLS), time_steps=harness.PIXELS, units=128, batch=16, train_steps=300,
+    train_batch=64, test_examples=1000, learning_rate=1e-3, clip_norm=1.0, seed=0,
+    measure_dtype="float64",
+)  # fmt: skip
 QUICK = dict(units=16, batch=4, train_steps=5, train_batch=16, test_examples=100)
-FULL = dict(units=128, batch=16, train_steps=300, train_batch=64, test_examples=1000)
+HELP = dict(
+    time_steps="T: T steps of 784/T consecutive pixels (784: one pixel)",
+    batch="Test examples whose gradients are measured",
+    measure_dtype="float32 or float64 (float32 flushes norms below ~1e-38 to 0)",
+)
 
 
-def define_flags():
-    flags.DEFINE_bool("quick", False, "Units 16, batch 4, 5 training steps.")
-    flags.DEFINE_string("output", "experiments/results", "Directory for JSON and PNG.")
-    flags.DEFINE_list("cells", list(CELLS), f"Subset of {', '.join(CELLS)}.")
-    flags.DEFINE_integer(
-        "time_steps", PIXELS, "T: T steps of 784/T consecutive pixels (784: one pixel)."
-    )
-    flags.DEFINE_integer("units", None, "Units (128; quick 16).")
-    flags.DEFINE_integer(
-        "batch", None, "Test examples whose gradients are measured (16; quick 4)."
-    )
-    flags.DEFINE_integer(
-        "train_steps",
-        None,
-        "Training steps before the second measurement (300; quick 5).",
-    )
-    flags.DEFINE_integer("train_batch", None, "Training batch (64; quick 16).")
-    flags.DEFINE_integer(
-        "test_examples", None, "Test examples for the accuracy (1000; quick 100)."
-    )
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-    flags.DEFINE_float(
-        "clip_norm", 1.0, "Global gradient-norm clip of the training steps."
-    )
-    flags.DEFINE_integer("seed", 0, "Seed of the weights and the training order.")
-    flags.DEFINE_enum(
-        "measure_dtype",
-        "float64",
-        ["float32", "float64"],
-        "dtype of the gradient measurement (float32 flushes norms below ~1e-38 to 0).",
-    )
-
-
-def chunked_pixels(images, time_steps):
-    from tfrnn import data
-
-    if time_steps <= 0 or PIXELS % time_steps:
-        raise ValueError(f"--time_steps={time_steps} must divide 784")
-    pixels = data.to_sequences(images, "pixels")
-    return pixels.reshape(len(images), time_steps, PIXELS // time_steps)
+def check(s):
+    for name in s["cells"]:
+        if name not in CELLS:
+            raise ValueError(f"--cells: {name!r} is not one of {', '.join(CELLS)}")
+    if s["time_steps"] <= 0 or harness.PIXELS % s["time_steps"]:
+        raise ValueError(f"--time_steps={s['time_steps']} must divide 784")
+    for key in ("units", "batch", "train_batch", "test_examples"):
+        if s[key] <= 0:
+            raise ValueError(f"--{key} must be > 0")
+    if s["train_steps"] < 0 or s["measure_dtype"] not in ("float32", "float64"):
+        raise ValueError("--train_steps must be >= 0, --measure_dtype float32 or float64")
 
 
 def _loss(y, logits):
@@ -172,7 +145,7 @@ def per_step_norms(gradients):
     return tf.reduce_mean(norms, axis=1).numpy().tolist()
 
 
-def check(tape_h, true_h):
+def compare(tape_h, true_h):
     """Step by step: max |tape - true| / max |true| (0 where both are 0)."""
     import tensorflow as tf
 
@@ -231,7 +204,7 @@ def measure(cell, dense, x, y, dtype="float64"):
         else per_step_norms(gradients["c"]),
     }
     result["gradient_seconds"] = time.perf_counter() - started
-    result["check"] = check(gradients["h"], perturbation_gradients(cell, dense, x, y))
+    result["check"] = compare(gradients["h"], perturbation_gradients(cell, dense, x, y))
     norms = result["grad_h_norm"]
     result["first_to_last_ratio"] = norms[0] / norms[-1] if norms[-1] else None
     result["zero_steps"] = sum(1 for v in norms if v == 0.0)
@@ -239,155 +212,84 @@ def measure(cell, dense, x, y, dtype="float64"):
     return result
 
 
-def run_cell(name, s, arrays, log=print):
-    """Two records (init, trained) for one cell."""
+def train_cell(name, s, arrays):
+    """The cell and dense layer, and `train(steps)`, `accuracy()` for them."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     import tfrnn
-    from tfrnn import models, report
+    from tfrnn import models
 
     keras.utils.set_random_seed(s["seed"])
-    time_steps = s["time_steps"]
-    cell = models.make_cell(name, s["units"])
-    dense = keras.layers.Dense(10, name="classes")
-    x = tf.constant(chunked_pixels(arrays.x_test[: s["batch"]], time_steps))
-    y = tf.constant(arrays.y_test[: s["batch"]])
-    tfrnn.static_rnn(cell, x[:, :2])  # builds the cell eagerly
+    cell, dense = models.make_cell(name, s["units"]), keras.layers.Dense(10)
+    tfrnn.static_rnn(cell, tf.zeros([1, 2, harness.PIXELS // s["time_steps"]]))
     dense(tf.zeros([1, tfrnn.step.output_size(cell)]))
+    forward = lambda x, training=False: dense(tfrnn.dynamic_rnn(cell, x)[0][:, -1])  # noqa: E731
+    optimizer = keras.optimizers.Adam(s["learning_rate"], global_clipnorm=s["clip_norm"])
     variables = cell.trainable_variables + dense.trainable_variables
-    optimizer = keras.optimizers.Adam(
-        s["learning_rate"], global_clipnorm=s["clip_norm"]
-    )
-    optimizer.build(variables)
-
-    @tf.function(autograph=False)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            outputs, _ = tfrnn.dynamic_rnn(cell, x)
-            loss = _loss(y, dense(outputs[:, -1])) / tf.cast(tf.shape(x)[0], tf.float32)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-
-    @tf.function(autograph=False)
-    def predict(x):
-        outputs, _ = tfrnn.dynamic_rnn(cell, x)
-        return tf.argmax(dense(outputs[:, -1]), -1)
-
-    def test_accuracy():
-        n = s["test_examples"]
-        x_test = chunked_pixels(arrays.x_test[:n], time_steps)
-        correct = 0
-        for start in range(0, n, 500):
-            end = min(start + 500, n)
-            predicted = predict(tf.constant(x_test[start:end])).numpy()
-            correct += int(np.sum(predicted == arrays.y_test[start:end]))
-        return correct / n
-
-    base = {
-        "experiment": NAME,
-        "environment": report.environment(),
-        "cell": name,
-        "units": s["units"],
-        "T": time_steps,
-        "F": PIXELS // time_steps,
-        "sequence": "mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
-        "batch": s["batch"],
-        "train_batch": s["train_batch"],
-        "learning_rate": s["learning_rate"],
-        "clip_norm": s["clip_norm"],
-        "seed": s["seed"],
-        "test_examples": s["test_examples"],
-        "norm": "mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses",
-    }
-    records = [
-        {
-            **base,
-            "phase": "init",
-            "train_steps": 0,
-            "train_loss": None,
-            "train_seconds": 0.0,
-            "test_accuracy": test_accuracy(),
-            **measure(cell, dense, x, y, s["measure_dtype"]),
-        }
-    ]
-    log(f"{name}: init, dL/dh_1 / dL/dh_T = {_g(records[0]['first_to_last_ratio'])}")
-
+    step = harness.train_step(forward, optimizer, variables, from_logits=True)
+    predict = tf.function(lambda x: tf.argmax(forward(x), -1), autograph=False)
     order = np.random.default_rng(s["seed"]).permutation(len(arrays.x_train))
-    losses, started = [], time.perf_counter()
-    for i in range(s["train_steps"]):
-        indices = np.take(
-            order, range(i * s["train_batch"], (i + 1) * s["train_batch"]), mode="wrap"
-        )
-        xb = chunked_pixels(arrays.x_train[indices], time_steps)
-        losses.append(
-            float(train_step(tf.constant(xb), tf.constant(arrays.y_train[indices])))
-        )
-        if (i + 1) % 50 == 0:
-            log(
-                f"{name}: step {i + 1}/{s['train_steps']} loss {np.mean(losses[-50:]):.4f}"
-            )
-    train_seconds = time.perf_counter() - started
-    records.append(
-        {
-            **base,
-            "phase": "trained",
-            "train_steps": s["train_steps"],
-            "train_loss": float(np.mean(losses[-20:])) if losses else None,
-            "train_seconds": train_seconds,
-            "test_accuracy": test_accuracy(),
-            **measure(cell, dense, x, y, s["measure_dtype"]),
-        }
-    )
-    log(
-        f"{name}: after {s['train_steps']} steps ({train_seconds:.0f} s), test accuracy "
-        f"{records[1]['test_accuracy']:.3f}, dL/dh_1 / dL/dh_T = "
-        f"{_g(records[1]['first_to_last_ratio'])}"
-    )
+
+    def train(steps):
+        losses, batch = [], s["train_batch"]
+        for i in range(steps):
+            indices = np.take(order, range(i * batch, (i + 1) * batch), mode="wrap")
+            x = harness.chunked_pixels(arrays.x_train[indices], s["time_steps"])
+            losses.append(float(step(tf.constant(x), tf.constant(arrays.y_train[indices]))))
+        return float(np.mean(losses[-20:])) if losses else None
+
+    def accuracy():
+        n = s["test_examples"]
+        x = harness.chunked_pixels(arrays.x_test[:n], s["time_steps"])
+        predicted = np.concatenate([predict(tf.constant(x[i : i + 500])).numpy()
+                                    for i in range(0, n, 500)])  # fmt: skip
+        return float(np.mean(predicted == arrays.y_test[:n]))
+
+    return cell, dense, train, accuracy
+
+
+def run_cell(name, s, arrays, log=print):
+    """Two records (init, trained) for one cell."""
+    import tensorflow as tf
+
+    cell, dense, train, accuracy = train_cell(name, s, arrays)
+    x = tf.constant(harness.chunked_pixels(arrays.x_test[: s["batch"]], s["time_steps"]))
+    y = tf.constant(arrays.y_test[: s["batch"]])
+    config = dict(cell=name, units=s["units"], T=s["time_steps"], F=harness.PIXELS // s["time_steps"],
+                  sequence="mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
+                  **{k: s[k] for k in ("batch", "train_batch", "learning_rate", "clip_norm",
+                                       "seed", "test_examples")},
+                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")  # fmt: skip
+    records = []
+    for phase, steps in (("init", 0), ("trained", s["train_steps"])):
+        started = time.perf_counter()
+        loss = train(steps)
+        values = dict(phase=phase, train_steps=steps, train_loss=loss,
+                      train_seconds=time.perf_counter() - started, test_accuracy=accuracy(),
+                      **measure(cell, dense, x, y, s["measure_dtype"]))  # fmt: skip
+        records.append(harness.Record(NAME, config, values=values).flat())
+        log(f"{name}, {phase}: test accuracy {values['test_accuracy']:.3f}, "
+            f"dL/dh_1 / dL/dh_T = {harness.fmt(values['first_to_last_ratio'])}")  # fmt: skip
     return records
-
-
-def settings(quick, **overrides):
-    chosen = dict(QUICK if quick else FULL)
-    chosen.update(
-        cells=list(CELLS),
-        time_steps=PIXELS,
-        learning_rate=1e-3,
-        clip_norm=1.0,
-        seed=0,
-        measure_dtype="float64",
-    )
-    chosen.update({k: v for k, v in overrides.items() if v is not None})
-    for name in chosen["cells"]:
-        if name not in CELLS:
-            raise ValueError(f"--cells: {name!r} is not one of {', '.join(CELLS)}")
-    if chosen["time_steps"] <= 0 or PIXELS % chosen["time_steps"]:
-        raise ValueError(f"--time_steps={chosen['time_steps']} must divide 784")
-    for key in ("units", "batch", "train_batch", "test_examples"):
-        if chosen[key] <= 0:
-            raise ValueError(f"--{key} must be > 0")
-    if chosen["train_steps"] < 0:
-        raise ValueError("--train_steps must be >= 0")
-    return chosen
-
-
-def result_paths(output, quick):
-    return experiments.result_paths(output, quick, json=NAME, png=NAME)
 
 
 def run(s, output, quick, log=print):
-    from tfrnn import data, report
+    from tfrnn import data
 
-    paths = result_paths(output, quick)
-    paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    arrays = data.load_arrays("mnist")
-    records = []
+    paths = harness.result_paths(output, NAME, quick, "json", "png")
+    arrays, records = data.load_arrays("mnist"), []
     for name in s["cells"]:
         records += run_cell(name, s, arrays, log)
-        report.write_json(paths["json"], records)
+        harness.write_json(paths["json"], records)
     plot(records, paths["png"])
-    return records
+    log("| cell | phase | test accuracy | dL/dh_1 | dL/dh_T | ratio | check |")
+    for r in records:
+        log(f"| {r['cell']} | {r['phase']} | {r['test_accuracy']:.3f} | {r['grad_h_norm'][0]:.3g} "
+            f"| {r['grad_h_norm'][-1]:.3g} | {harness.fmt(r['first_to_last_ratio'])} "
+            f"| {r['check']['max_relative_difference']:.2g} |")  # fmt: skip
+    return paths
 
 
 def plot(records, path):
@@ -398,90 +300,27 @@ def plot(records, path):
     from matplotlib.figure import Figure
 
     colors = dict(zip(CELLS, ("tab:red", "tab:green", "tab:blue")))
-    figure = Figure(figsize=(10, 6), layout="constrained")
-    ax = figure.subplots()
+    ax = (figure := Figure(figsize=(10, 6), layout="constrained")).subplots()
     for r in records:
         steps = range(1, len(r["grad_h_norm"]) + 1)
         style = "-" if r["phase"] == "init" else "--"
-        when = (
-            "initialisation"
-            if r["phase"] == "init"
-            else f"after {r['train_steps']} steps"
-        )
-        label = f"{r['cell']}, {when}"
-        ax.plot(
-            steps,
-            _positive(r["grad_h_norm"]),
-            style,
-            color=colors[r["cell"]],
-            label=f"{label}: h",
-        )
-        if r.get("grad_c_norm"):
-            ax.plot(
-                steps,
-                _positive(r["grad_c_norm"]),
-                style,
-                color=colors[r["cell"]],
-                alpha=0.35,
-                linewidth=0.8,
-                label=f"{label}: c (cell state)",
-            )
+        when = "initialisation" if r["phase"] == "init" else f"after {r['train_steps']} steps"
+        for key, alpha, part in (("grad_h_norm", 1.0, "h"), ("grad_c_norm", 0.35, "c (cell state)")):
+            if r.get(key):
+                positive = [v if v > 0 else float("nan") for v in r[key]]
+                ax.plot(steps, positive, style, color=colors[r["cell"]], alpha=alpha,
+                        linewidth=1.5 if part == "h" else 0.8, label=f"{r['cell']}, {when}: {part}")  # fmt: skip
     first = records[0] if records else {}
-    ax.set_yscale("log")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("mean ||dL/dh_t||")
+    ax.set(yscale="log", xlabel="step t", ylabel="mean ||dL/dh_t||")
     ax.set_title(
         "Gradient of the loss (from the last output) w.r.t. each step's state\n"
-        f"MNIST, T={first.get('T')} steps of {first.get('F')} pixel(s), "
-        f"{first.get('units')} units, mean over {first.get('batch')} test examples, "
-        f"computed in {first.get('measure_dtype')}"
+        f"MNIST, T={first.get('T')} steps of {first.get('F')} pixel(s), {first.get('units')} "
+        f"units, mean over {first.get('batch')} test examples, computed in {first.get('measure_dtype')}"
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     figure.savefig(path, dpi=100)
 
 
-def _g(value):
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _positive(values):
-    return [v if v > 0 else float("nan") for v in values]
-
-
-def main(argv):
-    s = experiments.settings_from_flags(
-        argv,
-        settings,
-        FLAGS.quick,
-        cells=FLAGS.cells,
-        time_steps=FLAGS.time_steps,
-        units=FLAGS.units,
-        batch=FLAGS.batch,
-        train_steps=FLAGS.train_steps,
-        train_batch=FLAGS.train_batch,
-        test_examples=FLAGS.test_examples,
-        learning_rate=FLAGS.learning_rate,
-        clip_norm=FLAGS.clip_norm,
-        seed=FLAGS.seed,
-        measure_dtype=FLAGS.measure_dtype,
-    )
-    records = run(
-        s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)
-    )
-    print("| cell | phase | test accuracy | dL/dh_1 | dL/dh_T | ratio | check |")
-    print("|---|---|---|---|---|---|---|")
-    for r in records:
-        print(
-            f"| {r['cell']} | {r['phase']} | {r['test_accuracy']:.3f} | "
-            f"{r['grad_h_norm'][0]:.3g} | {r['grad_h_norm'][-1]:.3g} | "
-            f"{_g(r['first_to_last_ratio'])} | {r['check']['max_relative_difference']:.2g} |"
-        )
-    paths = result_paths(FLAGS.output, FLAGS.quick)
-    print(f"wrote {paths['json']} and {paths['png']}")
-    print(json.dumps({"records": len(records)}))
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    harness.main(__import__(__name__))
