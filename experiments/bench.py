@@ -330,9 +330,8 @@ def _isolated(record, workdir, timeout, log):
     result = harness.isolated("experiments.bench:measure", config, timeout,
                               lambda line: log(prefix + line), workdir)  # fmt: skip
     record = {**record, **{k: v for k, v in result.items() if k in RECORD_FIELDS}}
-    if result["status"] != "ok":
-        record["error"], record["note"] = result["status"], result["note"]
-        record["status"] = "over_budget" if result["status"] == "over_budget" else "failed"
+    if result["status"] != "ok":  # failed or over_budget
+        record.update(status=result["status"], error=result["note"])
     if record.get("extra") and "torch" in record["extra"]:
         record["environment"] = {**harness.environment(), "torch": record["extra"]["torch"]}
     return record
@@ -351,7 +350,7 @@ def same_run(earlier, recipe):
 def outcome(record):
     """One line: how a system's run ended."""
     if record["status"] != "ok":
-        return f"{record['status']}: {record['note']}"
+        return f"{record['status']}: {record['error'] or record['note']}"
     if (record["extra"] or {}).get("same_run_as"):
         return record["note"].split(";")[0]
     step = harness.fmt(record["median_step_ms"])
@@ -418,7 +417,7 @@ def result_text(r):
     if r["status"] == "skipped":
         return f"skipped: {r['note']}"
     if r["status"] != "ok":
-        return f"{r['status']}: {r['error'] if r['error'] != r['status'] else r['note']}"
+        return f"{r['status']}: {r['error']}"
     text = f"reached {r['target']}" if r["target_reached"] else (
         f"not reached (best {harness.fmt(r['best_test_accuracy'])})")  # fmt: skip
     same = (r["extra"] or {}).get("same_run_as")
