@@ -171,7 +171,7 @@ def forward_timings(model, x, config):
     for key, all_states in (("forward_ms", False), ("forward_all_states_ms", True)):
         function = tf.function(lambda x, a=all_states: unroll(cell, x, return_all_states=a), autograph=False)
         # waits for every result without copying it to the host
-        step = lambda x, y: tf.nest.flatten(function(x))[0][0, 0]  # noqa: E731
+        step = lambda x, y: tf.reshape(tf.nest.flatten(function(x))[0], [-1])[0]  # noqa: E731
         seconds = harness.time_steps_of(step, [(x, None)], 1, max(3, config["timed_steps"] // 2))
         result[key] = 1000 * statistics.median(seconds)
     return result
