@@ -3,37 +3,22 @@
     python -m experiments.gradient_flow --quick    # units 16, batch 4, 5 training steps
     python -m experiments.gradient_flow            # units 128, batch 16, 300 training steps
 
-For a vanilla RNN, a GRU and an LSTM reading MNIST one pixel per step, the norm
-of dL/dh_t for every step t, where L is the classification loss computed from
-the last output only: at initialisation and after `--train_steps` Adam steps.
-The vanilla RNN's gradient vanishes over the 784 steps (by ~12 orders of
-magnitude at initialisation in the quick run). The textbook remedy, gates, does
-not help at initialisation: a GRU's update gate starts near 0.5 and an LSTM's
-forget gate near sigmoid(1) = 0.73, so their gradients shrink by roughly that
-factor per step (far below the vanilla RNN's; down to ~1e-160 for the GRU) until
-training opens the gates. Hence the float64 measurement below.
+For a vanilla RNN, a GRU and an LSTM reading one pixel per step: the norm of
+dL/dh_t for every step t (L: the loss from the last output), at initialisation
+and after `--train_steps` Adam steps (clipped to global norm 1). The vanilla
+RNN's gradient vanishes over the 784 steps; gates do not help at
+initialisation (a GRU's update gate starts near 0.5, an LSTM's forget gate near
+sigmoid(1) = 0.73: the gradient shrinks by about that per step, to ~1e-160 for
+the GRU) until training opens them; hence float64 (`--measure_dtype`: float32
+flushes below ~1e-38 to 0), on copies of the trained layers.
 
-How: the static unroll in TF1's list form, `tfrnn.static_rnn(cell, steps)`
-with `steps` a list of T `[batch, F]` tensors, returns every step's output as
-a tensor of its own; for these cells the output *is* the hidden state fed to
-the next step (the same tensor), so `tape.gradient(loss, outputs)` is the total
-derivative dL/dh_t through every later step. (The stacked `[B, T, H]` tensors
-of `return_all_states=True` would not do: they are built after the fact and
-nothing downstream depends on them.) The check: a second unroll adds a zero
-tensor eps_t to h_t at every step (the sum feeding both the next step and, at
-the last step, the loss); dL/d eps_t is dL/dh_t by definition and is compared
-with the tape's answer step by step. For the LSTM, dL/dc_t of the cell state
-is recorded too.
-
-Per step the record holds the mean over the batch of each example's norm
-||dL_b/dh_t||_2 (L_b: that example's cross-entropy; the loss is their sum).
-Training uses `tfrnn.dynamic_rnn` inside a `tf.function` (one traced loop, fast)
-on the same cell; the measurement runs eagerly, by default in float64 on
-copies of the trained layers (`--measure_dtype`): in float32 a gated cell's
-gradient falls below ~1e-38 within a few hundred steps and is flushed to 0.
-Adam with a global gradient-norm clip (`--clip_norm`, 1.0) keeps the vanilla
-RNN's training from exploding. Writes `gradient_flow[-quick].json` (one record per cell and
-phase) and `gradient_flow[-quick].png`.
+How: `tfrnn.static_rnn(cell, steps)` in TF1's list form returns every step's
+output as a tensor of its own, and for these cells the output *is* the state
+fed on, so `tape.gradient(loss, outputs)` is dL/dh_t through every later step
+(the stacked `[B, T, H]` of `return_all_states` would not do: nothing depends
+on it). Checked against dL/d eps_t of a second unroll that adds a zero eps_t to
+h_t at every step. For the LSTM, dL/dc_t too. Per step: the mean over the batch
+of ||dL_b/dh_t||_2. Writes `gradient_flow[-quick].json` and `.png`.
 """
 
 import time
@@ -72,16 +57,12 @@ def _loss(y, logits):
     import keras
     import tensorflow as tf
 
-    return tf.reduce_sum(
-        keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-    )
+    return tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
 
 def tape_gradients(cell, dense, x, y):
-    """dL/dh_t (and dL/dc_t for an LSTM) from the static unroll's per-step tensors.
-
-    Returns `{"h": [T, B, H], "c": [T, B, H] or None}` as tensors.
-    """
+    """dL/dh_t (and dL/dc_t for an LSTM), `{"h": [T, B, H], "c": ... or None}`,
+    from the static unroll's per-step tensors."""
     import tensorflow as tf
 
     import tfrnn
@@ -93,21 +74,13 @@ def tape_gradients(cell, dense, x, y):
     targets = {"h": outputs}
     if len(tf.nest.flatten(all_states[0])) == 2:  # LSTM: [h, c]
         targets["c"] = [tf.nest.flatten(state)[1] for state in all_states]
-    gradients = tape.gradient(
-        loss, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
-    return {
-        "h": tf.stack(gradients["h"]),
-        "c": tf.stack(gradients["c"]) if "c" in gradients else None,
-    }
+    gradients = tape.gradient(loss, targets, unconnected_gradients="zero")
+    return {"h": tf.stack(gradients["h"]), "c": tf.stack(gradients["c"]) if "c" in gradients else None}
 
 
 def perturbation_gradients(cell, dense, x, y):
-    """dL/d eps_t with h_t + eps_t (eps_t = 0) fed on: the true dL/dh_t, `[T, B, H]`.
-
-    Runs the cell's steps with tfrnn's own step function, independently of
-    `static_rnn`'s loop.
-    """
+    """dL/d eps_t with h_t + eps_t (eps_t = 0) fed on: the true dL/dh_t, `[T, B, H]`,
+    with tfrnn's step function, independently of `static_rnn`'s loop."""
     import tensorflow as tf
 
     import tfrnn
@@ -132,11 +105,8 @@ def perturbation_gradients(cell, dense, x, y):
 
 
 def per_step_norms(gradients):
-    """`[T, B, H]` -> the mean over the batch of each example's L2 norm, `[T]`.
-
-    Scaled by the largest entry first: squares of tiny gradients (below ~1e-154
-    in float64) would underflow to 0.
-    """
+    """`[T, B, H]` -> the mean over the batch of each example's L2 norm, `[T]`
+    (scaled by the largest entry first: squares below ~1e-308 underflow)."""
     import tensorflow as tf
 
     largest = tf.reduce_max(tf.abs(gradients), axis=-1, keepdims=True)
@@ -149,15 +119,9 @@ def compare(tape_h, true_h):
     """Step by step: max |tape - true| / max |true| (0 where both are 0)."""
     import tensorflow as tf
 
-    # per step: the largest entry of the difference over the largest of the gradient
-    difference = tf.reduce_max(
-        tf.abs(tf.reshape(tape_h - true_h, [tape_h.shape[0], -1])), axis=1
-    )
-    scale = tf.reduce_max(tf.abs(tf.reshape(true_h, [true_h.shape[0], -1])), axis=1)
-    relative = tf.where(
-        scale > 0, difference / tf.where(scale > 0, scale, 1), difference
-    )
-    worst = float(tf.reduce_max(relative))
+    largest = lambda g: tf.reduce_max(tf.abs(tf.reshape(g, [g.shape[0], -1])), axis=1)  # noqa: E731
+    difference, scale = largest(tape_h - true_h), largest(true_h)
+    worst = float(tf.reduce_max(tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)))
     return {
         "method": "dL/d eps_t with h_t + eps_t, eps_t = 0, fed to the next step",
         "max_relative_difference": worst,
@@ -181,12 +145,8 @@ def twin(layer, x_shape, dtype):
 
 
 def measure(cell, dense, x, y, dtype="float64"):
-    """Norms of dL/dh_t (and dL/dc_t), with the check, computed in `dtype`.
-
-    float64 (the default) on copies of the cell and the dense layer: float32
-    flushes gradients below ~1e-38 to zero, and a gated cell's gradient
-    reaches that within a few hundred steps.
-    """
+    """Norms of dL/dh_t (and dL/dc_t), with the check, computed in `dtype`
+    (on float64 copies of the layers by default)."""
     import tensorflow as tf
 
     from tfrnn import step
@@ -197,19 +157,16 @@ def measure(cell, dense, x, y, dtype="float64"):
         x = tf.cast(x, dtype)
     started = time.perf_counter()
     gradients = tape_gradients(cell, dense, x, y)
-    result = {
-        "grad_h_norm": per_step_norms(gradients["h"]),
-        "grad_c_norm": None
-        if gradients["c"] is None
-        else per_step_norms(gradients["c"]),
+    norms = per_step_norms(gradients["h"])
+    return {
+        "grad_h_norm": norms,
+        "grad_c_norm": None if gradients["c"] is None else per_step_norms(gradients["c"]),
+        "gradient_seconds": time.perf_counter() - started,
+        "check": compare(gradients["h"], perturbation_gradients(cell, dense, x, y)),
+        "first_to_last_ratio": norms[0] / norms[-1] if norms[-1] else None,
+        "zero_steps": sum(1 for v in norms if v == 0.0),
+        "measure_dtype": dtype,
     }
-    result["gradient_seconds"] = time.perf_counter() - started
-    result["check"] = compare(gradients["h"], perturbation_gradients(cell, dense, x, y))
-    norms = result["grad_h_norm"]
-    result["first_to_last_ratio"] = norms[0] / norms[-1] if norms[-1] else None
-    result["zero_steps"] = sum(1 for v in norms if v == 0.0)
-    result["measure_dtype"] = dtype
-    return result
 
 
 def train_cell(name, s, arrays):

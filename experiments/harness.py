@@ -1,21 +1,14 @@
 """The harness every experiment runs on (as Keras's `benchmarks/layer_benchmark`).
 
-An experiment module declares `NAME`, its settings (`FULL`, `QUICK`, `HELP`
-and a `check(s)` raising ValueError), `run(s, paths, log)` and its verdicts;
-`harness.main(module)` is its command line:
-
-    python -m experiments.NAME [--quick] [--output=DIR] [--FLAG=VALUE ...]
-
-Here: settings from flags (every key of FULL is a flag; `--quick` takes QUICK's
-values for the flags not given; a quick run writes to a fresh scratch
-directory, printed, unless `--output` is given); `isolated`, one measurement
-in a process of its own with a wall-clock budget (its process group killed,
-`over_budget` recorded); the memory readers; `build_model` and `train_step`,
-the model and training step of every TensorFlow system; `Record`, what every
-measurement writes; `METRICS`, the (label, unit, scale) of each measured key,
-which drives the JSON's units, the Markdown tables and the plots.
-
-This module imports no TensorFlow at import time: the PyTorch worker runs on it.
+An experiment module declares `NAME`, its settings (`FULL`, `QUICK`, `HELP`,
+`check(s)`), `run(s, output, quick, log)` and its verdicts; `harness.main(module)`
+is its command line, `python -m experiments.NAME [--quick] [--output=DIR] [--KEY=...]`
+(a flag per key of FULL; a quick run writes to a new scratch directory, printed,
+unless `--output` says otherwise). Here too: `isolated` (a measurement in a
+process of its own, with a budget), the memory readers, `build_model` and
+`train_step` for every TensorFlow system, `Record`, and `METRICS`, the
+(label, unit, scale) of each measured key for the tables and plots. No
+TensorFlow is imported at import time: the PyTorch worker runs on this module.
 """
 
 import dataclasses
@@ -197,15 +190,9 @@ def _device():
         return f"{len(gpus)} x {name or 'GPU'}"
     if torch is not None and torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU: {cpu} ({os.cpu_count()} cores)"
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    names = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
+    return f"CPU: {(names or [platform.processor() or 'unknown'])[0]} ({os.cpu_count()} cores)"
 
 
 @dataclasses.dataclass
@@ -225,14 +212,8 @@ class Record:
     environment: dict = dataclasses.field(default_factory=environment)
 
     def flat(self):
-        return {
-            "experiment": self.experiment,
-            **self.config,
-            "status": self.status,
-            "note": self.note,
-            "environment": self.environment,
-            **self.values,
-        }
+        head = {"experiment": self.experiment, **self.config, "status": self.status}
+        return {**head, "note": self.note, "environment": self.environment, **self.values}
 
 
 def write_json(path, records):
@@ -302,26 +283,17 @@ class MemoryMeter:
             self.before = tf.config.experimental.get_memory_info("GPU:0")["current"]
             return {"memory_before_build_bytes": self.before}
         gc.collect()
-        peak_before = rss_bytes("VmHWM")
+        values = {"peak_rss_before_build_bytes": rss_bytes("VmHWM"), "peak_rss_reset": True}
         try:
             pathlib.Path("/proc/self/clear_refs").write_text("5")
-            reset = True
         except OSError:
-            reset = False
+            values["peak_rss_reset"] = False
         self.before = rss_bytes("VmRSS")
-        return {
-            "memory_before_build_bytes": self.before,
-            "peak_rss_before_build_bytes": peak_before,
-            "peak_rss_reset": reset,
-        }
+        return {"memory_before_build_bytes": self.before, **values}
 
     def stop(self):
-        peak = peak_memory_bytes()
-        return {
-            "peak_memory_bytes": peak,
-            "memory_bytes": max(0, peak - self.before),
-            "memory_kind": "gpu" if self.gpu else "cpu_rss",
-        }
+        peak, kind = peak_memory_bytes(), "gpu" if self.gpu else "cpu_rss"
+        return {"peak_memory_bytes": peak, "memory_bytes": max(0, peak - self.before), "memory_kind": kind}
 
 
 # --- models and the training step (TensorFlow systems) ---------------------------
