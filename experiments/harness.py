@@ -47,7 +47,7 @@ class Metric:
 MIB = 2.0**-20
 METRICS = {
     "trace_seconds": Metric("trace", "s"),
-    "graph_ops": Metric("graph ops"),
+    "graph_ops": Metric("graph", "ops"),
     "first_step_seconds": Metric("first step", "s"),
     "first_step_total_seconds": Metric("first step (trace, compile)", "s"),
     "median_step_ms": Metric("median step", "ms"),
@@ -59,7 +59,7 @@ METRICS = {
     "keras_export_bytes": Metric("Keras-way export", "MiB", MIB),
     "forward_ms": Metric("forward", "ms"),
     "forward_all_states_ms": Metric("forward, all states", "ms"),
-    "seconds_to_target": Metric("seconds to target", "s"),
+    "seconds_to_target": Metric("seconds to target"),
     "train_seconds_to_target": Metric("time to target", "s"),
     "step_seconds_to_target": Metric("steps to target", "s"),
     "epochs_to_target": Metric("epochs to target"),
@@ -119,31 +119,31 @@ def header(title, records, *notes):
     return "\n\n".join([f"# {title}", machine, *notes]) + "\n\n"
 
 
-def plot(path, panels, series, title, xlabel, xlog=True, ylog=True, references=()):
-    """One panel per METRICS key of `panels`, one line per `(name, [row])` of
-    `series` (x = row["x"]), horizontal lines for `(name, {key: value})`."""
+def plot(path, panels, series, title, xlabel, references=()):
+    """One log-log panel per METRICS key of `panels`; a line per `(name, [row],
+    matplotlib style)` of `series` (x = row["x"]), a horizontal line per
+    `(name, {key: value})` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     columns = min(3, len(panels))
-    rows = -(-len(panels) // columns)
-    figure = Figure(figsize=(5 * columns + 3, 4.2 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).flat
+    figure = Figure(figsize=(5 * columns + 3, 4.2 * -(-len(panels) // columns)), layout="constrained")
+    axes = figure.subplots(-(-len(panels) // columns), columns, squeeze=False).flat
+    xs = sorted({p["x"] for _, points, _ in series for p in points})
     for ax, key in zip(axes, panels):
         scale = METRICS[key].scale if key in METRICS else 1.0
-        for name, points in series:
+        for name, points, style in series:
             xy = sorted((p["x"], p[key] * scale) for p in points if p.get(key))
             if xy:
-                ax.plot(*zip(*xy), marker="o", markersize=3, label=name)
+                ax.plot(*zip(*xy), marker="o", markersize=3, label=name, **style)
         for n, (name, values) in enumerate(references):
             if values.get(key):
-                style = ("--", ":", "-.")[n % 3]
-                ax.axhline(values[key] * scale, ls=style, c="gray", label=name)
-        ax.set(title=label(key), xlabel=xlabel)
-        ax.set_xscale("log" if xlog else "linear")
-        ax.set_yscale("log" if ylog else "linear")
+                ax.axhline(values[key] * scale, ls=("--", ":", "-.")[n % 3], c="gray", label=name)
+        ax.set(title=label(key), xlabel=xlabel, xscale="log", yscale="log")
+        ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = next(iter(figure.axes)).get_legend_handles_labels()
     if handles:

@@ -297,7 +297,7 @@ def pairs(rows, cell, static, dynamic, key):
 def ratio_text(found, key):
     metric = harness.METRICS[key]
     return "; ".join(f"T={t}: {harness.fmt(a, key, 3)} vs {harness.fmt(b, key, 3)} "
-                     f"{metric.unit or key} (x{a / b:.3g})" for t, a, b in found)  # fmt: skip
+                     f"{metric.unit} (x{a / b:.3g})" for t, a, b in found)  # fmt: skip
 
 
 def verdict(found, larger=True, threshold=1.1):
@@ -407,7 +407,9 @@ def markdown(records, png_name):
 def write_reports(records, paths):
     paths["md"].write_text(markdown(records, paths["png"].name))
     rows = growth(records)
-    series = [(f"{system} ({cell})", [{**r, "x": r["T"]} for r in rows if (r["system"], r["cell"]) == (system, cell)])
+    colors = dict(zip(SYSTEMS, ("tab:red", "tab:blue", "tab:orange", "tab:cyan", "tab:green")))
+    series = [(f"{system} ({cell})", [{**r, "x": r["T"]} for r in rows if (r["system"], r["cell"]) == (system, cell)],
+               dict(color=colors[system], ls=("-", "--", ":")[CELLS.index(cell)]))
               for cell in CELLS for system in SYSTEMS]  # fmt: skip
     panels = ("trace_seconds", "first_step_seconds", "graph_ops", "median_step_ms", "memory_bytes", "export_bytes")
     harness.plot(paths["png"], panels, series, "static versus dynamic: growth with T "

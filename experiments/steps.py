@@ -107,7 +107,7 @@ def measure(s, log=print):
 
 
 def markdown(records, s):
-    columns = ("batch_size", "system", "median_ms",
+    columns = (("batch", lambda r: r["batch_size"]), "system", "median_ms",
                ("min–max of rounds", lambda r: f"{min(r['round_ms']):.1f}–{max(r['round_ms']):.1f}"),
                "ratio_to_keras_while", "parameters")  # fmt: skip
     return harness.header(
