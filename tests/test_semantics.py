@@ -134,14 +134,19 @@ def test_all_states_are_the_step_states(unroll, lengths):
     "lengths", [None, [T, 0, 2, 5], [1, 3, 0, 2]], ids=["full", "padded", "all-short"]
 )
 @pytest.mark.parametrize("time_major", [False, True], ids=["batch-major", "time-major"])
-def test_last_output_only_is_outputs_at_last_step(unroll, lengths, time_major):
-    """`return_sequences=False` gives `outputs[:, -1]`, values and gradients:
-    zeros for rows shorter than T ("all-short": the dynamic loop stops early)."""
+def test_last_output_only_is_each_rows_last_valid_output(unroll, lengths, time_major):
+    """`return_sequences=False` gives each row's output at its last valid step,
+    `outputs[b, length - 1]` (the LSTM's final `h`; zeros for length 0), not
+    `outputs[:, -1]`, which is zeros for every padded row: values and
+    gradients ("all-short": the dynamic loop stops early)."""
     cell = built(tfrnn.LSTMCell(H, use_peepholes=True), F)
     inputs = random_inputs(B, T, F)
     if time_major:
         inputs = tf.transpose(inputs, [1, 0, 2])
-    last_step = (slice(None), -1) if not time_major else (-1,)
+    row_lengths = lengths or [T] * B
+    at_last_valid = [(max(n - 1, 0), b) for b, n in enumerate(row_lengths)]
+    if not time_major:
+        at_last_valid = [(b, t) for t, b in at_last_valid]
     with tf.GradientTape(persistent=True) as tape:
         outputs, state = unroll(
             cell, inputs, sequence_length=lengths, time_major=time_major
@@ -154,13 +159,14 @@ def test_last_output_only_is_outputs_at_last_step(unroll, lengths, time_major):
             return_sequences=False,
         )
         weights = tf.range(1.0, H + 1.0)  # so that each unit's gradient differs
-        loss_all = tf.reduce_sum(outputs[last_step] * weights)
+        loss_all = tf.reduce_sum(tf.gather_nd(outputs, at_last_valid) * weights)
         loss_last = tf.reduce_sum(last * weights)
     assert last.shape == (B, H)
-    assert_equal(last, outputs[last_step])
+    assert_equal(last, tf.gather_nd(outputs, at_last_valid))
+    assert_equal(last, state[0])  # the final h
     assert_equal(last_state[0], state[0])
-    for row, length in enumerate(lengths or [T] * B):
-        if length < T:
+    for row, length in enumerate(row_lengths):
+        if length == 0:
             assert_equal(last[row], np.zeros([H]))
         else:
             assert np.all(np.abs(np.asarray(last[row])) > 0)
@@ -169,5 +175,4 @@ def test_last_output_only_is_outputs_at_last_step(unroll, lengths, time_major):
         tape.gradient(loss_all, variables), tape.gradient(loss_last, variables)
     ):
         np.testing.assert_allclose(gradient, reference, rtol=1e-5, atol=1e-6)
-    if lengths is None:
-        assert np.max(np.abs(np.asarray(tape.gradient(loss_last, variables)[0]))) > 0
+    assert np.max(np.abs(np.asarray(tape.gradient(loss_last, variables)[0]))) > 0

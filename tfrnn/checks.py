@@ -3,12 +3,73 @@
 Every check fails early, with a message that says what to do. Checks on
 values (`sequence_length` negative or longer than the sequence) are
 `tf.debugging` assertions, so they also hold inside `tf.function` and in
-TF1-style graphs.
+TF1-style graphs. XLA (`tf.function(jit_compile=True)`) drops those
+assertions, so there lengths are checked when the graph is built if their
+values are known then, and refused otherwise (a mask needs no check).
 """
 
+import keras
+import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 from tfrnn import step
+
+_DTYPE_TYPES = (tf.DType, np.dtype)
+
+
+def _is_dtype(value):
+    return isinstance(value, _DTYPE_TYPES) or (
+        isinstance(value, type) and issubclass(value, np.generic)
+    )
+
+
+def rnn_cell(cell, unroll):
+    """Refuses what is not an RNN cell, naming what to pass instead."""
+    if isinstance(cell, keras.layers.RNN):
+        inner = type(cell.cell).__name__
+        units = getattr(cell.cell, "units", "units")
+        raise TypeError(
+            f"{unroll}: cell is a Keras RNN layer ({type(cell).__name__}), which "
+            f"runs its own loop over time; pass a cell instead: the layer's "
+            f".cell, or keras.layers.{inner}({units})."
+        )
+    if not hasattr(cell, "state_size") or not callable(cell):
+        raise TypeError(
+            f"{unroll}: cell must be an RNN cell, with a state_size and a "
+            "call(inputs, states) that returns (output, new_states), e.g. "
+            f"keras.layers.LSTMCell(units); got {type(cell).__name__}, which "
+            "has no state_size."
+        )
+
+
+def unroll_factor(unroll):
+    """`unroll`, checked: an int >= 1, the number of steps per loop iteration."""
+    if isinstance(unroll, bool) or not isinstance(unroll, (int, np.integer)):
+        raise TypeError(
+            f"dynamic_rnn: unroll must be an int >= 1 (steps per loop "
+            f"iteration); got {unroll!r}. For a fully unrolled graph use "
+            "tfrnn.static_rnn."
+        )
+    if unroll < 1:
+        raise ValueError(
+            f"dynamic_rnn: unroll must be >= 1 (steps per loop iteration); got "
+            f"{unroll}. unroll=1 is the plain while loop."
+        )
+    return int(unroll)
+
+
+def time_major(value, unroll):
+    """Refuses a `time_major` that is not a bool: most likely TF1's positional
+    order (TF1's fifth argument is `dtype` in dynamic_rnn, `sequence_length`
+    in static_rnn; tfrnn's is `time_major`)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{unroll}: time_major must be True or False; got {value!r}. "
+            "tfrnn's fifth positional argument is time_major, TF1's is dtype "
+            "(dynamic_rnn) or sequence_length (static_rnn): pass those by "
+            "keyword, dtype=... or sequence_length=...."
+        )
 
 
 def sequence_tensor(inputs, time_major, unroll):
@@ -49,6 +110,12 @@ def step_list(inputs):
                 "hold one rank-2 [batch, features] tensor per time step (or pass "
                 "a single rank-3 [batch, time, features] tensor)."
             )
+        if not x.shape.is_compatible_with(steps[0].shape):
+            raise ValueError(
+                f"static_rnn: inputs[{t}] has shape {x.shape} where inputs[0] has "
+                f"{steps[0].shape}; every step of a list input must have the same "
+                "[batch, features] shape."
+            )
     return steps
 
 
@@ -78,6 +145,14 @@ def feature_size(cell, features, unroll):
 
 def sequence_length(lengths, batch_size, time_steps, unroll):
     """`lengths` as an int32 `[batch]` vector with 0 <= lengths <= time_steps."""
+    if _is_dtype(lengths):
+        raise TypeError(
+            f"{unroll}: sequence_length got a dtype ({tf.as_dtype(lengths).name}), "
+            "most likely TF1's positional order: TF1's static_rnn(cell, inputs, "
+            "initial_state, dtype, sequence_length) takes dtype fourth, tfrnn's "
+            "takes sequence_length fourth. Pass it by keyword: dtype="
+            f"tf.{tf.as_dtype(lengths).name}."
+        )
     lengths = tf.convert_to_tensor(lengths)
     if not lengths.dtype.is_integer:
         raise TypeError(
@@ -100,6 +175,49 @@ def sequence_length(lengths, batch_size, time_steps, unroll):
             f"{unroll}: sequence_length has {lengths.shape[0]} entries for a "
             f"batch of {static_batch}; give one length per sequence."
         )
+    if _in_xla():
+        _check_lengths_when_built(lengths, time_steps, unroll)
+        return lengths
+    return _asserted_lengths(lengths, batch_size, time_steps, unroll)
+
+
+def _in_xla():
+    """Whether the graph being built is compiled by XLA (jit_compile=True)."""
+    if tf.executing_eagerly():
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    return control_flow_util.GraphOrParentsInXlaContext(graph)
+
+
+def _check_lengths_when_built(lengths, time_steps, unroll):
+    """Under XLA, where assertions are dropped: lengths known when the graph is
+    built are checked then; others are refused, since nothing could stop
+    out-of-range lengths from giving numbers."""
+    values = tf.get_static_value(lengths)
+    time = tf.get_static_value(time_steps)
+    if values is None or time is None:
+        raise ValueError(
+            f"{unroll}: sequence_length cannot be checked inside "
+            "tf.function(jit_compile=True): XLA drops tf.debugging assertions, "
+            "so lengths outside [0, time] would give numbers instead of an "
+            "error. Check the lengths before the compiled function and pass "
+            "mask=tf.sequence_mask(lengths, time) instead (a mask needs no "
+            "check), or compile without jit_compile."
+        )
+    if np.any(values < 0):
+        raise ValueError(
+            f"{unroll}: sequence_length must be >= 0; fix the negative lengths "
+            f"(got {values.tolist()})."
+        )
+    if np.any(values > time):
+        raise ValueError(
+            f"{unroll}: sequence_length must be <= the number of time steps in "
+            f"inputs ({time}); pad the inputs or clip the lengths (got "
+            f"{values.tolist()})."
+        )
+
+
+def _asserted_lengths(lengths, batch_size, time_steps, unroll):
     checks = [
         tf.debugging.assert_equal(
             tf.size(lengths),
@@ -128,6 +246,38 @@ def sequence_length(lengths, batch_size, time_steps, unroll):
         return tf.identity(lengths)
 
 
+def mask(mask_, batch_size, time_steps, time_major_, unroll):
+    """A Keras-style bool mask, checked, as a time-major `[time, batch]` tensor.
+
+    `mask_` is `[batch, time]` (`[time, batch]` when `time_major`), True where
+    a step counts.
+    """
+    mask_ = tf.convert_to_tensor(mask_)
+    layout = "[time, batch]" if time_major_ else "[batch, time]"
+    if mask_.dtype != tf.bool:
+        raise TypeError(
+            f"{unroll}: mask must be bool, True where a step counts; got "
+            f"{mask_.dtype.name}. Convert it, e.g. tf.cast(mask, tf.bool) or "
+            "tf.sequence_mask(lengths, time)."
+        )
+    if mask_.shape.rank != 2:
+        raise ValueError(
+            f"{unroll}: mask must be {layout}, like the inputs without their "
+            f"feature axis; got shape {mask_.shape}."
+        )
+    if not time_major_:
+        mask_ = tf.transpose(mask_)
+    expected = [tf.get_static_value(time_steps), tf.get_static_value(batch_size)]
+    if not mask_.shape.is_compatible_with(expected):
+        got = mask_.shape if time_major_ else mask_.shape[::-1]
+        want = expected if time_major_ else expected[::-1]
+        raise ValueError(
+            f"{unroll}: mask has shape {got} for inputs of {layout} = {want}; "
+            "give one entry per sequence and step."
+        )
+    return mask_
+
+
 def _describe(structure):
     return str(
         tf.nest.map_structure(
@@ -146,6 +296,7 @@ def initial_state(cell, state, batch_size, dtype, unroll):
     """
     if state is None:
         return step.zero_state(cell, batch_size, dtype)
+    _not_tf1_positional_state(state, unroll)
     expected = cell.state_size
     try:
         tf.nest.assert_same_structure(expected, state, check_types=False)
@@ -164,19 +315,88 @@ def initial_state(cell, state, batch_size, dtype, unroll):
                 f"{unroll}: initial_state tensor of shape {tensor.shape} where the "
                 f"{type(cell).__name__} expects [batch, {size}]."
             )
-    return state
+    return tf.nest.map_structure(
+        lambda tensor: _state_batch(tensor, batch_size, unroll), state
+    )
+
+
+def _not_tf1_positional_state(state, unroll):
+    """Refuses lengths or a dtype given as initial_state: TF1's order."""
+    if _is_dtype(state):
+        raise TypeError(
+            f"{unroll}: initial_state got a dtype ({tf.as_dtype(state).name}); "
+            "pass it by keyword: dtype=... (tfrnn's third positional argument is "
+            "initial_state)."
+        )
+    python_ints = all(
+        isinstance(leaf, (int, np.integer)) for leaf in tf.nest.flatten(state)
+    )
+    int_tensor = (tf.is_tensor(state) or isinstance(state, np.ndarray)) and (
+        tf.as_dtype(state.dtype).is_integer
+    )
+    if python_ints or int_tensor:
+        raise TypeError(
+            f"{unroll}: initial_state got integers of shape {_shape(state)}, which "
+            "look like sequence lengths in TF1's positional order: TF1's "
+            "dynamic_rnn(cell, inputs, sequence_length, initial_state, ...) takes "
+            "the lengths third, tfrnn's takes initial_state third and "
+            "sequence_length fourth. Pass them by keyword: sequence_length=lengths."
+        )
+
+
+def _shape(value):
+    shape = value.shape if hasattr(value, "shape") else np.shape(value)
+    return tf.TensorShape(shape).as_list()
+
+
+def _state_batch(tensor, batch_size, unroll):
+    """Refuses an initial-state tensor whose batch differs from the inputs'."""
+    static_batch = tf.get_static_value(batch_size)
+    rows = tensor.shape[0]
+    if rows is not None and static_batch is not None:
+        if rows != static_batch:
+            raise ValueError(
+                f"{unroll}: initial_state has {rows} rows for a batch of "
+                f"{static_batch} sequences; give one state row per sequence, "
+                f"e.g. tfrnn.zero_state(cell, {static_batch})."
+            )
+        return tensor
+    if _in_xla():  # XLA compiles for known shapes: a mismatch fails there
+        return tensor
+    check = tf.debugging.assert_equal(
+        tf.shape(tensor)[0],
+        tf.cast(batch_size, tf.int32),
+        message=(
+            f"{unroll}: initial_state must have one row per sequence in the "
+            "batch (tfrnn.zero_state(cell, batch_size))"
+        ),
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
 
 
 def unroll_arguments(
-    cell, batch_size, features, time_steps, dtype, initial_state_, lengths, unroll
+    cell,
+    batch_size,
+    features,
+    time_steps,
+    dtype,
+    initial_state_,
+    lengths,
+    mask_,
+    time_major_,
+    unroll,
 ):
-    """Checks what both unrolls take; returns `(initial_state, lengths)`.
+    """Checks what every unroll takes; returns `(initial_state, valid)`.
 
     `batch_size` and `time_steps` are ints or scalar tensors, `features` an int
-    or None. `lengths` comes back as a checked int32 vector, or None.
+    or None. `valid` is `step.valid_steps` of the checked lengths and mask: a
+    time-major `[time, batch]` bool tensor, or None when every step counts.
     """
     feature_size(cell, features, unroll)
     state = initial_state(cell, initial_state_, batch_size, dtype, unroll)
     if lengths is not None:
         lengths = sequence_length(lengths, batch_size, time_steps, unroll)
-    return state, lengths
+    if mask_ is not None:
+        mask_ = mask(mask_, batch_size, time_steps, time_major_, unroll)
+    return state, step.valid_steps(lengths, mask_, time_steps)

@@ -16,6 +16,8 @@ def dynamic_rnn(
     parallel_iterations=None,
     swap_memory=False,
     *,
+    mask=None,
+    unroll=1,
     return_sequences=True,
     dtype=None,
     training=None,
@@ -23,21 +25,27 @@ def dynamic_rnn(
 ):
     """Runs `cell` over a sequence in a loop whose graph does not grow with time.
 
-    TF1 `tf.nn.dynamic_rnn`, Keras `unroll=False`: one copy of the cell inside
-    a `tf.while_loop` that reads step inputs from a `TensorArray` and writes
+    TF1 `tf.nn.dynamic_rnn`, Keras `unroll=False`: the cell inside a
+    `tf.while_loop` that reads step inputs from a `TensorArray` and writes
     step outputs to another. The number of steps is read at run time, so one
     `tf.function` traced with a `None` time dimension serves every length.
+    With `unroll=k` each loop iteration runs k steps, unrolled in its body
+    (JAX's `lax.scan(unroll=k)`): k = 1 is the plain loop, k >= T is a
+    static unroll inside one iteration; the graph grows with k, never with T.
 
     ```
     state = initial_state or zero_state(cell, batch)
     t = 0
-    while t < max(sequence_length):         # or T when no lengths are given
-        output[t], state = cell(inputs[t], state)
-        if t >= sequence_length[b]:         # per row b, TF1's padding rule
-            output[t][b] = 0; state[b] = previous state[b]
-        t += 1
-    output[t:] = 0                          # steps past every row's end
-    return outputs, state                   # state: after step len[b]-1
+    while t < last valid step of any row + 1:   # T without lengths or mask
+        for t in t, ..., t + k - 1:             # k = unroll steps per iteration
+            output[t], state = cell(inputs[t], state)
+            valid = mask[b, t] and t < sequence_length[b]   # per row b
+            if not valid:                       # also steps past T (k overshoots)
+                output[t][b] = 0; state[b] = previous state[b]
+            else:
+                last[b] = output[t][b]          # for return_sequences=False
+    output[t:] = 0                              # steps no row needs
+    return outputs, state                       # state: after the last valid step
     ```
 
     >>> cell = keras.layers.GRUCell(3)
@@ -47,10 +55,16 @@ def dynamic_rnn(
     True
     >>> bool(tf.reduce_all(state[1] == outputs[1, 1]))  # state at len - 1
     True
+    >>> last, _ = tfrnn.dynamic_rnn(cell, tf.ones([2, 5, 4]),
+    ...                             sequence_length=[5, 2], unroll=2,
+    ...                             return_sequences=False)
+    >>> bool(tf.reduce_all(last == state))             # each row's last valid
+    True
 
     Arguments, results and semantics are those of `tfrnn.static_rnn` (same
-    step function, same padding rule), except that the time dimension may be
-    unknown until run time and list inputs are not taken.
+    step function, same rule for masked and padded steps, same last valid
+    output), except that the time dimension may be unknown until run time and
+    list inputs are not taken.
 
     Args:
       cell: any Keras 3 RNN cell or tfrnn cell.
@@ -58,16 +72,23 @@ def dynamic_rnn(
         `time_major`.
       initial_state: a nest shaped like `cell.state_size`; zeros by default.
       sequence_length: optional int32/int64 `[batch]` valid lengths, each in
-        `[0, time]`; the loop stops after `max(sequence_length)` steps.
+        `[0, time]`; the loop stops after `max(sequence_length)` steps. Under
+        XLA (`jit_compile=True`) lengths must be known when the graph is built
+        (they are checked then); pass others as a `mask`.
       time_major: whether `inputs` and `outputs` are `[time, batch, ...]`.
       return_all_states: also return every step's state, `[batch, time, size]`
-        tensors (past the longest row, copies of the final state).
-      return_sequences: False returns only the last step's output,
-        `outputs[:, -1]` (zeros for a row shorter than the inputs), and the
-        loop carries that one output instead of writing every step's.
+        tensors (past the last valid step, copies of the final state).
       parallel_iterations: `tf.while_loop`'s (default 32).
       swap_memory: let the loop swap activations kept for backprop from GPU
         to host memory (long sequences that do not fit on the GPU).
+      mask: optional bool `[batch, time]` (`[time, batch]` when `time_major`),
+        True where a step counts, as a Keras mask; any pattern. With
+        `sequence_length` too, a step counts where both say so. The loop
+        stops after the last step that counts in any row.
+      unroll: steps per loop iteration, an int >= 1. T need not be a multiple.
+      return_sequences: False returns only each row's last valid output
+        (zeros for a row with none), carried in the loop instead of writing
+        every step's output; `outputs[:, -1]` without lengths or a mask.
       dtype: dtype of the default initial state (by default the cell's
         compute dtype, else the inputs').
       training: passed to the cell (dropout is active only when True).
@@ -77,89 +98,148 @@ def dynamic_rnn(
       `(outputs, final_state)`, or `(outputs, final_state, all_states)`.
     """
     with tf.name_scope(scope or "dynamic_rnn"):
+        checks.rnn_cell(cell, "dynamic_rnn")
+        checks.time_major(time_major, "dynamic_rnn")
+        unroll = checks.unroll_factor(unroll)
         inputs = checks.sequence_tensor(inputs, time_major, "dynamic_rnn")
         if not time_major:
             inputs = tf.transpose(inputs, [1, 0, 2])
-        time_steps = tf.shape(inputs)[0]
         batch_size = inputs.shape[1]
         if batch_size is None:
             batch_size = tf.shape(inputs)[1]
-        state, lengths = checks.unroll_arguments(
+        state, valid = checks.unroll_arguments(
             cell,
             batch_size,
             inputs.shape[2],
-            time_steps,
+            tf.shape(inputs)[0],
             dtype or step.compute_dtype(cell, inputs.dtype),
             initial_state,
             sequence_length,
+            mask,
+            time_major,
             "dynamic_rnn",
         )
-        if lengths is None:
-            loop_steps = time_steps
-        else:  # as TF1: at least one step, so that every output has a shape
-            loop_steps = tf.minimum(time_steps, tf.maximum(1, tf.reduce_max(lengths)))
-
         step.begin_sequence(
             cell,
             tf.zeros([batch_size, inputs.shape[2]], inputs.dtype),
             state,
             training,
         )
-        step_fn = step.step_function(cell, training)
-        step_input_shape = inputs.shape[1:]
-        input_ta = tf.TensorArray(
-            inputs.dtype, size=time_steps, element_shape=step_input_shape
-        ).unstack(inputs)
-        output_ta = tf.TensorArray(
+        loop = _BlockLoop(
+            step.step_function(cell, training),
+            inputs,
+            valid,
+            unroll,
             step.compute_dtype(cell, inputs.dtype),
-            size=loop_steps if return_sequences else 1,
-            element_shape=[inputs.shape[1], step.output_size(cell)],
+            step.output_size(cell),
         )
-        state_tas = tf.nest.map_structure(
-            lambda s: tf.TensorArray(s.dtype, size=loop_steps, element_shape=s.shape),
+        outputs, state, all_states = loop.run(
             state,
-        )
-
-        def body(time, state, output_ta, state_tas):
-            step_input = input_ta.read(time)
-            step_input.set_shape(step_input_shape)
-            output, new_state = step.rnn_step(step_fn, step_input, state, time, lengths)
-            output_ta = output_ta.write(time if return_sequences else 0, output)
-            if return_all_states:
-                state_tas = tf.nest.map_structure(
-                    lambda ta, s: ta.write(time, s), state_tas, new_state
-                )
-            return time + 1, new_state, output_ta, state_tas
-
-        _, state, output_ta, state_tas = tf.while_loop(
-            lambda time, *_: time < loop_steps,
-            body,
-            (tf.constant(0), state, output_ta, state_tas),
-            parallel_iterations=parallel_iterations or 32,
-            swap_memory=swap_memory,
-            maximum_iterations=time_steps,
+            return_sequences,
+            return_all_states,
+            parallel_iterations or 32,
+            swap_memory,
         )
         step.end_sequence(cell)
-
-        steps_left = time_steps - loop_steps
-        if return_sequences:
-            outputs = output_ta.stack()
-            padding = tf.zeros(
-                tf.concat([[steps_left], tf.shape(outputs)[1:]], 0), outputs.dtype
-            )
-            outputs = tf.concat([outputs, padding], axis=0)
-            if not time_major:
-                outputs = tf.transpose(outputs, [1, 0, 2])
-        else:  # step T-1's output: zeros when every row ended before it
-            last = output_ta.read(0)
-            outputs = tf.where(steps_left > 0, tf.zeros_like(last), last)
+        if return_sequences and not time_major:
+            outputs = tf.transpose(outputs, [1, 0, 2])
         if not return_all_states:
             return outputs, state
+        if not time_major:
+            all_states = tf.nest.map_structure(
+                lambda s: tf.transpose(s, [1, 0, 2]), all_states
+            )
+        return outputs, state, all_states
 
-        def all_steps(ta, final):
-            per_step = ta.stack()
-            copies = tf.repeat(final[tf.newaxis], steps_left, axis=0)
-            per_step = tf.concat([per_step, copies], axis=0)
-            return per_step if time_major else tf.transpose(per_step, [1, 0, 2])
 
-        return outputs, state, tf.nest.map_structure(all_steps, state_tas, state)
+class _BlockLoop:
+    """A `tf.while_loop` over blocks of `unroll` steps, on time-major inputs.
+
+    The loop runs `steps_to_run` steps (through the last valid step of any
+    row), rounded up to whole blocks. Steps past the inputs' end (when the
+    rounding overshoots) read zeros and do not count, so the rule of
+    `rnn_step` keeps them out of outputs and states; after the loop, outputs
+    are cut back and padded with zeros to the inputs' length.
+    """
+
+    def __init__(self, step_fn, inputs, valid, unroll, output_dtype, output_size):
+        self.step_fn = step_fn
+        self.unroll = unroll
+        self.time_steps = tf.shape(inputs)[0]
+        self.loop_steps = step.steps_to_run(valid, self.time_steps)
+        self.blocks = (self.loop_steps + unroll - 1) // unroll
+        self.step_input_shape = inputs.shape[1:]
+        self.output_spec = ([inputs.shape[1], output_size], output_dtype)
+        self.batch_size = inputs.shape[1] or tf.shape(inputs)[1]
+        static_time = inputs.shape[0]
+        if unroll > 1 and (static_time is None or static_time % unroll):
+            inputs, valid = self._padded(inputs, valid)
+        self.valid = valid
+        self.input_ta = tf.TensorArray(
+            inputs.dtype, size=tf.shape(inputs)[0], element_shape=self.step_input_shape
+        ).unstack(inputs)
+
+    def _padded(self, inputs, valid):
+        """Inputs and validity to a whole number of blocks; padding never counts."""
+        padded = -(-self.time_steps // self.unroll) * self.unroll
+        extra = padded - self.time_steps
+        inputs = tf.pad(inputs, [[0, extra], [0, 0], [0, 0]])
+        if valid is None:  # every real step counts, for every row
+            return inputs, tf.range(padded)[:, tf.newaxis] < self.time_steps
+        return inputs, tf.pad(valid, [[0, extra], [0, 0]], constant_values=False)
+
+    def _block(self, time, state, outputs, state_tas):
+        """`unroll` steps through `rnn_step`, from step `time`."""
+        for offset in range(self.unroll):
+            t = time + offset
+            step_input = self.input_ta.read(t)
+            step_input.set_shape(self.step_input_shape)
+            valid = None if self.valid is None else tf.gather(self.valid, t)
+            output, state = step.rnn_step(self.step_fn, step_input, state, valid)
+            if isinstance(outputs, tf.TensorArray):
+                outputs = outputs.write(t, output)
+            else:
+                outputs = step.last_valid_output(outputs, output, valid)
+            if state_tas != ():
+                state_tas = tf.nest.map_structure(
+                    lambda ta, s, t=t: ta.write(t, s), state_tas, state
+                )
+        return time + self.unroll, state, outputs, state_tas
+
+    def run(self, state, return_sequences, return_all_states, parallel, swap):
+        """`(outputs, final_state, all_states or ())`, time-major."""
+        run_steps = self.blocks * self.unroll
+        shape, dtype = self.output_spec
+        if return_sequences:
+            outputs = tf.TensorArray(dtype, size=run_steps, element_shape=shape)
+        else:  # the last valid output, zeros until a row's first valid step
+            outputs = tf.zeros([self.batch_size, shape[1]], dtype)
+        state_tas = ()
+        if return_all_states:
+            state_tas = tf.nest.map_structure(
+                lambda s: tf.TensorArray(s.dtype, run_steps, element_shape=s.shape),
+                state,
+            )
+        _, state, outputs, state_tas = tf.while_loop(
+            lambda time, *_: time < self.loop_steps,
+            self._block,
+            (tf.constant(0), state, outputs, state_tas),
+            parallel_iterations=parallel,
+            swap_memory=swap,
+            maximum_iterations=-(-self.time_steps // self.unroll),
+        )
+        if return_sequences:
+            stacked = outputs.stack()
+            outputs = self._to_input_length(stacked, tf.zeros_like(stacked[0]))
+        if return_all_states:  # past the loop: copies of the final state
+            state_tas = tf.nest.map_structure(
+                lambda ta, final: self._to_input_length(ta.stack(), final),
+                state_tas,
+                state,
+            )
+        return outputs, state, state_tas
+
+    def _to_input_length(self, per_step, fill):
+        """`per_step[:loop_steps]`, then copies of `fill` for the steps not run."""
+        copies = tf.repeat(fill[tf.newaxis], self.time_steps - self.loop_steps, 0)
+        return tf.concat([per_step[: self.loop_steps], copies], axis=0)

@@ -46,38 +46,74 @@ def step_function(cell, training=None):
     return lambda step_input, state: call_cell(cell, step_input, state, training)
 
 
-def rnn_step(step_fn, step_input, state, time, sequence_length=None):
-    """One step, with TF1's rule for padded rows; both unrolls call this.
+def rnn_step(step_fn, step_input, state, valid=None):
+    """One step, with tfrnn's rule for steps that do not count; every unroll calls this.
 
     ```
     output, new_state = step_fn(step_input, state)    # the cell's step
-    for each row b with time >= sequence_length[b]:   # past the row's end
+    for each row b where not valid[b]:                # masked, or past the end
         output[b] = 0                                 # zeros, as tf.nn.*_rnn
         new_state[b] = state[b]                       # state copied through
     ```
+
+    A step is valid where the row's mask is True and the step is before the
+    row's `sequence_length` (`valid_steps`); any pattern works, not only
+    right-padded rows.
 
     Args:
       step_fn: one step of the cell, from `step_function`.
       step_input: this step's `[batch, features]` input.
       state: the state nest before this step.
-      time: the step index, a Python int or a scalar int32 tensor.
-      sequence_length: None, or an int32 `[batch]` vector of valid lengths.
+      valid: None (every row counts), or a bool vector that broadcasts to
+        `[batch]`.
 
     Returns:
       `(output, new_state)`.
     """
     output, new_state = step_fn(step_input, state)
-    if sequence_length is None:
+    if valid is None:
         return output, new_state
-    finished = time >= sequence_length  # [batch] bool
-
-    def keep_old_where_finished(new, old):
-        mask = tf.reshape(finished, [-1] + [1] * (new.shape.rank - 1))
-        return tf.where(mask, old, new)
-
-    output = keep_old_where_finished(output, tf.zeros_like(output))
-    new_state = tf.nest.map_structure(keep_old_where_finished, new_state, state)
+    output = _where_valid(valid, output, tf.zeros_like(output))
+    new_state = tf.nest.map_structure(
+        lambda new, old: _where_valid(valid, new, old), new_state, state
+    )
     return output, new_state
+
+
+def _where_valid(valid, new, old):
+    """`new` in the rows where `valid`, `old` in the others."""
+    rows = tf.reshape(valid, [-1] + [1] * (new.shape.rank - 1))
+    return tf.where(rows, new, old)
+
+
+def last_valid_output(last, output, valid=None):
+    """The output at each row's last valid step so far: `output` where `valid`,
+    else `last` (zeros before a row's first valid step). Carried through the
+    unrolls for `return_sequences=False`."""
+    return output if valid is None else _where_valid(valid, output, last)
+
+
+def valid_steps(lengths, mask, time_steps):
+    """`[time, batch]` bool: which steps count, or None when all do.
+
+    `lengths` is a checked int32 `[batch]` vector or None; `mask` a checked
+    time-major `[time, batch]` bool tensor or None. With both, a step counts
+    where both say so.
+    """
+    if lengths is None:
+        return mask
+    before_end = tf.range(time_steps)[:, tf.newaxis] < lengths[tf.newaxis, :]
+    return before_end if mask is None else tf.logical_and(before_end, mask)
+
+
+def steps_to_run(valid, time_steps):
+    """How many steps a loop must run: through the last step valid in any row
+    (at least 1, as TF1, so that every output has a shape), else all."""
+    if valid is None:
+        return time_steps
+    any_row = tf.reduce_any(valid, axis=1)
+    ends = tf.where(any_row, tf.range(1, tf.shape(valid)[0] + 1), 0)
+    return tf.maximum(1, tf.reduce_max(ends))
 
 
 def compute_dtype(cell, inputs_dtype):
