@@ -122,7 +122,7 @@ def header(title, records, *notes):
 def plot(path, panels, series, title, xlabel, references=()):
     """One log-log panel per METRICS key of `panels`; a line per `(name, [row],
     matplotlib style)` of `series` (x = row["x"]), a horizontal line per
-    `(name, {key: value})` of `references`."""
+    `(name, {key: value}, style)` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,9 +138,9 @@ def plot(path, panels, series, title, xlabel, references=()):
             xy = sorted((p["x"], p[key] * scale) for p in points if p.get(key))
             if xy:
                 ax.plot(*zip(*xy), marker="o", markersize=3, label=name, **style)
-        for n, (name, values) in enumerate(references):
+        for name, values, style in references:
             if values.get(key):
-                ax.axhline(values[key] * scale, ls=("--", ":", "-.")[n % 3], c="gray", label=name)
+                ax.axhline(values[key] * scale, label=name, linewidth=1, **style)
         ax.set(title=label(key), xlabel=xlabel, xscale="log", yscale="log")
         ax.set_xticks(xs, [str(x) for x in xs], minor=False)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
@@ -322,7 +322,9 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kw
 
     from tfrnn import models
 
-    system = ALIASES.get(system, system)
+    system, unroll = ALIASES.get(system, system), kwargs.pop("unroll", 1)
+    if system == "tfrnn_dynamic" and unroll > 1:
+        return _blocked_classifier(cell, units, features, unroll)
     if system in TFRNN_SYSTEMS:
         mode = system.split("_", 1)[1]
         return models.build_classifier(
@@ -338,6 +340,25 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kw
     x = layer(units, name=system, **options)(inputs)
     outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name=f"{system}_{cell}")
+
+
+def _blocked_classifier(cell, units, features, unroll):
+    """`build_classifier("dynamic", ...)` with `tfrnn.dynamic_rnn(unroll=k)`: a
+    while loop over blocks of k steps."""
+    import keras
+
+    import tfrnn
+    from tfrnn import models
+
+    class Blocked(models.Recurrent):
+        def call(self, inputs, training=None):
+            return tfrnn.dynamic_rnn(self.cell, inputs, return_sequences=False,
+                                     training=training, unroll=unroll)[0]  # fmt: skip
+
+    inputs = keras.Input((None, features), name="sequences")
+    x = Blocked(models.make_cell(cell, units), "dynamic", name=f"dynamic_rnn_unroll_{unroll}")(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=f"dynamic_{cell}_unroll_{unroll}")
 
 
 def train_step(model, optimizer=None, variables=None, from_logits=False):

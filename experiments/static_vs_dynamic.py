@@ -234,20 +234,22 @@ def why_skipped(config, gpu, stopped):
     return stopped.get((config["system"], config["cell"], config["measurement"]))
 
 
-def measure_all(experiment, configs, budgets, log, paths=None, function="measure"):
-    """Each config in its own process (`module:function`), larger T skipped once
-    one is over budget; the records, written to `paths["json"]` as they come."""
+def measure_all(experiment, configs, budgets, log, paths=None, stop_key=("system", "cell", "measurement")):
+    """Each config in its own process, the next configs with the same `stop_key`
+    values (larger T) skipped once one is over budget or fails; the records,
+    written to `paths["json"]` as they come."""
     import tensorflow as tf
 
     gpu, stopped, records = bool(tf.config.list_physical_devices("GPU")), {}, []
     for config in configs:
-        key = (config["system"], config["cell"], config["measurement"])
+        key = tuple(config[k] for k in stop_key)
         label = f"{config['measurement']} {config['system']} {config['cell']}-{config['units']} T={config['T']}"
+        label += f" unroll={config['unroll']}" if config.get("unroll") else ""
         record = harness.Record(experiment, config, status="skipped", note=why_skipped(config, gpu, stopped))
         if record.note is None:
-            name = "train_to_accuracy" if config["measurement"] == "accuracy" else function
+            name = "train_to_accuracy" if config["measurement"] == "accuracy" else "measure"
             budget = budgets[config["measurement"]]
-            values = harness.isolated(f"experiments.{experiment}:{name}", config, budget, lambda x: None)
+            values = harness.isolated(f"experiments.static_vs_dynamic:{name}", config, budget, lambda x: None)
             record.status, record.note = values.pop("status"), values.pop("note")
             record.environment = values.pop("environment", None) or record.environment
             record.values = values
@@ -261,8 +263,10 @@ def measure_all(experiment, configs, budgets, log, paths=None, function="measure
 
 
 def summary(record):
-    if record["status"] != "ok" or record["measurement"] == "accuracy":
-        return f"{record['status']} {record['note'] or ''} {harness.fmt(record.get('seconds_to_target'))} s"
+    if record["status"] != "ok":
+        return f"{record['status']}: {record['note']}"
+    if record["measurement"] == "accuracy":
+        return f"{harness.fmt(record['seconds_to_target'])} s to {record['target_accuracy']}"
     keys = ("trace_seconds", "graph_ops", "median_step_ms", "memory_bytes", "export_bytes")
     return ", ".join(f"{harness.label(k)} {harness.fmt(record.get(k), k)}" for k in keys)
 

@@ -254,6 +254,43 @@ def test_chunked_pixels_reads_consecutive_pixels():
         svd.chunked_pixels(images, 100)
 
 
+def test_spectrum_quick(tmp_path):
+    """dynamic_rnn(unroll=k) measured per k: the graph grows with k, every
+    phase but the T/2 one ran, and the verdict names the fastest k."""
+    from experiments import spectrum
+
+    s = harness.settings(
+        spectrum,
+        True,
+        dict(
+            units=8,
+            short_unrolls=["1", "4"],
+            long_unrolls=[],
+            warmup_steps=0,
+            timed_steps=2,
+        ),
+    )
+    paths = spectrum.run(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads(paths["json"].read_text())
+    assert [(r["cell"], r["T"], r["unroll"]) for r in records] == [
+        ("lstm", 28, 1),
+        ("lstm", 28, 4),
+    ]
+    for r in records:
+        assert r["status"] == "ok", r["note"]
+        assert_environment(r)
+        assert r["completed_phases"] == ["build", "first_step", "steps", "export"]
+        for key in ("trace_seconds", "median_step_ms", "memory_bytes", "export_bytes"):
+            assert isinstance(r[key], NUMBER) and r[key] > 0
+    assert records[1]["graph_ops"] > records[0]["graph_ops"]
+    markdown = paths["md"].read_text()
+    assert "- **lstm, T=28**: fastest step at k=" in markdown
+    assert "| lstm | 28 | 4 | ok |" in markdown
+    assert_png(paths["png"])
+    with pytest.raises(ValueError, match="each k in 1..T=28"):
+        harness.settings(spectrum, True, dict(short_unrolls=["56"]))
+
+
 # --- gradient_flow -----------------------------------------------------------------
 
 
