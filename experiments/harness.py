@@ -417,23 +417,39 @@ def isolated(function, config, budget_seconds=None, log=print, workdir=None):
     carries `status`: ok, failed (a crash; `note`: the stderr's tail) or
     over_budget, and `process_seconds`.
     """
-    workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="tfrnn-experiment-"))
-    base = workdir / uuid.uuid4().hex[:10]
-    spec = {"function": function, "config": config, "result": f"{base}.json"}
-    pathlib.Path(f"{base}.spec.json").write_text(json.dumps(spec, default=str))
+    with tempfile.TemporaryDirectory(prefix="tfrnn-experiment-") as scratch:
+        base = pathlib.Path(workdir or scratch) / uuid.uuid4().hex[:10]
+        started = time.perf_counter()
+        status, returncode = _spawn(function, config, budget_seconds, log, base)
+        values = json.loads(base.with_suffix(".json").read_text()) if base.with_suffix(".json").exists() else {}
+        if status == "ok" and values.pop("_done", None) is not True:
+            status = "failed"
+        note = values.pop("_error", None)
+        if status == "failed" and not note:
+            tail = base.with_suffix(".stderr").read_text(errors="replace").strip()[-1500:]
+            note = f"exit status {returncode}: {tail}"
+    if status == "over_budget":
+        note = f"killed at its budget of {budget_seconds:g} s"
+    values.pop("_done", None)
+    return {**values, "status": status, "note": note, "budget_seconds": budget_seconds,
+            "process_seconds": time.perf_counter() - started}  # fmt: skip
+
+
+def _spawn(function, config, budget_seconds, log, base):
+    """Runs the worker on `base.spec.json`, its stdout relayed to `log`;
+    returns (ok / failed / over_budget, exit status)."""
+    spec = {"function": function, "config": config, "result": str(base.with_suffix(".json"))}
+    base.with_suffix(".spec.json").write_text(json.dumps(spec, default=str))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    started = time.perf_counter()
-    with open(f"{base}.stderr", "w") as stderr:
+    with open(base.with_suffix(".stderr"), "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "experiments.harness", f"{base}.spec.json"],
+            [sys.executable, "-m", "experiments.harness", str(base.with_suffix(".spec.json"))],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
             start_new_session=True,  # its own process group, killed as one
         )  # fmt: skip
-        relay = threading.Thread(
-            target=lambda: [log(line.rstrip("\n")) for line in process.stdout]
-        )
+        relay = threading.Thread(target=lambda: [log(x.rstrip("\n")) for x in process.stdout])
         relay.start()
         try:
             process.wait(timeout=budget_seconds)
@@ -443,24 +459,7 @@ def isolated(function, config, budget_seconds=None, log=print, workdir=None):
             process.wait()
             status = "over_budget"
         relay.join()
-    result = pathlib.Path(spec["result"])
-    values = json.loads(result.read_text()) if result.exists() else {}
-    if status == "ok" and values.get("_done") is not True:
-        status = "failed"
-    note = values.pop("_error", None)
-    if status == "failed" and not note:
-        tail = pathlib.Path(f"{base}.stderr").read_text(errors="replace")
-        note = f"exit status {process.returncode}: " + tail.strip()[-1500:]
-    if status == "over_budget":
-        note = f"killed at its budget of {budget_seconds:g} s"
-    values.pop("_done", None)
-    return {
-        **values,
-        "status": status,
-        "note": note,
-        "budget_seconds": budget_seconds,
-        "process_seconds": time.perf_counter() - started,
-    }
+    return status, process.returncode
 
 
 def _worker(spec_path):
