@@ -16,7 +16,6 @@ worker loads no TensorFlow (PyTorch is never a dependency of this project).
 
 import math
 import os
-import statistics
 import time
 
 from experiments import harness

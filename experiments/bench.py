@@ -5,25 +5,18 @@
     python -m experiments.bench --systems=tfrnn_dynamic,keras_while --recipes=shared
     python -m experiments.bench --sweep                 # the recipe sweep (SWEEP_RECIPES)
 
-Every system trains with every recipe, each in a process of its own
-(`harness.isolated`: peak memory, thread pools and TensorFlow's settings
-belong to one system), one after the other. Systems: tfrnn_dynamic,
-tfrnn_static (`tfrnn.training.Trainer`); keras_while, keras_unroll
-(`keras.layers.LSTM(unroll=False / True, use_cudnn=False)` under `model.fit`);
-keras_cudnn (a GPU only); torch (`nn.LSTM`, when PyTorch is installed).
-Recipes: `shared` (SHARED_RECIPE for all: compares kernels) and `best`
-(BEST_RECIPES); a `best` equal to `shared` repeats the `shared` run's record
-(`extra.same_run_as`). Writes `bench[-quick].json` (one record per system and
-recipe, every key of RECORD_FIELDS) and `.md` (the table, then the ratios
-tfrnn / Keras and tfrnn / PyTorch of this run only). `experiments.steps`
-compares the steps alone, in one process.
-
-Time to target (`train_seconds_to_target`): training wall clock to the
-evaluation that reached the target, less evaluations, and less nothing else.
+Each system and recipe trains in a process of its own (`harness.isolated`),
+one after the other: tfrnn_dynamic, tfrnn_static (`tfrnn.training.train`),
+keras_while, keras_unroll (`keras.layers.LSTM(unroll=False / True)` under
+`fit`), keras_cudnn (a GPU only), torch (`nn.LSTM`, if installed). Recipes:
+`shared` (SHARED_RECIPE for all: compares kernels) and `best` (BEST_RECIPES;
+one equal to `shared` repeats that run's record). Writes `bench[-quick].json`
+(every key of RECORD_FIELDS per record) and `.md` (the table, then the ratios
+tfrnn / other of this run only). Time to target (`train_seconds_to_target`):
+training wall clock to the evaluation that reached it, less evaluations only.
 """
 
 import copy
-import dataclasses
 import datetime
 import importlib.util
 import json
@@ -286,16 +279,16 @@ def run(s, output, quick, log=print):
                 for recipe in s["sweep_recipes"] for seed in s["seeds"]]  # fmt: skip
     else:
         plan = [(system, recipe, s) for recipe in s["recipes"] for system in s["systems"]]
-    run_id, records = run_plan(plan, s["timeout_per_system"], log)
     paths = harness.result_paths(output, "recipe_sweep" if s["sweep"] else NAME, quick)
-    harness.write_json(paths["json"], records)
+    save = lambda records: harness.write_json(paths["json"], records)  # noqa: E731
+    run_id, records = run_plan(plan, s["timeout_per_system"], log, save)
     text = sweep_markdown(records, quick) if s["sweep"] else markdown(records, quick)
     paths["md"].write_text(text + "\n")
     log(text)
     return paths
 
 
-def run_plan(plan, timeout=None, log=print):
+def run_plan(plan, timeout=None, log=print, save=lambda records: None):
     """Runs each `(system, recipe, settings)` of `plan`; returns (run_id, records)."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{now}-{uuid.uuid4().hex[:6]}"
@@ -319,6 +312,7 @@ def run_plan(plan, timeout=None, log=print):
                 record = done[key] = _isolated(record, workdir, timeout, log)
             record["environment"] = record["environment"] or harness.environment()
             records.append(record)
+            save(records)
             log(f"{name}: {outcome(record)}")
     return run_id, records
 

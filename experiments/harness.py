@@ -567,8 +567,6 @@ def main(experiment):
     from absl import app, flags, logging
 
     define_flags(experiment)
-    for name, (default, text) in getattr(experiment, "EXTRA_FLAGS", {}).items():
-        flags.DEFINE_string(name, default, text)
 
     def run_main(argv):
         if len(argv) > 1:
@@ -583,8 +581,10 @@ def main(experiment):
         output = output_dir(values["output"], experiment.NAME, quick)
         if quick and not values["output"]:
             print(f"quick run: results go to the scratch directory {output}")
-        s.update({k: values[k] for k in getattr(experiment, "EXTRA_FLAGS", {})})
-        paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))
+        try:
+            paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))
+        except KeyboardInterrupt:
+            sys.exit(f"interrupted: the records measured so far are in {output}")
         print("wrote " + ", ".join(str(p) for p in paths.values()))
 
     app.run(run_main)

@@ -96,8 +96,9 @@ COLUMNS = ("cell", "T", ("k", lambda r: r["unroll"]), "status", "trace_seconds",
 
 
 def markdown(records, refs, s, png_name):
-    where = {"committed": "from the committed results/static_vs_dynamic.json (another run, same "
-             "measurement)", "measure": "measured in this run", "none": "not measured"}[s["references"]]
+    where = {"committed": "from the committed results/static_vs_dynamic.json (the same measurement in "
+             "another run, under another load: compare trace, ops, memory and export with them, "
+             "not step times)", "measure": "measured in this run", "none": "not measured"}[s["references"]]
     text = harness.header(
         "Partial unrolling: `dynamic_rnn(unroll=k)` between dynamic (k=1) and one block (k=T)",
         records, f"Training step of the {s['units']}-unit classifier, batch {s['batch_size']}, MNIST as "
@@ -117,8 +118,9 @@ def plot(records, refs, path):
     ts = sorted({r["T"] for r in records})
     series = [(f"{cell} T={t}", [{**r, "x": r["unroll"]} for r in records if (r["cell"], r["T"]) == (cell, t)],
                dict(color=colors[cell], ls="-" if t == ts[0] else "--")) for t in ts for cell in CELLS]
-    lines = [(f"{r['system']} {r['cell']} T={r['T']}", r, dict(color=colors[r["cell"]], alpha=0.5,
-              ls=(":", "-.", (0, (1, 4)))[REFERENCES.index(r["system"])])) for r in refs if r["T"] in ts]
+    lines = [(f"{r['system']} {r['cell']} T={r['T']}", r, dict(color=colors[r["cell"]],
+              alpha=0.35 if r["T"] == ts[0] else 0.9, ls=(":", "-.", (0, (5, 5)))[REFERENCES.index(r["system"])]))
+             for r in refs]  # fmt: skip
     panels = ("median_step_ms", "trace_seconds", "first_step_seconds", "graph_ops", "memory_bytes", "export_bytes")
     harness.plot(path, panels, series, "dynamic_rnn(unroll=k): solid short T, dashed long T; "
                  "thin lines: static and Keras at the same T", "k (steps per loop iteration)", lines)  # fmt: skip
@@ -128,11 +130,16 @@ def run(s, output, quick, log=print):
     paths = harness.result_paths(output, NAME, quick, "json", "md", "png")
     budgets = {"growth": s["budget_seconds"]}
     records = svd.measure_all(NAME, configurations(s), budgets, log, paths, ("system", "cell", "T"))
-    refs = references(s, records)
+    write_reports(records, s, paths)
+    return paths
+
+
+def write_reports(records, s, paths):
+    """The Markdown and the plot, from the records (and the references)."""
     mine = [r for r in records if r.get("unroll")]
+    refs = [r for r in references(s, records) if r["T"] in {m["T"] for m in mine}]
     paths["md"].write_text(markdown(mine, refs, s, paths["png"].name))
     plot(mine, refs, paths["png"])
-    return paths
 
 
 if __name__ == "__main__":
