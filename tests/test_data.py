@@ -244,10 +244,14 @@ def test_load_rejects_bad_example_counts(kwargs):
 
 # ---- Fashion-MNIST ----------------------------------------------------------
 
-needs_fashion = pytest.mark.skipif(
-    not data.FASHION_MNIST_DIR.is_dir(),
-    reason="apt package dataset-fashion-mnist missing",
-)
+def needs_fashion(test):
+    """Marks `test` optional_data; it skips without the Fashion-MNIST files."""
+    skip = pytest.mark.skipif(
+        not data.fashion_mnist_available(),
+        reason=f"Fashion-MNIST not in {data.FASHION_MNIST_DIR} (apt-get install "
+        "dataset-fashion-mnist, or set TFRNN_FASHION_MNIST_DIR)",
+    )
+    return pytest.mark.optional_data(skip(test))
 
 
 @needs_fashion

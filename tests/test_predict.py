@@ -12,7 +12,8 @@ import tensorflow as tf
 from absl import flags
 from matplotlib import image as mpimg
 
-from tfrnn import predict, training
+from tfrnn import figures, inference, predict, training
+from tfrnn.errors import RunDirError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -29,8 +30,13 @@ def train_tiny(directory, mode, **overrides):
         deterministic=False,
         **overrides,
     )
-    training.train(config, log=lambda *_: None)
+    lines = []
+    training.train(config, log=lines.append)
+    train_tiny.lines[mode] = lines
     return pathlib.Path(directory)
+
+
+train_tiny.lines = {}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluations(runs):
-    return {mode: predict.evaluate_export(path) for mode, path in runs.items()}
+    return {mode: inference.evaluate_export(path) for mode, path in runs.items()}
 
 
 def run_main(model_dir, output_dir=None, examples=None):
@@ -97,16 +103,17 @@ def test_cli_static_prints_accuracy_and_writes_both_figures(
     assert predictions.shape[0] >= 600  # a 4 x 4 grid
 
 
-def test_cli_dynamic_writes_no_steps_and_defaults_to_model_dir(runs, capsys):
+def test_cli_dynamic_writes_both_figures_and_defaults_to_model_dir(runs, capsys):
     run_main(runs["dynamic"], examples=9)
-    assert "test accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "steps.png" in printed
     assert_png(runs["dynamic"] / "predictions.png")
-    assert not (runs["dynamic"] / "steps.png").exists()
+    assert_png(runs["dynamic"] / "steps.png")
 
 
 def test_prediction_grid_marks_wrong_predictions(evaluations, tmp_path):
     evaluation = evaluations["static"]
-    path = predict.plot_predictions(evaluation, tmp_path / "grid.png", examples=16)
+    path = figures.plot_predictions(evaluation, tmp_path / "grid.png", examples=16)
     assert_png(path)
     # The titles come from the same predictions the accuracy counts.
     assert np.array_equal(
@@ -114,18 +121,20 @@ def test_prediction_grid_marks_wrong_predictions(evaluations, tmp_path):
     )
 
 
-def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path):
-    steps = predict.plot_steps(runs["static"], tmp_path / "steps.png", examples=4)
-    assert steps.path == tmp_path / "steps.png"
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path, mode):
+    steps = inference.steps(runs[mode], examples=4)
+    path = figures.plot_steps(steps, tmp_path / "steps.png")
+    assert_png(path)
     assert steps.probabilities.shape == (4, 28, 10)
     np.testing.assert_allclose(
         steps.probabilities[:, -1], steps.model_probabilities, atol=1e-5
     )
     # The weights restored are the trained ones: the export agrees too.
     np.testing.assert_allclose(
-        steps.probabilities[:, -1], evaluations["static"].probabilities[:4], atol=1e-5
+        steps.probabilities[:, -1], evaluations[mode].probabilities[:4], atol=1e-5
     )
-    np.testing.assert_array_equal(steps.labels, evaluations["static"].labels[:4])
+    np.testing.assert_array_equal(steps.labels, evaluations[mode].labels[:4])
     np.testing.assert_allclose(steps.probabilities.sum(-1), 1.0, atol=1e-5)
     # The probabilities move as rows are read (not one curve repeated).
     assert np.abs(np.diff(steps.probabilities, axis=1)).max() > 1e-3
@@ -133,24 +142,20 @@ def test_last_step_is_the_models_prediction(runs, evaluations, tmp_path):
 
 def test_steps_use_target_checkpoint_when_present(runs):
     static, dynamic = runs["static"], runs["dynamic"]
+    assert f"target 0.01 reached: kept {static / 'target'}" in train_tiny.lines["static"]
     assert (static / "target" / "ckpt.index").exists()
-    assert predict.checkpoint_path(static) == str(static / "target" / "ckpt")
-    assert predict.checkpoint_path(dynamic) == tf.train.latest_checkpoint(
+    assert inference.checkpoint_paths(static)[0] == str(static / "target" / "ckpt")
+    assert inference.checkpoint_paths(dynamic)[0] == tf.train.latest_checkpoint(
         str(dynamic / "checkpoints")
     )
 
 
-def test_steps_refuse_a_dynamic_model(runs):
-    with pytest.raises(ValueError, match="--mode=static"):
-        predict.plot_steps(runs["dynamic"])
-
-
 def test_missing_export_says_train_first(runs, tmp_path):
     (tmp_path / "config.json").write_text((runs["dynamic"] / "config.json").read_text())
-    with pytest.raises(SystemExit, match="train first with `python -m tfrnn.train"):
-        predict.evaluate_export(tmp_path)
-    with pytest.raises(SystemExit, match="does not exist.*train first"):
-        predict.evaluate_export(tmp_path / "nowhere")
+    with pytest.raises(RunDirError, match="train first with `python -m tfrnn.train"):
+        inference.evaluate_export(tmp_path)
+    with pytest.raises(RunDirError, match="does not exist.*train first"):
+        inference.evaluate_export(tmp_path / "nowhere")
 
 
 def test_cli_missing_export_exits_with_the_message(tmp_path):

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfrnn import data, export, training
+from tfrnn import report as report_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(
@@ -27,8 +29,11 @@ SMALL = dict(
 )
 
 
-def run_cli(*flags, **kwargs):
+def run_cli(*flags, quiet=True, **kwargs):
+    """`python -m tfrnn.train FLAGS`; `quiet=False`: TF_CPP_MIN_LOG_LEVEL unset."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    if not quiet:
+        del env["TF_CPP_MIN_LOG_LEVEL"]
     return subprocess.Popen(
         [sys.executable, "-m", "tfrnn.train", *flags],
         cwd=ROOT,
@@ -46,7 +51,60 @@ def static_run(tmp_path_factory):
     config = training.Config(
         mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
     )
-    return training.train(config, log=lambda line: None), model_dir
+    report = training.train(config, log=STATIC_RUN_LINES.append)
+    return report, model_dir
+
+
+STATIC_RUN_LINES = []  # what static_run printed
+
+
+def test_max_epochs_short_of_the_target_says_so(static_run):
+    report, _ = static_run
+    best = max(e["test_accuracy"] for e in report["evaluations"])
+    assert STATIC_RUN_LINES[-1] == (
+        f"stopped at --max_epochs=3 short of the target 0.98 (best test accuracy "
+        f"{best:.4f}); report.json says target_reached: false"
+    )
+    assert report["target_reached"] is False
+
+
+def test_a_finished_run_rerun_does_nothing(static_run):
+    report, model_dir = static_run
+    exported = (model_dir / "export" / "saved_model.pb").stat().st_mtime_ns
+    config = training.Config(
+        mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
+    )
+    lines = []
+    trainer = training.Trainer(config, log=lines.append)
+    again = trainer.run()
+    assert trainer.already_finished
+    assert lines[-1] == (
+        f"{model_dir} holds a finished run (--max_epochs=3 run, short of the target "
+        f"0.98): nothing to do; its report is {model_dir / 'report.json'} (raise "
+        "--max_epochs to train on)"
+    )
+    assert (model_dir / "export" / "saved_model.pb").stat().st_mtime_ns == exported
+    assert again["evaluations"] == report["evaluations"]
+
+
+def test_files_are_written_0644(static_run, tmp_path):
+    _, model_dir = static_run
+    for name in ("config.json", "report.json", "export/tfrnn.json"):
+        assert (model_dir / name).stat().st_mode & 0o777 == 0o644, name
+    previous = os.umask(0o027)
+    try:
+        report_lib.write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_long_static_build_is_announced():
+    static = training.Config(mode="static", sequence="pixels")
+    line = training.static_build_notice(static, 784)
+    assert line.startswith("building the static graph: 784 copies of the lstm cell")
+    assert training.static_build_notice(static, 28) is None
+    assert training.static_build_notice(training.Config(mode="dynamic"), 784) is None
 
 
 def test_short_training_reaches_stated_accuracy(static_run):
@@ -119,49 +177,75 @@ def test_dynamic_pixels_export_takes_any_length(tmp_path):
     assert module.classify_images(tf.zeros([3, 28, 28], tf.uint8)).shape == (3, 10)
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-    flags = [
-        "--units=16",
-        "--train_examples=1024",
-        "--test_examples=128",
-        "--batch_size=64",
-        "--max_epochs=3",
-        "--checkpoint_every_steps=5",
-        "--log_every_steps=1",
-        "--eval_every_steps=7",
-        "--mode=static",
-    ]
-    whole = run_cli(*flags, f"--model_dir={tmp_path / 'whole'}")
-    killed = run_cli(*flags, f"--model_dir={tmp_path / 'killed'}")
-    for line in killed.stdout:  # kill mid-epoch, after a checkpoint or two
+RESUME_FLAGS = [
+    "--units=16",
+    "--train_examples=1024",
+    "--test_examples=128",
+    "--batch_size=64",
+    "--max_epochs=3",
+    "--checkpoint_every_steps=5",
+    "--log_every_steps=1",
+    "--eval_every_steps=7",
+    "--mode=static",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("whole")
+    whole = run_cli(*RESUME_FLAGS, f"--model_dir={model_dir}")
+    assert whole.wait() == 0, whole.stdout.read()
+    return model_dir
+
+
+def final_weights(model_dir):
+    reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/")]
+    assert len(names) >= 5
+    return {n: reader.get_tensor(n) for n in names}
+
+
+@pytest.mark.parametrize(
+    "number", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda n: n.name
+)
+def test_resume_after_a_signal_equals_uninterrupted_run(
+    uninterrupted, tmp_path, number
+):
+    """Killed, or interrupted (checkpoint at the step, one line, 130 / 143)."""
+    stopped = run_cli(*RESUME_FLAGS, f"--model_dir={tmp_path}")
+    for line in stopped.stdout:  # stop mid-epoch, after a checkpoint or two
         if line.startswith("epoch 2 step 9/16"):
-            killed.send_signal(signal.SIGKILL)
+            stopped.send_signal(number)
             break
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run_cli(*flags, f"--model_dir={tmp_path / 'killed'}")
+    output = stopped.communicate()[0]
+    if number == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+    else:
+        assert stopped.returncode == 128 + number, output
+        assert "Traceback" not in output
+        last = output.strip().splitlines()[-1]
+        match = re.fullmatch(
+            r"interrupted at epoch 2 step (\d+); checkpoint saved; "
+            "rerun the same command to resume",
+            last,
+        )
+        assert match, output
+        step = int(match[1])  # a step boundary after the signal: no lost steps
+        latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+        assert latest.endswith(f"ckpt-{16 + step}")
+    resumed = run_cli(*RESUME_FLAGS, f"--model_dir={tmp_path}")
     output = resumed.communicate()[0]
     assert resumed.returncode == 0, output
     assert "resumed from" in output and "epoch 2, step" in output
-    assert whole.wait() == 0, whole.stdout.read()
-
-    def final_weights(model_dir):
-        reader = tf.train.load_checkpoint(str(model_dir / "checkpoints"))
-        names = [
-            n for n in reader.get_variable_to_shape_map() if n.startswith("model/")
-        ]
-        assert len(names) >= 5
-        return {n: reader.get_tensor(n) for n in names}
-
-    whole_weights = final_weights(tmp_path / "whole")
-    resumed_weights = final_weights(tmp_path / "killed")
+    whole_weights = final_weights(uninterrupted)
+    resumed_weights = final_weights(tmp_path)
     assert whole_weights.keys() == resumed_weights.keys()
     for name in whole_weights:
         np.testing.assert_array_equal(
             resumed_weights[name], whole_weights[name], err_msg=name
         )
-    whole_report = json.loads((tmp_path / "whole" / "report.json").read_text())
-    resumed_report = json.loads((tmp_path / "killed" / "report.json").read_text())
+    whole_report = json.loads((uninterrupted / "report.json").read_text())
+    resumed_report = json.loads((tmp_path / "report.json").read_text())
     strip = lambda evals: [(e["step"], e["test_accuracy"]) for e in evals]  # noqa: E731
     assert strip(resumed_report["evaluations"]) == strip(whole_report["evaluations"])
 
@@ -191,6 +275,44 @@ def test_bad_values_are_refused(tmp_path, change, message):
     config = training.Config(model_dir=str(tmp_path), **change)
     with pytest.raises(ValueError, match=message):
         training.train(config)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            dict(train_examples=100, test_examples=100),
+            "--batch_size=256 is larger than the 100 training examples",
+        ),
+        (dict(dataset="tfds:foo"), "TFDS has no data set called 'foo'"),
+        (
+            dict(dataset="fashion_mnist", data_dir="/nonexistent/fashion-mnist"),
+            "fashion-mnist does not exist",
+        ),
+        (dict(dataset="cifar"), "--dataset=cifar is not one of"),
+    ],
+)
+def test_a_failed_start_writes_nothing(tmp_path, change, message):
+    model_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        training.train(training.Config(model_dir=str(model_dir), **change))
+    assert not model_dir.exists()
+
+
+def test_cli_corrected_command_runs_after_a_failed_start(tmp_path):
+    """The issue's case: batch 256 > 100 examples, then `--batch_size=50`."""
+    flags = ["--train_examples=100", "--test_examples=100", f"--model_dir={tmp_path}/r"]
+    failed = run_cli(*flags, quiet=False)  # and no TensorFlow C++ lines
+    output = failed.communicate()[0]
+    assert failed.returncode == 1, output
+    assert output.strip().splitlines() == [
+        "error: --batch_size=256 is larger than the 100 training examples; lower it"
+    ]
+    assert not (tmp_path / "r").exists()
+    corrected = run_cli(*flags, "--batch_size=50", "--max_epochs=1", "--units=4")
+    output = corrected.communicate()[0]
+    assert corrected.returncode == 0, output
+    assert (tmp_path / "r" / "config.json").exists()
 
 
 def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():

@@ -9,20 +9,31 @@ Both share one step function and TF1's `sequence_length` rule: past a row's
 end, outputs are zeros and the state is copied through.
 """
 
-from tfrnn.cells import DropoutWrapper
-from tfrnn.cells import LSTMCell
-from tfrnn.cells import MultiRNNCell
-from tfrnn.dynamic import dynamic_rnn
-from tfrnn.static import static_rnn
-from tfrnn.step import zero_state
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DropoutWrapper",
-    "LSTMCell",
-    "MultiRNNCell",
-    "dynamic_rnn",
-    "static_rnn",
-    "zero_state",
-]
+# The public names and their modules, imported on first use (PEP 562): a
+# CLI's `--help`, `tfrnn.config` and `tfrnn.clock` load no TensorFlow.
+_PUBLIC = {
+    "DropoutWrapper": "tfrnn.cells",
+    "LSTMCell": "tfrnn.cells",
+    "MultiRNNCell": "tfrnn.cells",
+    "dynamic_rnn": "tfrnn.dynamic",
+    "static_rnn": "tfrnn.static",
+    "zero_state": "tfrnn.step",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tfrnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -3,6 +3,7 @@
 import functools
 import gzip
 import hashlib
+import os
 import pathlib
 import zlib
 from typing import NamedTuple, Optional
@@ -10,10 +11,16 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrnn.config import SEQUENCES
+from tfrnn.errors import TfrnnError
+
 MNIST_DIR = pathlib.Path(__file__).parent / "datasets" / "mnist"
-FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-fashion-mnist installs here; TFRNN_FASHION_MNIST_DIR (read
+# at import) points elsewhere, e.g. at an empty place to test without it.
+FASHION_MNIST_DIR = pathlib.Path(
+    os.environ.get("TFRNN_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+)
 DATASETS = ("mnist", "fashion_mnist", "tfds:NAME")
-SEQUENCES = ("rows", "pixels", "permuted")
 
 _FILES = (
     "train-images-idx3-ubyte.gz",
@@ -37,7 +44,14 @@ _MNIST_RESTORE = (
 _FASHION_RESTORE = "restore it with `apt-get install --reinstall dataset-fashion-mnist`"
 
 
-class DataError(ValueError):
+def fashion_mnist_available(directory=None) -> bool:
+    """Whether the four Fashion-MNIST files are in `directory` (default:
+    `FASHION_MNIST_DIR`); tests that need them skip when not."""
+    directory = pathlib.Path(directory or FASHION_MNIST_DIR)
+    return all((directory / name).is_file() for name in _FILES)
+
+
+class DataError(TfrnnError, ValueError):
     """A data set is missing, corrupt or asked for with bad arguments."""
 
 
@@ -61,6 +75,7 @@ class Data(NamedTuple):
     features: int
     num_classes: int
     name: str
+    image_shape: tuple = None  # of one image: (H, W) or (H, W, C)
 
 
 def read_idx(path) -> np.ndarray:
@@ -326,4 +341,5 @@ def load(
         features=x_train.shape[2],
         num_classes=arrays.num_classes,
         name=arrays.name,
+        image_shape=arrays.x_test.shape[1:],
     )

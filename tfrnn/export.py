@@ -10,7 +10,6 @@ Two signatures:
   expected one.
 """
 
-import json
 import pathlib
 import time
 
@@ -18,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrnn import data as data_lib
-from tfrnn import report
+from tfrnn import run_dir
+from tfrnn.errors import RunDirError
 
 META_FILE = "tfrnn.json"
 
@@ -103,26 +103,40 @@ def export(model, directory, meta):
             "classify_sequences": module.classify_sequences,
         },
     )
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return report.directory_bytes(directory), time.perf_counter() - started
+    run_dir.write_json(directory / META_FILE, meta)
+    return directory_bytes(directory), time.perf_counter() - started
 
 
-def load(directory):
-    """The exported module (call `.classify_images` / `.classify_sequences`)."""
+def directory_bytes(path):
+    return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
+
+
+def load(directory, what_to_do="delete it and export the model again"):
+    """The exported module (call `.classify_images` / `.classify_sequences`).
+
+    Raises `RunDirError` naming the file when the export is missing or
+    damaged, followed by `what_to_do`.
+    """
     directory = pathlib.Path(directory)
     if not (directory / "saved_model.pb").exists():
-        raise FileNotFoundError(
+        raise RunDirError(
             f"no exported model in {directory}: train one with "
             "`python -m tfrnn.train --model_dir=...` (it exports to MODEL_DIR/export)"
         )
-    module = tf.saved_model.load(str(directory))
-    module.meta = json.loads((directory / META_FILE).read_text())
+    try:
+        module = tf.saved_model.load(str(directory))
+    except Exception as error:  # noqa: BLE001 - a damaged protobuf raises anything
+        reason = (str(error).strip().splitlines() or [""])[0][:120]
+        raise RunDirError(
+            f"{directory / 'saved_model.pb'} cannot be read "
+            f"({type(error).__name__}: {reason}): {what_to_do}"
+        ) from None
+    module.meta = run_dir.read_json(directory / META_FILE, what_to_do)
     return module
 
 
 def meta_for(config, data):
     """What an exported model needs to know about its training data."""
-    arrays = data_lib.load_arrays(config.dataset, config.data_dir)
     return {
         "mode": config.mode,
         "cell": config.cell,
@@ -132,6 +146,12 @@ def meta_for(config, data):
         "time_steps": data.time_steps,
         "features": data.features,
         "num_classes": data.num_classes,
-        "image_shape": list(arrays.x_test.shape[1:]),
+        "image_shape": list(data.image_shape),
         "permutation_seed": 0,
     }
+
+
+def export_run(model, config, data, directory):
+    """Exports a run's model; returns the report's `export` record."""
+    size, seconds = export(model, directory, meta_for(config, data))
+    return {"path": str(directory), "bytes": size, "seconds": seconds}

@@ -5,11 +5,10 @@ import tensorflow as tf
 
 from tfrnn import cells
 from tfrnn.dynamic import dynamic_rnn
+from tfrnn.config import CELLS
+from tfrnn.config import MODELS
+from tfrnn.config import MODES
 from tfrnn.static import static_rnn
-
-MODES = ("static", "dynamic")
-CELLS = ("rnn", "gru", "lstm", "peephole_lstm")
-MODELS = ("rnn", "cnn_rnn")
 
 
 def make_cell(cell, units, layers=1):
@@ -115,6 +114,21 @@ def build_classifier(
     x = Recurrent(make_cell(cell, units, layers), mode, name=f"{mode}_rnn")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name=f"{mode}_{cell}_{model}")
+
+
+def classifier_for(config, num_classes, time_steps, features):
+    """`build_classifier` as `config` (a `tfrnn.config.Config`) says, for data
+    of `num_classes` classes read as `[batch, time_steps, features]`."""
+    return build_classifier(
+        mode=config.mode,
+        cell=config.cell,
+        units=config.units,
+        layers=config.layers,
+        num_classes=num_classes,
+        time_steps=time_steps,
+        features=features,
+        model=config.model,
+    )
 
 
 def count_parameters(model):

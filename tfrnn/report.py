@@ -1,19 +1,22 @@
 """What ran and how fast: environment, memory, the run report and its table."""
 
 import datetime
-import json
 import os
 import pathlib
 import platform
 import resource
-import statistics
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import tfrnn
+from tfrnn import models
+from tfrnn.export import directory_bytes  # noqa: F401 - also the report's
+from tfrnn.clock import median_ms  # noqa: F401 - also the report's
+from tfrnn.clock import target_fields
+from tfrnn.run_dir import read_json  # noqa: F401 - also the report's
+from tfrnn.run_dir import write_json  # noqa: F401 - also the report's
 
 
 def environment():
@@ -47,18 +50,6 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
-def target_fields(evaluations, target):
-    """Report fields of the first evaluation at or above `target` (None if none)."""
-    at = next((e for e in evaluations if e["test_accuracy"] >= target), None)
-    return {
-        "target_reached": at is not None,
-        "seconds_to_target": at["seconds"] if at else None,
-        "train_seconds_to_target": at["train_seconds"] if at else None,
-        "step_seconds_to_target": at["step_seconds"] if at else None,
-        "epochs_to_target": at["epoch"] if at else None,
-    }
-
-
 def peak_memory_bytes():
     """Peak GPU memory when there is a GPU, else the process's peak host RSS."""
     if tf.config.list_physical_devices("GPU"):
@@ -82,23 +73,45 @@ def host_peak_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def median_ms(seconds):
-    return 1000.0 * statistics.median(seconds) if seconds else None
+def run_report(config, clock, data, model, *, trace_seconds, xla, replicas, exported):
+    """The report of a training run (report.json): what ran, how fast, and
+    the evaluations of `clock` (a `tfrnn.clock.Clock`)."""
+    timing = clock.result(config.batch_size)
+    return {
+        "environment": environment(),
+        "run": config.as_dict(),
+        "kernel": kernel_name(config),
+        "xla": xla,
+        "replicas": replicas,
+        "parameters": models.count_parameters(model),
+        "train_examples": len(data.x_train),
+        "test_examples": len(data.x_test),
+        "timing": {
+            "trace_seconds": trace_seconds,
+            **{
+                key: timing[key]
+                for key in (
+                    "first_step_seconds",
+                    "median_step_ms",
+                    "examples_per_second",
+                    "step_seconds",
+                    "eval_seconds",
+                    "steps_timed",
+                )
+            },
+        },
+        "peak_memory_bytes": peak_memory_bytes(),
+        "evaluations": clock.evaluations,
+        **target_fields(clock.evaluations, config.target_accuracy),
+        "export": exported,
+    }
 
 
-def directory_bytes(path):
-    return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
-
-
-def write_json(path, record):
-    """Writes `record` to `path` atomically (a reader never sees half a file)."""
-    path = pathlib.Path(path)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, delete=False, suffix=".tmp"
-    ) as f:
-        json.dump(record, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(f.name, path)
+def kernel_name(config):
+    """The recurrence kernel that runs: tfrnn's generic unrolls."""
+    if config.mode == "static":
+        return f"generic: unrolled ({config.cell} cell, one copy per step)"
+    return f"generic: tf.while_loop ({config.cell} cell)"
 
 
 def table(rows):

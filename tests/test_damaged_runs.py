@@ -1,0 +1,144 @@
+"""Damaged run directories: one line naming the file and what to do, or a
+fallback to the previous checkpoint with a warning; never a traceback."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+from tfrnn import inference, predict, training
+from tfrnn.errors import RunDirError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(
+    mode="dynamic",
+    units=4,
+    train_examples=128,
+    test_examples=64,
+    batch_size=32,
+    max_epochs=1,
+    checkpoint_every_steps=2,  # ckpt-2 and ckpt-4 kept
+    deterministic=False,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("trained")
+    training.train(training.Config(model_dir=str(model_dir), **TINY), log=lambda _: 0)
+    assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.index")) == [
+        "ckpt-2.index",
+        "ckpt-4.index",
+    ]
+    return model_dir
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A fresh copy of the trained run, to damage."""
+    return pathlib.Path(shutil.copytree(trained, tmp_path / "run"))
+
+
+def garble(path):
+    pathlib.Path(path).write_bytes(b"garbage" * 10)
+
+
+def train_again(model_dir, **changes):
+    lines = []
+    config = training.Config(model_dir=str(model_dir), **{**TINY, **changes})
+    report = training.train(config, log=lines.append)
+    return report, lines
+
+
+def run_predict(model_dir, tmp_path):
+    """`predict.main` in-process: returns its exit message (None: no exit)."""
+    flag_values = flags.FlagValues()
+    predict.define_flags(flag_values)
+    argv = flag_values(["predict", f"--model_dir={model_dir}", f"--output_dir={tmp_path}"])
+    try:
+        predict.main(argv[:1], flag_values)
+    except SystemExit as exit:
+        return str(exit.code)
+    return None
+
+
+def test_damaged_latest_checkpoint_falls_back_with_a_warning(run):
+    data_file = run / "checkpoints" / "ckpt-4.data-00000-of-00001"
+    garble(data_file)
+    _, lines = train_again(run, max_epochs=2)
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"{data_file} cannot be read" in warnings[0]
+    assert any(line.startswith("resumed from") and "ckpt-2:" in line for line in lines)
+    assert (run / "report.json").exists()
+
+
+def test_predict_falls_back_past_a_damaged_checkpoint(run):
+    garble(run / "checkpoints" / "ckpt-4.data-00000-of-00001")
+    lines = []
+    _, path = inference.rebuild_model(run, 28, 28, 10, log=lines.append)
+    assert path.endswith("ckpt-2") and len(lines) == 1
+    assert "ckpt-4.data-00000-of-00001 cannot be read" in lines[0]
+
+
+def test_no_readable_checkpoint_names_the_files(run):
+    for name in ("ckpt-2.index", "ckpt-4.data-00000-of-00001"):
+        garble(run / "checkpoints" / name)
+    with pytest.raises(RunDirError) as error:
+        train_again(run)
+    message = str(error.value)
+    assert message.startswith("no checkpoint can be read (")
+    assert str(run / "checkpoints" / "ckpt-2.index") in message
+    assert str(run / "checkpoints" / "ckpt-4.data-00000-of-00001") in message
+    assert message.endswith(f"delete {run} to start over, or use another --model_dir")
+
+
+def test_cli_no_readable_checkpoint_is_one_line(run):
+    for name in ("ckpt-2.index", "ckpt-4.index"):
+        garble(run / "checkpoints" / name)
+    flags_ = [f"--{k}={v}" for k, v in TINY.items()] + [f"--model_dir={run}"]
+    process = subprocess.run(
+        [sys.executable, "-m", "tfrnn.train", *flags_],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 1
+    assert "Traceback" not in process.stdout + process.stderr
+    assert process.stderr.strip().splitlines()[-1].startswith(
+        "error: no checkpoint can be read ("
+    )
+
+
+def test_damaged_config_is_named_by_train_and_predict(run, tmp_path):
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RunDirError, match=f"{run / 'config.json'} cannot be read"):
+        train_again(run)
+    message = run_predict(run, tmp_path)
+    assert message.startswith(f"error: {run / 'config.json'} cannot be read (")
+    assert message.endswith(
+        f"delete {run} and train again with `python -m tfrnn.train "
+        f"--model_dir={run}` and the run's flags"
+    )
+
+
+def test_damaged_saved_model_is_named_by_predict(run, tmp_path):
+    garble(run / "export" / "saved_model.pb")
+    message = run_predict(run, tmp_path)
+    assert message.startswith(f"error: {run / 'export' / 'saved_model.pb'} cannot be read")
+    assert message.endswith(
+        f"delete {run / 'export'} and rerun the training command (its flags are in "
+        f"{run}/config.json) to export it again"
+    )
+
+
+def test_checkpoints_without_config_are_refused_before_restoring(run):
+    (run / "config.json").unlink()
+    with pytest.raises(ValueError, match="holds checkpoints but .*config.json is missing"):
+        train_again(run, cell="gru")  # would fail restoring with a dtype error
+    assert not (run / "config.json").exists()

@@ -1,0 +1,28 @@
+"""tfrnn's errors: each names the mistake and what to do (no TensorFlow here).
+
+The CLIs turn a `TfrnnError` into one line on stderr and exit status 1 (an
+`Interrupted` run exits with 128 + the signal's number).
+"""
+
+
+class TfrnnError(Exception):
+    """Base class of the errors the CLIs print as one line."""
+
+
+class ConfigError(TfrnnError, ValueError):
+    """A flag or `Config` field out of range, or a run directory of another run."""
+
+
+class RunDirError(TfrnnError):
+    """A run directory's file is missing or damaged; the message says what to do."""
+
+
+class Interrupted(TfrnnError):
+    """SIGINT or SIGTERM stopped a run after saving a checkpoint."""
+
+    def __init__(self, epoch, step, signal_number):
+        super().__init__(
+            f"interrupted at epoch {epoch} step {step}; checkpoint saved; "
+            "rerun the same command to resume"
+        )
+        self.exit_code = 128 + signal_number

@@ -1,0 +1,234 @@
+"""A trained run read back: its export on the test set, its model step by step.
+
+Library functions; each raises a `tfrnn.errors.TfrnnError` (`RunDirError`,
+`DataError`) naming the file and what to do. `python -m tfrnn.predict` is the
+command line over them; `tfrnn.figures` draws what they return.
+"""
+
+import pathlib
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfrnn
+from tfrnn import data, export, models, state
+from tfrnn.run_dir import RunDir, read_json
+from tfrnn.config import Config
+from tfrnn.errors import RunDirError
+
+TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
+RETRAIN = (
+    "delete {model_dir} and train again with `python -m tfrnn.train "
+    "--model_dir={model_dir}` and the run's flags"
+)
+
+
+class Evaluation(NamedTuple):
+    """The exported model's predictions on the run's test set."""
+
+    accuracy: float
+    examples: int  # number of test examples classified
+    correct: int
+    images: np.ndarray  # uint8 [N, H, W] (or [N, H, W, C]), the test images used
+    labels: np.ndarray  # int64 [N]
+    probabilities: np.ndarray  # float32 [N, num_classes]
+    meta: dict  # tfrnn.json of the export
+    reported: dict | None  # last evaluation in report.json, if any
+
+    @property
+    def predictions(self):
+        return np.argmax(self.probabilities, -1)
+
+
+class Steps(NamedTuple):
+    """Class probabilities after each step, for a few test examples."""
+
+    probabilities: np.ndarray  # float32 [B, T, num_classes]
+    model_probabilities: np.ndarray  # float32 [B, num_classes], model(x)
+    images: np.ndarray  # uint8 [B, H, W...]
+    labels: np.ndarray  # int64 [B]
+    checkpoint: str  # the weights used
+    config: Config  # the run's
+
+
+# --- reading a run -------------------------------------------------------------
+
+
+def _model_dir(model_dir):
+    model_dir = pathlib.Path(model_dir)
+    if not model_dir.is_dir():
+        raise RunDirError(
+            f"--model_dir={model_dir} does not exist; "
+            + TRAIN_FIRST.format(model_dir=model_dir)
+        )
+    return model_dir
+
+
+def read_config(model_dir):
+    """The `Config` of the run in `model_dir` (from config.json)."""
+    model_dir = _model_dir(model_dir)
+    path = model_dir / "config.json"
+    if not path.exists():
+        raise RunDirError(
+            f"{path} is missing: {model_dir} holds no tfrnn run; "
+            + TRAIN_FIRST.format(model_dir=model_dir)
+        )
+    return RunDir(model_dir).read_config(RETRAIN.format(model_dir=model_dir))
+
+
+def load_export(model_dir):
+    """The exported module of the run in `model_dir`, with its `.meta`."""
+    model_dir = _model_dir(model_dir)
+    directory = model_dir / "export"
+    if not (directory / "saved_model.pb").exists():
+        raise RunDirError(
+            f"no exported model in {directory}; "
+            + TRAIN_FIRST.format(model_dir=model_dir)
+            + " (it exports to MODEL_DIR/export when training ends)"
+        )
+    return export.load(
+        directory,
+        f"delete {directory} and rerun the training command (its flags are in "
+        f"{model_dir}/config.json) to export it again",
+    )
+
+
+def load_test_set(dataset, data_dir=None, test_examples=None):
+    """uint8 test images and labels: the first `test_examples` (all when None)."""
+    arrays = data.load_arrays(dataset, data_dir)
+    count = len(arrays.x_test) if test_examples is None else int(test_examples)
+    return arrays.x_test[:count], arrays.y_test[:count], arrays.num_classes
+
+
+def last_reported(model_dir):
+    """The last evaluation recorded in report.json, or None."""
+    path = pathlib.Path(model_dir) / "report.json"
+    if not path.exists():
+        return None
+    evaluations = read_json(path, "delete it or retrain").get("evaluations")
+    evaluations = evaluations or []
+    return evaluations[-1] if evaluations else None
+
+
+# --- the exported model on the test set ------------------------------------------
+
+
+def evaluate_export(model_dir, batch_size=1000):
+    """Runs `classify_images` of MODEL_DIR/export over the run's test set."""
+    module = load_export(model_dir)
+    config = read_config(model_dir)
+    meta = module.meta
+    images, labels, _ = load_test_set(
+        meta["dataset"], config.data_dir, config.test_examples
+    )
+    probabilities = np.concatenate(
+        [
+            module.classify_images(tf.constant(images[start : start + batch_size]))
+            .numpy()
+            .astype(np.float32)
+            for start in range(0, len(images), batch_size)
+        ]
+    )
+    correct = int(np.sum(np.argmax(probabilities, -1) == labels))
+    return Evaluation(
+        accuracy=correct / len(labels),
+        examples=len(labels),
+        correct=correct,
+        images=images,
+        labels=labels,
+        probabilities=probabilities,
+        meta=meta,
+        reported=last_reported(model_dir),
+    )
+
+
+# --- the Keras model, step by step ------------------------------------------------
+
+
+def checkpoint_paths(model_dir):
+    """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
+    was reached), then MODEL_DIR/checkpoints newest first."""
+    model_dir = _model_dir(model_dir)
+    paths = []
+    target = model_dir / "target" / "ckpt"
+    if target.with_name("ckpt.index").exists():
+        paths.append(str(target))
+    state = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
+    if state is not None:
+        paths += list(state.all_model_checkpoint_paths)[::-1]
+    if not paths:
+        raise RunDirError(
+            f"no checkpoint in {model_dir}/target or {model_dir}/checkpoints; "
+            + TRAIN_FIRST.format(model_dir=model_dir)
+        )
+    return paths
+
+
+def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
+    """The Keras model of config.json with the weights of the first readable
+    of `checkpoint_paths` (a warning line for each one that is not).
+
+    Returns `(model, checkpoint path)`.
+    """
+    config = read_config(model_dir)
+    model = models.classifier_for(config, num_classes, time_steps, features)
+    path = state.restore_first_readable(
+        lambda path: state.restore_model(model, path),
+        checkpoint_paths(model_dir),
+        log,
+        RETRAIN.format(model_dir=model_dir),
+    )
+    return model, path
+
+
+def recurrent_layer(model):
+    """The model's `tfrnn.models.Recurrent` layer."""
+    found = [layer for layer in model.layers if isinstance(layer, models.Recurrent)]
+    if len(found) != 1:
+        raise ValueError(f"{model.name} has {len(found)} Recurrent layers, not 1")
+    return found[0]
+
+
+def step_probabilities(model, sequences):
+    """Class probabilities after every step: `[batch, steps, num_classes]`.
+
+    The recurrence runs again with the model's own unroll (`tfrnn.static_rnn`
+    or `tfrnn.dynamic_rnn`, both return every step's output); the model's
+    "classes" layer turns each output into probabilities. For `cnn_rnn`
+    models the steps are the rows of the convolution's feature map.
+    """
+    recurrent = recurrent_layer(model)
+    x = tf.convert_to_tensor(sequences, tf.float32)
+    if recurrent.input is not model.inputs[0]:  # cnn_rnn: the recurrence's inputs
+        x = keras.Model(model.inputs, recurrent.input)(x, training=False)
+    unroll = tfrnn.static_rnn if recurrent.mode == "static" else tfrnn.dynamic_rnn
+    outputs, _ = unroll(recurrent.cell, x, training=False)
+    return np.asarray(model.get_layer("classes")(outputs))
+
+
+def steps(model_dir, examples=4, log=print):
+    """Class probabilities after each step for the first `examples` test images.
+
+    The probabilities of the last step must equal the model's own prediction
+    (to 1e-5): an AssertionError says they do not.
+    """
+    config = read_config(model_dir)
+    images, labels, num_classes = load_test_set(
+        config.dataset, config.data_dir, config.test_examples
+    )
+    images, labels = images[:examples], labels[:examples]
+    sequences = data.to_sequences(images, config.sequence)
+    model, path = rebuild_model(
+        model_dir, sequences.shape[1], sequences.shape[2], num_classes, log
+    )
+    probabilities = step_probabilities(model, sequences)
+    model_probabilities = np.asarray(model(sequences, training=False))
+    np.testing.assert_allclose(
+        probabilities[:, -1],
+        model_probabilities,
+        atol=1e-5,
+        err_msg="last step's output differs from the model's prediction",
+    )
+    return Steps(probabilities, model_probabilities, images, labels, path, config)

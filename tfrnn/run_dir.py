@@ -1,0 +1,129 @@
+"""A run's directory (`--model_dir`): its files, and what may be written when.
+
+    MODEL_DIR/config.json      the run's `Config`, written right before step 1
+    MODEL_DIR/checkpoints/     the last two checkpoints (weights, optimizer,
+                               data position, evaluations so far)
+    MODEL_DIR/target/ckpt      the weights that first reached the target
+    MODEL_DIR/export/          the SavedModel (`tfrnn.export`)
+    MODEL_DIR/report.json      the run report (`tfrnn.report`)
+    MODEL_DIR/logs/            TensorBoard
+
+`RunDir.check` reads and writes nothing but refuses a directory the run
+cannot use, so a failed start leaves nothing behind. No TensorFlow here.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+
+from tfrnn.config import Config
+from tfrnn.errors import ConfigError
+from tfrnn.errors import RunDirError
+
+
+class RunDir:
+    """The files of the run in `path`."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.config = self.path / "config.json"
+        self.checkpoints = self.path / "checkpoints"
+        self.target = self.path / "target" / "ckpt"
+        self.export = self.path / "export"
+        self.report = self.path / "report.json"
+        self.logs = self.path / "logs"
+
+    def __str__(self):
+        return str(self.path)
+
+    @property
+    def start_over(self):
+        return f"delete {self.path} to start over, or use another --model_dir"
+
+    def check(self, config):
+        """Refuses a directory this run cannot use; writes nothing.
+
+        It must be creatable; its config.json, if any, must be readable and
+        hold this configuration (up to `Config.RESUMABLE`); checkpoints
+        without a config.json are refused (they cannot be checked).
+        """
+        _check_writable(self.path)
+        if not self.config.exists():
+            if (self.checkpoints / "checkpoint").exists():
+                raise ConfigError(
+                    f"{self.checkpoints} holds checkpoints but {self.config} is "
+                    "missing, so they cannot be checked against this configuration: "
+                    f"{self.start_over}"
+                )
+            return
+        saved = read_json(self.config, self.start_over)
+        differs = [
+            f"{name}={saved.get(name)!r} there, {value!r} now"
+            for name, value in config.as_dict().items()
+            if name not in Config.RESUMABLE and saved.get(name) != value
+        ]
+        if differs:
+            raise ConfigError(
+                f"--model_dir={self.path} holds a run with another configuration "
+                f"({'; '.join(differs)}). Resume it with the same flags, or use "
+                "another --model_dir."
+            )
+
+    def write_config(self, config):
+        """Creates the directory and writes config.json: the run starts."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.config, config.as_dict())
+
+    def read_config(self, what_to_do):
+        """The `Config` in config.json (fields it does not know are dropped)."""
+        saved = read_json(self.config, what_to_do)
+        known = {f.name for f in dataclasses.fields(Config)}
+        return Config(**{k: v for k, v in saved.items() if k in known})
+
+    def exported(self):
+        """Whether the run got as far as its export and report."""
+        return (self.export / "saved_model.pb").exists() and self.report.exists()
+
+
+def _check_writable(path):
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "not a directory" if not existing.is_dir() else "permission denied"
+        raise ConfigError(
+            f"--model_dir={path} is not writable ({existing}: {reason}); "
+            "choose a directory you can write to"
+        )
+
+
+def write_json(path, record):
+    """Writes `record` to `path` atomically (a reader never sees half a file),
+    with the mode `open` would give (0644 under umask 022)."""
+    path = pathlib.Path(path)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, delete=False, suffix=".tmp"
+    ) as f:
+        json.dump(record, f, indent=2, default=str)
+        f.write("\n")
+    os.chmod(f.name, 0o666 & ~_umask())  # tempfile's are 0600
+    os.replace(f.name, path)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def read_json(path, what_to_do):
+    """The JSON object in `path`; `RunDirError` naming the file if it is damaged."""
+    try:
+        record = json.loads(pathlib.Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirError(f"{path} cannot be read ({error}): {what_to_do}") from None
+    if not isinstance(record, dict):
+        raise RunDirError(f"{path} holds no JSON object: {what_to_do}")
+    return record

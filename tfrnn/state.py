@@ -1,0 +1,183 @@
+"""What a training checkpoint holds, and how it is built, saved and restored.
+
+The state of a run is the model's weights, the optimizer (its step count
+drives the learning-rate schedule), the data position (`epoch`, `step`) and
+the evaluation clock's records (`tfrnn.clock.Clock.state`, as JSON), all in
+one `tf.train.Checkpoint`: a run restored from it continues exactly where it
+was saved. A checkpoint that cannot be read gives a warning and the one
+before it is used.
+"""
+
+import json
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from tfrnn import models
+from tfrnn.config import COSINE_FLOOR
+from tfrnn.errors import RunDirError
+
+KEEP = 2  # checkpoints kept: the newest, and one to fall back to
+
+
+def make_strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+def make_optimizer(config, steps_per_epoch):
+    """The optimizer, its learning rate constant or cosine-decayed per step.
+
+    `cosine`: `lr * (FLOOR + (1 - FLOOR) * (1 + cos(pi * min(step, D) / D)) / 2)`
+    with `D` the steps of `decay_epochs` epochs: from `lr` down to
+    `FLOOR * lr`, then constant there, so that a run that has not reached its
+    target by then still learns (decayed to 0, one stalled at 97.7 % for 15
+    epochs). The step is the optimizer's own count, saved in checkpoints, so a
+    resumed run continues the decay.
+    """
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate,
+            max(1, round(config.decay_epochs * steps_per_epoch)),
+            alpha=COSINE_FLOOR,
+        )
+    kwargs = {"learning_rate": learning_rate}
+    if config.clip_norm:
+        kwargs["global_clipnorm"] = config.clip_norm
+    return {
+        "adam": keras.optimizers.Adam,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[config.optimizer](**kwargs)
+
+
+class TrainingState:
+    """Model, optimizer, data position and clock records, in one checkpoint."""
+
+    def __init__(self, config, data, strategy, steps_per_epoch, directory):
+        with strategy.scope():
+            self.model = models.classifier_for(
+                config, data.num_classes, data.time_steps, data.features
+            )
+            self.optimizer = make_optimizer(config, steps_per_epoch)
+            self.optimizer.build(self.model.trainable_variables)
+        self.steps_per_epoch = steps_per_epoch
+        # Plain variables, outside the strategy: the data position and the
+        # clock's records, saved with the weights they belong to.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.clock_record = tf.Variable("", dtype=tf.string, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model_variables(self.model),
+            optimizer=self.optimizer,
+            epoch=self.epoch,
+            step=self.step,
+            progress=self.clock_record,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(directory), max_to_keep=KEEP
+        )
+
+    @property
+    def global_step(self):
+        return int(self.epoch) * self.steps_per_epoch + int(self.step)
+
+    def position(self):
+        """`(epoch, step)` as people count them: epoch from 1, step in it."""
+        return int(self.epoch) + 1, int(self.step)
+
+    def advance(self):
+        """One step on; the next epoch after the last step of one."""
+        self.step.assign_add(1)
+        if int(self.step) == self.steps_per_epoch:
+            self.epoch.assign_add(1)
+            self.step.assign(0)
+            return True
+        return False
+
+    def restore(self, log, what_to_do):
+        """Restores the newest readable checkpoint; returns `(path, clock
+        state)`, or `(None, None)` when there is none yet."""
+        if not self.manager.checkpoints:
+            return None, None
+        path = restore_first_readable(
+            lambda path: self.checkpoint.restore(path).assert_existing_objects_matched(),
+            self.manager.checkpoints[::-1],
+            log,
+            what_to_do,
+        )
+        return path, json.loads(self.clock_record.numpy().decode())
+
+    def save(self, clock_state):
+        """Saves a checkpoint numbered by the global step (atomically: TF
+        writes it under a temporary name first)."""
+        self.clock_record.assign(json.dumps(clock_state))
+        self.manager.save(checkpoint_number=self.global_step)
+
+    def write(self, path):
+        """Writes the checkpoint to `path` (outside the kept two)."""
+        self.checkpoint.write(str(path))
+
+
+def model_variables(model):
+    """The model's variables as TensorFlow variables, for `tf.train.Checkpoint`.
+
+    Keras 3 models are not trackable by `tf.train.Checkpoint` themselves; the
+    list of their variables (in the model's fixed order) is.
+    """
+    return [variable.value for variable in model.variables]
+
+
+def restore_model(model, checkpoint_path):
+    """Loads a training checkpoint's weights into `model` (built alike)."""
+    tf.train.Checkpoint(model=model_variables(model)).read(
+        str(checkpoint_path)
+    ).expect_partial().assert_existing_objects_matched()
+
+
+def restore_first_readable(restore, paths, log, what_to_do):
+    """Calls `restore(path)` on `paths` in order until one can be read.
+
+    A checkpoint that cannot be read (a damaged or truncated file) gives one
+    warning line naming the file, and the next one is tried. Returns the path
+    restored; raises `RunDirError` naming the files when none can be read.
+    """
+    damaged = []
+    for path in paths:
+        try:
+            restore(path)
+        except Exception as error:  # noqa: BLE001 - damaged files raise anything
+            damaged.append(damaged_file(path))
+            reason = (str(error).strip().splitlines() or [""])[0][:120]
+            log(
+                f"warning: {damaged[-1]} cannot be read "
+                f"({type(error).__name__}: {reason}); trying the checkpoint before"
+            )
+            continue
+        return path
+    raise RunDirError(f"no checkpoint can be read ({', '.join(damaged)}): {what_to_do}")
+
+
+def damaged_file(path):
+    """The file of checkpoint `path` that fails: its index, else its data."""
+    try:
+        tf.train.load_checkpoint(str(path))
+    except Exception:  # noqa: BLE001
+        return f"{path}.index"
+    prefix = pathlib.Path(path)
+    data_files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
+    return str(data_files[0]) if len(data_files) == 1 else f"{path}.data-*"
