@@ -8,7 +8,8 @@ evaluation that reached the target), `train_seconds_to_target` (the same less
 evaluations, and less nothing else), `step_seconds_to_target` (the timed
 steps), `first_step_seconds` (Keras: it traces and compiles) and
 `median_step_ms` (the other steps). Evaluations on the whole test set every
-`eval_every_steps` steps and at epoch ends; epochs drop the last partial batch.
+`eval_every_steps` steps and at epoch ends (`tfrnn.clock.Clock`, the clock of
+tfrnn's own loop); epochs drop the last partial batch.
 
 TensorFlow, Keras and PyTorch are imported inside the functions: the PyTorch
 worker loads no TensorFlow (PyTorch is never a dependency of this project).
@@ -19,75 +20,8 @@ import os
 import time
 
 from experiments import harness
-
-COSINE_FLOOR = 0.1  # tfrnn.training.COSINE_FLOOR (not imported: no TensorFlow here)
-EVAL_BATCH = 5000  # tfrnn.training.EVAL_BATCH
-
-
-class Clock:
-    """Step times, evaluation times and the evaluation records of one run."""
-
-    def __init__(self, target, eval_every_steps, steps_per_epoch, log):
-        self.target, self.every, self.per_epoch = target, eval_every_steps, steps_per_epoch
-        self.log, self.step, self.steps, self.step_sum = log, 0, [], 0.0
-        self.eval_seconds, self.evaluations, self.reached = 0.0, [], False
-        self.start = time.perf_counter()
-
-    def stepped(self, seconds):
-        """Records one step; returns whether the schedule says to evaluate now."""
-        self.step += 1
-        self.steps.append(seconds)
-        self.step_sum += seconds
-        return self.step % self.every == 0 or self.step % self.per_epoch == 0
-
-    def evaluated(self, accuracy, seconds):
-        """Records an evaluation that took `seconds`; returns whether it reached."""
-        self.eval_seconds += seconds
-        wall = time.perf_counter() - self.start
-        epoch = round(self.step / self.per_epoch, 3)
-        self.evaluations.append(
-            {
-                "step": self.step,
-                "epoch": epoch,
-                "seconds": round(wall, 3),
-                "train_seconds": round(wall - self.eval_seconds, 3),
-                "step_seconds": round(self.step_sum, 3),
-                "test_accuracy": accuracy,
-            }
-        )
-        self.log(
-            f"evaluation at step {self.step} (epoch {epoch}): test accuracy "
-            f"{accuracy:.4f} after {wall:.1f} s"
-        )
-        self.reached = self.reached or accuracy >= self.target
-        return self.reached
-
-    def result(self, batch_size):
-        """The run's fields; its wall clock ends with its last evaluation."""
-        at = next((e for e in self.evaluations if e["test_accuracy"] >= self.target), {})
-        last = self.evaluations[-1] if self.evaluations else {}
-        wall = last.get("seconds", time.perf_counter() - self.start)
-        median = harness.median_ms(self.steps[1:])
-        return {
-            "target_reached": bool(at),
-            "seconds_to_target": at.get("seconds"),
-            "train_seconds_to_target": at.get("train_seconds"),
-            "step_seconds_to_target": at.get("step_seconds"),
-            "epochs_to_target": at.get("epoch"),
-            "steps_to_target": at.get("step"),
-            "trace_seconds": None,  # not separable: inside the first step
-            "first_step_seconds": self.steps[0] if self.steps else None,
-            "median_step_ms": median,
-            "examples_per_second": batch_size / median * 1000 if median else None,
-            "steps_timed": max(0, len(self.steps) - 1),
-            "steps": self.step,
-            "wall_seconds": wall,
-            "train_seconds": wall - self.eval_seconds,
-            "step_seconds": self.step_sum,
-            "eval_seconds": self.eval_seconds,
-            "evaluations": self.evaluations,
-        }
-
+from tfrnn.clock import Clock  # TF-free: tfrnn's own evaluation clock
+from tfrnn.config import COSINE_FLOOR, EVAL_BATCH  # TF-free
 
 # --- Keras -------------------------------------------------------------------
 
@@ -188,6 +122,7 @@ def train_keras(model, data, recipe, target, max_epochs, eval_every_steps, seed,
                 if clock.evaluated(float(result["accuracy"]), seconds):
                     self.model.stop_training = True
 
+    clock.begin()
     model.fit(train, epochs=max_epochs, verbose=0, shuffle=False, callbacks=[Tracker()])
     ops, xla = traced_ops(model.train_function)
     return {
@@ -292,6 +227,7 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
         return correct / len(x_test)
 
     clock = Clock(target, eval_every_steps, steps_per_epoch, log)
+    clock.begin()
     for epoch in range(max_epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
         order = torch.as_tensor(order, device=device)

@@ -22,7 +22,6 @@ import platform
 import re
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -233,10 +232,6 @@ def _write_atomic(path, text):
 
 def _jsonable(value):
     return value.item() if hasattr(value, "item") else str(value)
-
-
-def median_ms(seconds):
-    return 1000.0 * statistics.median(seconds) if seconds else None
 
 
 # --- memory -----------------------------------------------------------------------
