@@ -496,13 +496,10 @@ def settings(experiment, quick, given):
             continue
         default = experiment.FULL.get(key)
         if isinstance(default, list) and default and isinstance(default[0], int):
-            try:
-                value = [int(v) for v in value]
-            except ValueError:
-                raise ValueError(
-                    f"--{key}={','.join(map(str, value))}: give integers, e.g. "
-                    + ",".join(map(str, default))
-                ) from None
+            if not all(str(v).lstrip("-").isdigit() for v in value):
+                raise ValueError(f"--{key}={','.join(map(str, value))}: give integers, "
+                                 f"e.g. {','.join(map(str, default))}")  # fmt: skip
+            value = [int(v) for v in value]
         chosen[key] = value
     experiment.check(chosen)
     return chosen
@@ -541,16 +538,9 @@ def define_flags(experiment):
         helps = getattr(experiment, "HELP", {}).get(key, key.replace("_", " "))
         text = f"{helps} (default {default!r})"
         sample = default if default is not None else experiment.QUICK.get(key)
-        if isinstance(sample, bool):
-            flags.DEFINE_bool(key, None, text, **module)
-        elif isinstance(sample, list):
-            flags.DEFINE_list(key, None, text, **module)
-        elif isinstance(sample, float):
-            flags.DEFINE_float(key, None, text, **module)
-        elif isinstance(sample, int) or sample is None:
-            flags.DEFINE_integer(key, None, text, **module)
-        else:
-            flags.DEFINE_string(key, None, text, **module)
+        kinds = {bool: flags.DEFINE_bool, list: flags.DEFINE_list, float: flags.DEFINE_float}
+        kinds[str] = flags.DEFINE_string  # None and int: an integer
+        kinds.get(type(sample), flags.DEFINE_integer)(key, None, text, **module)
 
 
 def _quick(experiment):
