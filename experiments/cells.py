@@ -116,8 +116,8 @@ def run(s, output, quick, log=print):
             for name in s["models"]:
                 records.append(train_one(dataset, name, s, workdir))
                 r = records[-1]
-                log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, target "
-                    f"{r['target_accuracy']} after {harness.fmt(r['seconds_to_target'])} s")  # fmt: skip
+                reached = f"after {r['seconds_to_target']:.1f} s" if r["target_reached"] else "not reached"
+                log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, {r['target_accuracy']} {reached}")
                 harness.write_json(paths["json"], records)
                 paths["md"].write_text(markdown(records))
     return paths
