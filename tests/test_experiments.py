@@ -17,6 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package
 from experiments import harness  # noqa: E402
+from tfrnn import data  # noqa: E402
 NUMBER = (int, float)
 
 
@@ -408,8 +409,9 @@ def test_cells_quick(tmp_path):
 
 @pytest.mark.optional_data
 @pytest.mark.skipif(
-    not __import__("tfrnn.data").data.FASHION_MNIST_DIR.is_dir(),
-    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+    not data.fashion_mnist_available(),
+    reason=f"Fashion-MNIST not in {data.FASHION_MNIST_DIR} "
+    "(apt-get install dataset-fashion-mnist)",
 )
 def test_cells_fashion_mnist(tmp_path):
     records = cells_quick(tmp_path, "fashion_mnist", ["gru"])
