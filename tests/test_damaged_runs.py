@@ -71,7 +71,10 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning(run):
     garble(data_file)
     _, lines = train_again(run, max_epochs=2)
     warnings = [line for line in lines if line.startswith("warning:")]
-    assert len(warnings) == 1 and f"{data_file} cannot be read" in warnings[0]
+    assert warnings == [
+        f"warning: {data_file} cannot be read (IndexError: Read less bytes than "
+        "requested); using an older one"
+    ]
     assert any(line.startswith("resumed from") and "ckpt-2:" in line for line in lines)
     assert (run / "report.json").exists()
 
@@ -103,16 +106,15 @@ def test_cli_no_readable_checkpoint_is_one_line(run):
     process = subprocess.run(
         [sys.executable, "-m", "tfrnn.train", *flags_],
         cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert process.returncode == 1
-    assert "Traceback" not in process.stdout + process.stderr
-    assert process.stderr.strip().splitlines()[-1].startswith(
-        "error: no checkpoint can be read ("
-    )
+    lines = (process.stdout + process.stderr).strip().splitlines()
+    assert len(lines) == 1, lines  # no warnings, no TensorFlow lines, no traceback
+    assert lines[0].startswith("error: no checkpoint can be read (")
 
 
 def test_damaged_config_is_named_by_train_and_predict(run, tmp_path):

@@ -1,6 +1,7 @@
 """One test per bad input: each error says what is wrong and what to do."""
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -129,3 +130,119 @@ def test_initial_state_wrong_width(unroll, lstm):
 def test_zero_time_steps(unroll, lstm):
     with pytest.raises(ValueError, match="0 time steps"):
         unroll(lstm, tf.ones([2, 0, 3]))
+
+
+@pytest.mark.parametrize("lengths", [[11, 3, 3, 3], [-5, 3, 3, 3]], ids=["long", "neg"])
+@pytest.mark.parametrize("given", ["argument", "constant"])
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_sequence_length_checks_hold_under_xla(unroll, given, lengths):
+    # XLA drops tf.debugging assertions: lengths it cannot check are refused
+    # when the graph is built, constant ones are checked then.
+    cell = built(keras.layers.GRUCell(4), 3)
+    inputs = tf.ones([4, 10, 3])
+    if given == "argument":
+        run = tf.function(
+            lambda x, n: unroll(cell, x, sequence_length=n), jit_compile=True
+        )
+        message = r"cannot be checked inside tf.function\(jit_compile=True\).*mask="
+        with pytest.raises(ValueError, match=message):
+            run(inputs, tf.constant(lengths))
+    else:
+        run = tf.function(
+            lambda x: unroll(cell, x, sequence_length=lengths), jit_compile=True
+        )
+        message = "must be >= 0" if lengths[0] < 0 else r"<= the number of time steps"
+        with pytest.raises(ValueError, match=message):
+            run(inputs)
+
+
+def test_constant_valid_lengths_run_under_xla():
+    cell = built(keras.layers.GRUCell(4), 3)
+    inputs = tf.random.normal([4, 10, 3], seed=1)
+    run = tf.function(
+        lambda x: tfrnn.dynamic_rnn(cell, x, sequence_length=[10, 3, 0, 7]),
+        jit_compile=True,
+    )
+    expected, _ = tfrnn.dynamic_rnn(cell, inputs, sequence_length=[10, 3, 0, 7])
+    np.testing.assert_allclose(run(inputs)[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_dense_layer_as_cell(unroll):
+    with pytest.raises(
+        TypeError,
+        match=r"cell must be an RNN cell.*keras\.layers\.LSTMCell\(units\); got "
+        r"Dense, which has no state_size",
+    ):
+        unroll(keras.layers.Dense(3), tf.ones([2, 4, 3]))
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_keras_rnn_layer_as_cell(unroll):
+    with pytest.raises(
+        TypeError,
+        match=r"cell is a Keras RNN layer \(LSTM\).*pass a cell instead: the "
+        r"layer's \.cell, or keras\.layers\.LSTMCell\(3\)",
+    ):
+        unroll(keras.layers.LSTM(3), tf.ones([2, 4, 3]))
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_initial_state_of_another_batch(unroll, lstm):
+    state = tfrnn.zero_state(lstm, 3)
+    with pytest.raises(
+        ValueError,
+        match=r"initial_state has 3 rows for a batch of 2 sequences; give one "
+        r"state row per sequence, e\.g\. tfrnn\.zero_state\(cell, 2\)",
+    ):
+        unroll(lstm, tf.ones([2, 4, 3]), initial_state=state)
+    fn = tf.function(
+        lambda x, h, c: unroll(lstm, x, initial_state=[h, c]),
+        input_signature=[tf.TensorSpec([None, 4, 3])] + [tf.TensorSpec([None, 4])] * 2,
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one row per sequence"):
+        fn(tf.ones([2, 4, 3]), *state)
+
+
+def test_list_inputs_of_different_widths(lstm):
+    with pytest.raises(
+        ValueError,
+        match=r"inputs\[2\] has shape \(2, 5\) where inputs\[0\] has \(2, 3\); "
+        r"every step of a list input must have the same",
+    ):
+        tfrnn.static_rnn(lstm, [tf.ones([2, 3]), tf.ones([2, 3]), tf.ones([2, 5])])
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+@pytest.mark.parametrize(
+    "lengths", [[4, 2], tf.constant([4, 2])], ids=["list", "tensor"]
+)
+def test_tf1_order_lengths_given_as_initial_state(unroll, lstm, lengths):
+    # TF1: dynamic_rnn(cell, inputs, sequence_length, initial_state, ...)
+    with pytest.raises(
+        TypeError,
+        match=r"initial_state got integers of shape \[2\].*TF1's positional "
+        r"order.*Pass them by keyword: sequence_length=lengths",
+    ):
+        unroll(lstm, tf.ones([2, 4, 3]), lengths)
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_tf1_order_dtype_given_as_sequence_length(unroll, lstm):
+    # TF1: static_rnn(cell, inputs, initial_state, dtype, sequence_length)
+    steps = [tf.ones([2, 3])] * 4 if unroll is tfrnn.static_rnn else tf.ones([2, 4, 3])
+    with pytest.raises(
+        TypeError,
+        match=r"sequence_length got a dtype \(float32\).*TF1's static_rnn\(cell, "
+        r"inputs, initial_state, dtype, sequence_length\).*dtype=tf\.float32",
+    ):
+        unroll(lstm, steps, None, tf.float32)
+
+
+@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
+def test_tf1_order_dtype_given_as_time_major(unroll, lstm):
+    # TF1: dynamic_rnn(cell, inputs, sequence_length, initial_state, dtype)
+    with pytest.raises(
+        TypeError, match=r"time_major must be True or False; got tf\.float32.*dtype="
+    ):
+        unroll(lstm, tf.ones([2, 4, 3]), None, None, tf.float32)

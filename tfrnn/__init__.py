@@ -19,7 +19,11 @@ _PUBLIC = {
     "DropoutWrapper": "tfrnn.cells",
     "LSTMCell": "tfrnn.cells",
     "MultiRNNCell": "tfrnn.cells",
+    "RNN": "tfrnn.layer",
+    "bidirectional_dynamic_rnn": "tfrnn.bidirectional",
     "dynamic_rnn": "tfrnn.dynamic",
+    "load_tf1_checkpoint": "tfrnn.tf1_checkpoint",
+    "static_bidirectional_rnn": "tfrnn.bidirectional",
     "static_rnn": "tfrnn.static",
     "zero_state": "tfrnn.step",
 }

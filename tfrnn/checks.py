@@ -63,7 +63,10 @@ def time_major(value, unroll):
     """Refuses a `time_major` that is not a bool: most likely TF1's positional
     order (TF1's fifth argument is `dtype` in dynamic_rnn, `sequence_length`
     in static_rnn; tfrnn's is `time_major`)."""
-    if not isinstance(value, (bool, np.bool_)):
+    bool_like = isinstance(value, (bool, np.bool_)) or (
+        isinstance(value, (int, np.integer)) and value in (0, 1)
+    )
+    if not bool_like:
         raise TypeError(
             f"{unroll}: time_major must be True or False; got {value!r}. "
             "tfrnn's fifth positional argument is time_major, TF1's is dtype "

@@ -111,7 +111,7 @@ def dynamic_rnn(
             cell,
             batch_size,
             inputs.shape[2],
-            tf.shape(inputs)[0],
+            inputs.shape[0] or tf.shape(inputs)[0],
             dtype or step.compute_dtype(cell, inputs.dtype),
             initial_state,
             sequence_length,
@@ -167,7 +167,7 @@ class _BlockLoop:
         self.unroll = unroll
         self.time_steps = tf.shape(inputs)[0]
         self.loop_steps = step.steps_to_run(valid, self.time_steps)
-        self.blocks = (self.loop_steps + unroll - 1) // unroll
+        self.blocks = -(-self.loop_steps // unroll)  # rounded up
         self.step_input_shape = inputs.shape[1:]
         self.output_spec = ([inputs.shape[1], output_size], output_dtype)
         self.batch_size = inputs.shape[1] or tf.shape(inputs)[1]
@@ -200,7 +200,7 @@ class _BlockLoop:
                 outputs = outputs.write(t, output)
             else:
                 outputs = step.last_valid_output(outputs, output, valid)
-            if state_tas != ():
+            if tf.nest.flatten(state_tas):  # return_all_states
                 state_tas = tf.nest.map_structure(
                     lambda ta, s, t=t: ta.write(t, s), state_tas, state
                 )

@@ -139,10 +139,16 @@ class TrainingLoop:
     def run(self):
         """Trains to the target (or `max_epochs`); returns the run report."""
         config = self.config
-        self._resume()
+        resumed_from = self._resume()
         if self._finished():
             self.already_finished = True
             return read_report(self.run_dir)
+        if resumed_from:
+            epoch, step = self.state.position()
+            self.log(
+                f"resumed from {resumed_from}: epoch {epoch}, step "
+                f"{step}/{self.steps_per_epoch}"
+            )
         self.run_dir.write_config(config)  # a failed start has written nothing
         self.writer = tf.summary.create_file_writer(str(self.run_dir.logs))
         self.progress = _Progress()
@@ -160,6 +166,8 @@ class TrainingLoop:
         return self._finish()
 
     def _resume(self):
+        """Restores the newest readable checkpoint and the clock; returns its
+        path (None for a new run)."""
         config = self.config
         path, clock_state = self.state.restore(self.log, self.run_dir.start_over)
         self.clock = Clock(
@@ -170,11 +178,7 @@ class TrainingLoop:
             state=clock_state,
         )
         self.clock.step = self.state.global_step
-        if path:
-            epoch, step = self.state.position()
-            self.log(
-                f"resumed from {path}: epoch {epoch}, step {step}/{self.steps_per_epoch}"
-            )
+        return path
 
     def _epoch(self, stop):
         """Steps through the rest of the current epoch (or to the target or a

@@ -152,24 +152,24 @@ def restore_model(model, checkpoint_path):
 def restore_first_readable(restore, paths, log, what_to_do):
     """Calls `restore(path)` on `paths` in order until one can be read.
 
-    A checkpoint that cannot be read (a damaged or truncated file) gives one
-    warning line naming the file, and the next one is tried. Returns the path
-    restored; raises `RunDirError` naming the files when none can be read.
+    Each checkpoint before it that cannot be read (a damaged or truncated
+    file) gives one warning line naming the file. Returns the path restored;
+    raises `RunDirError` naming the files (one line, no warnings) when none
+    can be read.
     """
-    damaged = []
+    warnings = []
     for path in paths:
         try:
             restore(path)
         except Exception as error:  # noqa: BLE001 - damaged files raise anything
-            damaged.append(damaged_file(path))
             reason = (str(error).strip().splitlines() or [""])[0][:120]
-            log(
-                f"warning: {damaged[-1]} cannot be read "
-                f"({type(error).__name__}: {reason}); trying the checkpoint before"
-            )
+            warnings.append((damaged_file(path), f"{type(error).__name__}: {reason}"))
             continue
+        for name, reason in warnings:
+            log(f"warning: {name} cannot be read ({reason}); using an older one")
         return path
-    raise RunDirError(f"no checkpoint can be read ({', '.join(damaged)}): {what_to_do}")
+    names = ", ".join(name for name, _ in warnings)
+    raise RunDirError(f"no checkpoint can be read ({names}): {what_to_do}")
 
 
 def damaged_file(path):

@@ -1,7 +1,9 @@
-"""One step of a recurrence, and the state handling both unrolls share.
+"""One step of a recurrence, and the state handling every unroll shares.
 
-`static_rnn` and `dynamic_rnn` differ only in how they iterate over time; each
-step is `rnn_step`, so the two agree by construction.
+`static_rnn`, `dynamic_rnn` and `dynamic_rnn(unroll=k)` differ only in how
+they iterate over time; each step is `rnn_step`, so they agree by
+construction. Which steps count (mask, `sequence_length`, padding to whole
+blocks) is one `[time, batch]` bool tensor, `valid_steps`.
 
 State is a nest shaped like `cell.state_size`: a tensor for `SimpleRNNCell`
 and `GRUCell` (state_size is an int), `[h, c]` for an LSTM, one entry per

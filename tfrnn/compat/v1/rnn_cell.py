@@ -1,0 +1,513 @@
+"""TF1's `tf.compat.v1.nn.rnn_cell`: cells with TF1's math, state types and names.
+
+Each cell is TF1's, operation for operation (tf-keras's
+`legacy_cells.py`, the code behind `tf.compat.v1.nn.rnn_cell` in TF 2.x), so
+outputs, states and gradients equal TF1's for the same weights. Variables
+(under the cell's scope, e.g. `rnn/basic_lstm_cell/`) and states:
+
+* `BasicRNNCell`: `kernel [F+U, U]`, `bias`; state `h`.
+* `BasicLSTMCell`: `kernel [F+U, 4U]` (gates i, j, f, o), `bias`; state
+  `LSTMStateTuple(c, h)`.
+* `LSTMCell`: as `BasicLSTMCell`, and `w_f_diag`, `w_i_diag`, `w_o_diag`,
+  `projection/kernel`; state `LSTMStateTuple(c, h)` (h `num_proj` wide).
+* `GRUCell`: `gates/kernel [F+U, 2U]` (r, u), `gates/bias`,
+  `candidate/kernel [F+U, U]`, `candidate/bias`; state `h`.
+
+Variables are created on a cell's first call (or by `tfrnn.compat.v1.nn`'s
+functions before their loop), in a TF1 variable scope named as TF1 names it:
+`<enclosing scope>/<snake_case class name>` (`basic_lstm_cell`,
+`basic_lstm_cell_1` for a second one in the same scope). In a
+`tf.compat.v1` graph they are made by `tf.compat.v1.get_variable`, so
+`variable_scope(reuse=...)`, scope initializers and `tf.compat.v1.train.Saver`
+work as in TF1; eagerly and in `tf.function` each cell owns its variables.
+"""
+
+import collections
+import contextlib
+import re
+
+import keras
+import tensorflow as tf
+
+_vs = tf.compat.v1.variable_scope
+
+
+class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
+    """TF1's LSTM state: `(c, h)`, cell state first (Keras's is `[h, c]`)."""
+
+    __slots__ = ()
+
+    @property
+    def dtype(self):
+        if self.c.dtype != self.h.dtype:
+            raise TypeError(
+                f"Inconsistent LSTMStateTuple dtypes: {self.c.dtype} vs {self.h.dtype}"
+            )
+        return self.c.dtype
+
+
+def _snake_case(name):
+    """TF1's layer naming: `BasicLSTMCell` -> `basic_lstm_cell`."""
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+    return name if name[0] != "_" else "private" + name
+
+
+def _activation(activation):
+    """TF1's activation argument: None is tanh; a name or a callable."""
+    if activation is None:
+        return tf.math.tanh
+    return keras.activations.get(activation) if isinstance(activation, str) else activation
+
+
+def _in_graph_mode():
+    """A `tf.compat.v1` graph (Session), as opposed to eager or `tf.function`."""
+    return not tf.compat.v1.executing_eagerly_outside_functions()
+
+
+class RNNCell:
+    """TF1's RNN cell base class, for built-in cells and users' own.
+
+    A subclass defines `state_size`, `output_size` and either `call(inputs,
+    state)` (with `build(inputs_shape)` creating variables by `add_variable`),
+    or `__call__(inputs, state, scope=None)` itself, exactly as for
+    `tf.compat.v1.nn.rnn_cell.RNNCell`:
+
+    >>> class Counter(RNNCell):
+    ...     state_size = 1
+    ...     output_size = 1
+    ...     def call(self, inputs, state):
+    ...         return state + 1, state + 1
+    >>> Counter().zero_state(2, tf.float32).shape
+    TensorShape([2, 1])
+    """
+
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        reuse = kwargs.pop("_reuse", None)  # TF1's cells pass their `reuse` so
+        unknown = set(kwargs) - {"_scope", "autocast"}
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected arguments {sorted(unknown)}."
+            )
+        self.trainable = trainable
+        self._name = name
+        self._dtype = tf.as_dtype(dtype) if dtype is not None else None
+        self._reuse = reuse
+        self._scope = None
+        self._own_variables = []
+        self.built = False
+
+    @property
+    def name(self):
+        return getattr(self, "_name", None) or _snake_case(type(self).__name__)
+
+    @property
+    def dtype(self):
+        return getattr(self, "_dtype", None)
+
+    @property
+    def state_size(self):
+        raise NotImplementedError(f"{type(self).__name__} must define state_size.")
+
+    @property
+    def output_size(self):
+        raise NotImplementedError(f"{type(self).__name__} must define output_size.")
+
+    def build(self, inputs_shape):
+        """Creates the cell's variables (with `add_variable`); called once."""
+
+    def call(self, inputs, state):
+        raise NotImplementedError(
+            f"{type(self).__name__} must define call(inputs, state) or __call__."
+        )
+
+    def __call__(self, inputs, state, scope=None):
+        """`(output, new_state)`: one step, building the cell on its first call."""
+        inputs = tf.convert_to_tensor(inputs)
+        with self._variable_scope(scope):
+            self._maybe_build(inputs.shape, inputs.dtype)
+            return self.call(inputs, state)
+
+    def zero_state(self, batch_size, dtype):
+        """Zeros shaped like `state_size`, `[batch_size, size]` each."""
+        with tf.name_scope(type(self).__name__ + "ZeroState"):
+            return tf.nest.map_structure(
+                lambda size: tf.zeros(
+                    tf.concat([[batch_size], tf.TensorShape(size).as_list()], 0),
+                    dtype,
+                ),
+                self.state_size,
+            )
+
+    def get_initial_state(self, inputs=None, batch_size=None, dtype=None):
+        """TF2's spelling of `zero_state`."""
+        if inputs is not None:
+            batch_size, dtype = tf.shape(inputs)[0], inputs.dtype
+        return self.zero_state(batch_size, dtype)
+
+    # Variables ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _variable_scope(self, scope=None):
+        """Enters the cell's variable scope, captured on the first call as TF1's
+        layers do: `scope`, or the enclosing scope + the cell's name."""
+        if getattr(self, "_scope", None) is None:
+            if getattr(self, "_reuse", None):
+                opened = _vs(scope if scope is not None else self.name)
+            else:
+                opened = _vs(scope, default_name=self.name)
+            with opened as captured:
+                self._scope = captured
+        with _vs(
+            self._scope, reuse=getattr(self, "_reuse", None) or None,
+            auxiliary_name_scope=False,
+        ):
+            yield
+
+    def _maybe_build(self, inputs_shape, dtype):
+        if not getattr(self, "built", False):
+            if getattr(self, "_dtype", None) is None:
+                self._dtype = tf.as_dtype(dtype).base_dtype
+            self.build(tf.TensorShape(inputs_shape))
+            self.built = True
+
+    def build_variables(self, inputs_shape, dtype, scope=None):
+        """Creates the variables a call on `inputs_shape` would, in the scope
+        the call would use; `tfrnn.compat.v1.nn` calls this before its loops."""
+        with self._variable_scope(scope):
+            self._maybe_build(inputs_shape, dtype)
+
+    def add_variable(self, name, shape, dtype=None, initializer=None,
+                     trainable=None, partitioner=None):
+        """A variable `<cell scope>/<name>`, as TF1's `LayerRNNCell.add_variable`.
+
+        In a graph, `tf.compat.v1.get_variable` (the scope's reuse and
+        initializer apply); eagerly, a `tf.Variable` owned by the cell. The
+        default initializer is the scope's, else Glorot uniform (TF1's).
+        """
+        dtype = tf.as_dtype(dtype or self.dtype or tf.float32)
+        trainable = getattr(self, "trainable", True) if trainable is None else trainable
+        if _in_graph_mode():
+            variable = tf.compat.v1.get_variable(
+                name, shape, dtype, initializer=initializer,
+                trainable=trainable, partitioner=partitioner,
+            )
+        else:
+            if partitioner is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: partitioned variables (num_unit_shards, "
+                    "num_proj_shards) exist only in a tf.compat.v1 graph; drop them."
+                )
+            scope = tf.compat.v1.get_variable_scope()
+            initializer = (
+                initializer or scope.initializer
+                or tf.compat.v1.glorot_uniform_initializer()
+            )
+            with tf.init_scope(), tf.compat.v1.name_scope(None):
+                variable = tf.Variable(
+                    initializer(shape, dtype=dtype), name=f"{scope.name}/{name}",
+                    trainable=trainable, dtype=dtype,
+                )
+        if not hasattr(self, "_own_variables"):
+            self._own_variables = []
+        self._own_variables.append(variable)
+        return variable
+
+    add_weight = add_variable
+
+    def _inner_cells(self):
+        return []
+
+    @property
+    def variables(self):
+        """The cell's variables and those of the cells inside it."""
+        found = list(getattr(self, "_own_variables", []))
+        found += [v for cell in self._inner_cells() for v in cell.variables]
+        return list({id(v): v for v in found}.values())  # a shared cell's once
+
+    weights = variables
+
+    @property
+    def trainable_variables(self):
+        return [v for v in self.variables if v.trainable]
+
+    trainable_weights = trainable_variables
+
+
+def _check_units(cell, num_units):
+    if int(num_units) <= 0:
+        raise ValueError(f"{cell}: num_units must be positive; got {num_units}.")
+    return int(num_units)
+
+
+def _input_depth(cell, inputs_shape):
+    if inputs_shape[-1] is None:
+        raise ValueError(
+            f"{type(cell).__name__}: expected inputs.shape[-1] to be known, saw "
+            f"shape {inputs_shape}."
+        )
+    return int(inputs_shape[-1])
+
+
+def _zeros_initializer(dtype):
+    del dtype  # given to the variable, as TF1's get_variable does
+    return tf.compat.v1.zeros_initializer()
+
+
+class BasicRNNCell(RNNCell):
+    """TF1's `BasicRNNCell`: `h' = activation([x, h] @ kernel + bias)`."""
+
+    def __init__(self, num_units, activation=None, reuse=None, name=None,
+                 dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
+        self._num_units = _check_units("BasicRNNCell", num_units)
+        self._activation = _activation(activation)
+
+    @property
+    def state_size(self):
+        return self._num_units
+
+    @property
+    def output_size(self):
+        return self._num_units
+
+    def build(self, inputs_shape):
+        depth = _input_depth(self, inputs_shape)
+        self._kernel = self.add_variable("kernel", [depth + self._num_units, self._num_units])
+        self._bias = self.add_variable(
+            "bias", [self._num_units], initializer=_zeros_initializer(self.dtype)
+        )
+
+    def call(self, inputs, state):
+        gate_inputs = tf.matmul(tf.concat([inputs, state], 1), self._kernel)
+        output = self._activation(tf.nn.bias_add(gate_inputs, self._bias))
+        return output, output
+
+
+class GRUCell(RNNCell):
+    """TF1's `GRUCell` (Cho et al. 2014): the reset gate acts before the matmul.
+
+    ```
+    r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias))
+    c = activation([x, r * h] @ candidate/kernel + candidate/bias)
+    h' = u * h + (1 - u) * c
+    ```
+
+    `gates/bias` starts at 1.0 (TF1's default). Keras's `GRUCell` computes
+    this with `reset_after=False` (its default `True` is another variant).
+    """
+
+    def __init__(self, num_units, activation=None, reuse=None,
+                 kernel_initializer=None, bias_initializer=None, name=None,
+                 dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
+        self._num_units = _check_units("GRUCell", num_units)
+        self._activation = _activation(activation)
+        self._kernel_initializer = kernel_initializer
+        self._bias_initializer = bias_initializer
+
+    @property
+    def state_size(self):
+        return self._num_units
+
+    @property
+    def output_size(self):
+        return self._num_units
+
+    def build(self, inputs_shape):
+        depth = _input_depth(self, inputs_shape)
+        units = self._num_units
+        self._gate_kernel = self.add_variable(
+            "gates/kernel", [depth + units, 2 * units],
+            initializer=self._kernel_initializer,
+        )
+        self._gate_bias = self.add_variable(
+            "gates/bias", [2 * units],
+            initializer=self._bias_initializer
+            or tf.compat.v1.constant_initializer(1.0),
+        )
+        self._candidate_kernel = self.add_variable(
+            "candidate/kernel", [depth + units, units],
+            initializer=self._kernel_initializer,
+        )
+        self._candidate_bias = self.add_variable(
+            "candidate/bias", [units],
+            initializer=self._bias_initializer or _zeros_initializer(self.dtype),
+        )
+
+    def call(self, inputs, state):
+        gate_inputs = tf.matmul(tf.concat([inputs, state], 1), self._gate_kernel)
+        value = tf.sigmoid(tf.nn.bias_add(gate_inputs, self._gate_bias))
+        r, u = tf.split(value=value, num_or_size_splits=2, axis=1)
+        candidate = tf.matmul(tf.concat([inputs, r * state], 1), self._candidate_kernel)
+        c = self._activation(tf.nn.bias_add(candidate, self._candidate_bias))
+        new_h = u * state + (1 - u) * c
+        return new_h, new_h
+
+
+class BasicLSTMCell(RNNCell):
+    """TF1's `BasicLSTMCell`: gates i, j, f, o from one `[x, h] @ kernel`.
+
+    ```
+    i, j, f, o = split([x, h] @ kernel + bias)
+    c' = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(j)
+    h' = activation(c') * sigmoid(o)
+    return h', LSTMStateTuple(c', h')   # or concat([c', h']) if not state_is_tuple
+    ```
+    """
+
+    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True,
+                 activation=None, reuse=None, name=None, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
+        self._num_units = _check_units("BasicLSTMCell", num_units)
+        self._forget_bias = forget_bias
+        self._state_is_tuple = state_is_tuple
+        self._activation = _activation(activation)
+
+    @property
+    def state_size(self):
+        units = self._num_units
+        return LSTMStateTuple(units, units) if self._state_is_tuple else 2 * units
+
+    @property
+    def output_size(self):
+        return self._num_units
+
+    def build(self, inputs_shape):
+        depth = _input_depth(self, inputs_shape)
+        units = self._num_units
+        self._kernel = self.add_variable("kernel", [depth + units, 4 * units])
+        self._bias = self.add_variable(
+            "bias", [4 * units], initializer=_zeros_initializer(self.dtype)
+        )
+
+    def call(self, inputs, state):
+        if self._state_is_tuple:
+            c, h = state
+        else:
+            c, h = tf.split(value=state, num_or_size_splits=2, axis=1)
+        gate_inputs = tf.matmul(tf.concat([inputs, h], 1), self._kernel)
+        gate_inputs = tf.nn.bias_add(gate_inputs, self._bias)
+        i, j, f, o = tf.split(value=gate_inputs, num_or_size_splits=4, axis=1)
+        forget_bias = tf.constant(self._forget_bias, dtype=f.dtype)
+        new_c = tf.add(
+            tf.multiply(c, tf.sigmoid(tf.add(f, forget_bias))),
+            tf.multiply(tf.sigmoid(i), self._activation(j)),
+        )
+        new_h = tf.multiply(self._activation(new_c), tf.sigmoid(o))
+        if self._state_is_tuple:
+            return new_h, LSTMStateTuple(new_c, new_h)
+        return new_h, tf.concat([new_c, new_h], 1)
+
+
+class LSTMCell(RNNCell):
+    """TF1's `LSTMCell`: peepholes, cell and projection clipping, projection.
+
+    ```
+    i, j, f, o = split([x, m] @ kernel + bias)          # m: previous output
+    c' = sigmoid(f + forget_bias + w_f_diag * c) * c + sigmoid(i + w_i_diag * c) * act(j)
+    c' = clip(c', -cell_clip, cell_clip)                 # if cell_clip
+    m' = sigmoid(o + w_o_diag * c') * act(c')            # peephole terms if use_peepholes
+    m' = clip(m' @ projection/kernel, -proj_clip, proj_clip)   # if num_proj
+    return m', LSTMStateTuple(c', m')
+    ```
+    """
+
+    def __init__(self, num_units, use_peepholes=False, cell_clip=None,
+                 initializer=None, num_proj=None, proj_clip=None,
+                 num_unit_shards=None, num_proj_shards=None, forget_bias=1.0,
+                 state_is_tuple=True, activation=None, reuse=None, name=None,
+                 dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
+        self._num_units = _check_units("LSTMCell", num_units)
+        self._use_peepholes = use_peepholes
+        self._cell_clip = cell_clip
+        self._initializer = initializer
+        self._num_proj = num_proj
+        self._proj_clip = proj_clip
+        self._num_unit_shards = num_unit_shards
+        self._num_proj_shards = num_proj_shards
+        self._forget_bias = forget_bias
+        self._state_is_tuple = state_is_tuple
+        self._activation = _activation(activation)
+
+    @property
+    def state_size(self):
+        units, output = self._num_units, self._num_proj or self._num_units
+        return LSTMStateTuple(units, output) if self._state_is_tuple else units + output
+
+    @property
+    def output_size(self):
+        return self._num_proj or self._num_units
+
+    def build(self, inputs_shape):
+        depth = _input_depth(self, inputs_shape)
+        units = self._num_units
+        shards = self._num_unit_shards
+        self._kernel = self.add_variable(
+            "kernel", [depth + self.output_size, 4 * units],
+            initializer=self._initializer,
+            partitioner=shards and tf.compat.v1.fixed_size_partitioner(shards),
+        )
+        self._bias = self.add_variable(
+            "bias", [4 * units], initializer=_zeros_initializer(self.dtype)
+        )
+        if self._use_peepholes:
+            self._w_f_diag, self._w_i_diag, self._w_o_diag = (
+                self.add_variable(name, [units], initializer=self._initializer)
+                for name in ("w_f_diag", "w_i_diag", "w_o_diag")
+            )
+        if self._num_proj is not None:
+            shards = self._num_proj_shards
+            self._proj_kernel = self.add_variable(
+                "projection/kernel", [units, self._num_proj],
+                initializer=self._initializer,
+                partitioner=shards and tf.compat.v1.fixed_size_partitioner(shards),
+            )
+
+    def call(self, inputs, state):
+        units, sigmoid = self._num_units, tf.sigmoid
+        if self._state_is_tuple:
+            c_prev, m_prev = state
+        else:
+            c_prev = tf.slice(state, [0, 0], [-1, units])
+            m_prev = tf.slice(state, [0, units], [-1, self.output_size])
+        lstm_matrix = tf.matmul(tf.concat([inputs, m_prev], 1), self._kernel)
+        lstm_matrix = tf.nn.bias_add(lstm_matrix, self._bias)
+        i, j, f, o = tf.split(value=lstm_matrix, num_or_size_splits=4, axis=1)
+        if self._use_peepholes:
+            c = sigmoid(f + self._forget_bias + self._w_f_diag * c_prev) * c_prev + sigmoid(
+                i + self._w_i_diag * c_prev
+            ) * self._activation(j)
+        else:
+            c = sigmoid(f + self._forget_bias) * c_prev + sigmoid(i) * self._activation(j)
+        if self._cell_clip is not None:
+            c = tf.clip_by_value(c, -self._cell_clip, self._cell_clip)
+        if self._use_peepholes:
+            m = sigmoid(o + self._w_o_diag * c) * self._activation(c)
+        else:
+            m = sigmoid(o) * self._activation(c)
+        if self._num_proj is not None:
+            m = tf.matmul(m, self._proj_kernel)
+            if self._proj_clip is not None:
+                m = tf.clip_by_value(m, -self._proj_clip, self._proj_clip)
+        if self._state_is_tuple:
+            return m, LSTMStateTuple(c, m)
+        return m, tf.concat([c, m], 1)
+
+
+from tfrnn.compat.v1.wrappers import DropoutWrapper  # noqa: E402
+from tfrnn.compat.v1.wrappers import MultiRNNCell  # noqa: E402
+from tfrnn.compat.v1.wrappers import ResidualWrapper  # noqa: E402
+
+__all__ = [
+    "BasicLSTMCell",
+    "BasicRNNCell",
+    "DropoutWrapper",
+    "GRUCell",
+    "LSTMCell",
+    "LSTMStateTuple",
+    "MultiRNNCell",
+    "RNNCell",
+    "ResidualWrapper",
+]
