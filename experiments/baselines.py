@@ -197,6 +197,16 @@ def torch_optimizer(model, recipe, steps_per_epoch):
     return optimizer, scheduler
 
 
+def torch_accuracy(model, x, y):
+    """The share of `x` that `model` classifies as `y`, in batches of EVAL_BATCH."""
+    import torch
+
+    with torch.no_grad():
+        correct = sum(int((model(x[i : i + EVAL_BATCH]).argmax(-1) == y[i : i + EVAL_BATCH]).sum())
+                      for i in range(0, len(x), EVAL_BATCH))  # fmt: skip
+    return correct / len(x)
+
+
 def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units, log=print):
     """`torch_model` trained as `train_keras` trains, epochs in tfrnn's order
     (a permutation seeded with `[seed, epoch]`). ImportError without PyTorch."""
@@ -218,14 +228,6 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
     optimizer, scheduler = torch_optimizer(model, recipe, steps_per_epoch)
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    def evaluate():
-        with torch.no_grad():
-            correct = sum(
-                int((model(x_test[i : i + EVAL_BATCH]).argmax(-1) == y_test[i : i + EVAL_BATCH]).sum())
-                for i in range(0, len(x_test), EVAL_BATCH)
-            )  # fmt: skip
-        return correct / len(x_test)
-
     clock = Clock(target, eval_every_steps, steps_per_epoch, log)
     clock.begin()
     for epoch in range(max_epochs):
@@ -244,7 +246,7 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
             loss.item()  # waits for the step (CUDA runs asynchronously)
             if clock.stepped(time.perf_counter() - started):
                 started = time.perf_counter()
-                accuracy = evaluate()
+                accuracy = torch_accuracy(model, x_test, y_test)
                 if clock.evaluated(accuracy, time.perf_counter() - started):
                     break
         if clock.reached:
