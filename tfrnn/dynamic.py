@@ -171,7 +171,7 @@ class _BlockLoop:
         self.step_input_shape = inputs.shape[1:]
         self.output_spec = ([inputs.shape[1], output_size], output_dtype)
         self.batch_size = inputs.shape[1] or tf.shape(inputs)[1]
-        static_time = inputs.shape[0]
+        static_time = self.static_time = inputs.shape[0]
         if unroll > 1 and (static_time is None or static_time % unroll):
             inputs, valid = self._padded(inputs, valid)
         self.valid = valid
@@ -242,4 +242,6 @@ class _BlockLoop:
     def _to_input_length(self, per_step, fill):
         """`per_step[:loop_steps]`, then copies of `fill` for the steps not run."""
         copies = tf.repeat(fill[tf.newaxis], self.time_steps - self.loop_steps, 0)
-        return tf.concat([per_step[: self.loop_steps], copies], axis=0)
+        result = tf.concat([per_step[: self.loop_steps], copies], axis=0)
+        result.set_shape([self.static_time] + per_step.shape[1:])  # T when known
+        return result
