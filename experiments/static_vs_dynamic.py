@@ -3,25 +3,17 @@
     python -m experiments.static_vs_dynamic --quick          # minutes: LSTM-32, T in {28, 56}
     python -m experiments.static_vs_dynamic                  # LSTM/GRU/vanilla-128, T up to 784
 
-The claim: "the static network takes longer to build, uses more memory,
-exports a larger model, carries every step's intermediate state, and must be
-used with the sequence length it was trained on; the dynamic one uses less
-memory, keeps only the final state and accepts other lengths."
-
-Systems (`harness.build_model`): tfrnn_static, tfrnn_dynamic, keras_unroll,
-keras_while (stock Keras `unroll=True / False`, `use_cudnn=False`; called
-keras_loop in the committed results), keras_cudnn (a GPU only). MNIST read as
-T chunks of 784/T consecutive pixels (T=28: rows, T=784: pixels). Each
-configuration runs in its own process (`harness.isolated`) with
-`--budget_seconds`; one over budget is recorded so (with the phases it
-finished) and the larger T of that system and cell are skipped. Measured:
-trace seconds and graph ops of the training step (`harness.train_step`), first
-step, median step and examples/s at batch 128, memory (`harness.MemoryMeter`:
-from just before the build to after the timed steps), SavedModel bytes
-(`tfrnn.export.export` for tfrnn, `keras.Model.export` for Keras, and tfrnn's
-models the Keras way too), whether the export takes T/2 steps, and (tfrnn)
-forward ms with and without `return_all_states`. Time to accuracy: LSTM with
-`tfrnn.training.train` to the target on MNIST rows, static and dynamic.
+The claim: "the static network takes longer to build, uses more memory, exports
+a larger model, carries every step's state, and must be used with the length it
+was trained on; the dynamic one uses less memory, keeps only the final state and
+accepts other lengths." Systems (`harness.build_model`): tfrnn_static,
+tfrnn_dynamic, keras_unroll, keras_while (keras_loop in older results),
+keras_cudnn (a GPU only), on MNIST as T chunks of 784/T pixels. Each
+configuration runs in its own process with `--budget_seconds` (one over budget
+skips the larger T of its system and cell): trace seconds and graph ops of the
+training step, first step, median step, memory (`harness.MemoryMeter`),
+SavedModel bytes, whether the export takes T/2 steps, and (tfrnn) forward ms
+with and without `return_all_states`. Then LSTMs trained to the target.
 """
 
 import pathlib
