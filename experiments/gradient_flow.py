@@ -3,112 +3,66 @@
     python -m experiments.gradient_flow --quick    # units 16, batch 4, 5 training steps
     python -m experiments.gradient_flow            # units 128, batch 16, 300 training steps
 
-For a vanilla RNN, a GRU and an LSTM reading MNIST one pixel per step, the norm
-of dL/dh_t for every step t, where L is the classification loss computed from
-the last output only: at initialisation and after `--train_steps` Adam steps.
-The vanilla RNN's gradient vanishes over the 784 steps (by ~12 orders of
-magnitude at initialisation in the quick run). The textbook remedy, gates, does
-not help at initialisation: a GRU's update gate starts near 0.5 and an LSTM's
-forget gate near sigmoid(1) = 0.73, so their gradients shrink by roughly that
-factor per step (far below the vanilla RNN's; down to ~1e-160 for the GRU) until
-training opens the gates. Hence the float64 measurement below.
+For a vanilla RNN, a GRU and an LSTM reading one pixel per step: the norm of
+dL/dh_t for every step t (L: the loss from the last output), at initialisation
+and after `--train_steps` Adam steps (clipped to global norm 1). The vanilla
+RNN's gradient vanishes over the 784 steps; gates do not help at
+initialisation (a GRU's update gate starts near 0.5, an LSTM's forget gate near
+sigmoid(1) = 0.73: the gradient shrinks by about that per step, to ~1e-160 for
+the GRU) until training opens them; hence float64 (`--measure_dtype`: float32
+flushes below ~1e-38 to 0), on copies of the trained layers.
 
-How: the static unroll in TF1's list form, `tfrnn.static_rnn(cell, steps)`
-with `steps` a list of T `[batch, F]` tensors, returns every step's output as
-a tensor of its own; for these cells the output *is* the hidden state fed to
-the next step (the same tensor), so `tape.gradient(loss, outputs)` is the total
-derivative dL/dh_t through every later step. (The stacked `[B, T, H]` tensors
-of `return_all_states=True` would not do: they are built after the fact and
-nothing downstream depends on them.) The check: a second unroll adds a zero
-tensor eps_t to h_t at every step (the sum feeding both the next step and, at
-the last step, the loss); dL/d eps_t is dL/dh_t by definition and is compared
-with the tape's answer step by step. For the LSTM, dL/dc_t of the cell state
-is recorded too.
-
-Per step the record holds the mean over the batch of each example's norm
-||dL_b/dh_t||_2 (L_b: that example's cross-entropy; the loss is their sum).
-Training uses `tfrnn.dynamic_rnn` inside a `tf.function` (one traced loop, fast)
-on the same cell; the measurement runs eagerly, by default in float64 on
-copies of the trained layers (`--measure_dtype`): in float32 a gated cell's
-gradient falls below ~1e-38 within a few hundred steps and is flushed to 0.
-Adam with a global gradient-norm clip (`--clip_norm`, 1.0) keeps the vanilla
-RNN's training from exploding. Writes `gradient_flow[-quick].json` (one record per cell and
-phase) and `gradient_flow[-quick].png`.
+How: `tfrnn.static_rnn(cell, steps)` in TF1's list form returns every step's
+output as a tensor of its own, and for these cells the output *is* the state
+fed on, so `tape.gradient(loss, outputs)` is dL/dh_t through every later step
+(the stacked `[B, T, H]` of `return_all_states` would not do: nothing depends
+on it). Checked against dL/d eps_t of a second unroll that adds a zero eps_t to
+h_t at every step. For the LSTM, dL/dc_t too. Per step: the mean over the batch
+of ||dL_b/dh_t||_2. Writes `gradient_flow[-quick].json` and `.png`.
 """
 
-import json
 import time
 
-from absl import app
-from absl import flags
+from experiments import harness
 
-import experiments
-
-FLAGS = flags.FLAGS
 NAME = "gradient_flow"
 CELLS = ("rnn", "gru", "lstm")
-PIXELS = 784
-
+FULL = dict(
+    cells=list(CELLS), time_steps=harness.PIXELS, units=128, batch=16, train_steps=300,
+    train_batch=64, test_examples=1000, learning_rate=1e-3, clip_norm=1.0, seed=0,
+    measure_dtype="float64",
+)  # fmt: skip
 QUICK = dict(units=16, batch=4, train_steps=5, train_batch=16, test_examples=100)
-FULL = dict(units=128, batch=16, train_steps=300, train_batch=64, test_examples=1000)
+HELP = dict(
+    time_steps="T: T steps of 784/T consecutive pixels (784: one pixel)",
+    batch="Test examples whose gradients are measured",
+    measure_dtype="float32 or float64 (float32 flushes norms below ~1e-38 to 0)",
+)
 
 
-def define_flags():
-    flags.DEFINE_bool("quick", False, "Units 16, batch 4, 5 training steps.")
-    flags.DEFINE_string("output", "experiments/results", "Directory for JSON and PNG.")
-    flags.DEFINE_list("cells", list(CELLS), f"Subset of {', '.join(CELLS)}.")
-    flags.DEFINE_integer(
-        "time_steps", PIXELS, "T: T steps of 784/T consecutive pixels (784: one pixel)."
-    )
-    flags.DEFINE_integer("units", None, "Units (128; quick 16).")
-    flags.DEFINE_integer(
-        "batch", None, "Test examples whose gradients are measured (16; quick 4)."
-    )
-    flags.DEFINE_integer(
-        "train_steps",
-        None,
-        "Training steps before the second measurement (300; quick 5).",
-    )
-    flags.DEFINE_integer("train_batch", None, "Training batch (64; quick 16).")
-    flags.DEFINE_integer(
-        "test_examples", None, "Test examples for the accuracy (1000; quick 100)."
-    )
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-    flags.DEFINE_float(
-        "clip_norm", 1.0, "Global gradient-norm clip of the training steps."
-    )
-    flags.DEFINE_integer("seed", 0, "Seed of the weights and the training order.")
-    flags.DEFINE_enum(
-        "measure_dtype",
-        "float64",
-        ["float32", "float64"],
-        "dtype of the gradient measurement (float32 flushes norms below ~1e-38 to 0).",
-    )
-
-
-def chunked_pixels(images, time_steps):
-    from tfrnn import data
-
-    if time_steps <= 0 or PIXELS % time_steps:
-        raise ValueError(f"--time_steps={time_steps} must divide 784")
-    pixels = data.to_sequences(images, "pixels")
-    return pixels.reshape(len(images), time_steps, PIXELS // time_steps)
+def check(s):
+    for name in s["cells"]:
+        if name not in CELLS:
+            raise ValueError(f"--cells: {name!r} is not one of {', '.join(CELLS)}")
+    if s["time_steps"] <= 0 or harness.PIXELS % s["time_steps"]:
+        raise ValueError(f"--time_steps={s['time_steps']} must divide 784")
+    for key in ("units", "batch", "train_batch", "test_examples"):
+        if s[key] <= 0:
+            raise ValueError(f"--{key} must be > 0")
+    if s["train_steps"] < 0 or s["measure_dtype"] not in ("float32", "float64"):
+        raise ValueError("--train_steps must be >= 0, --measure_dtype float32 or float64")
 
 
 def _loss(y, logits):
     import keras
     import tensorflow as tf
 
-    return tf.reduce_sum(
-        keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-    )
+    return tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
 
 def tape_gradients(cell, dense, x, y):
-    """dL/dh_t (and dL/dc_t for an LSTM) from the static unroll's per-step tensors.
-
-    Returns `{"h": [T, B, H], "c": [T, B, H] or None}` as tensors.
-    """
+    """dL/dh_t (and dL/dc_t for an LSTM), `{"h": [T, B, H], "c": ... or None}`,
+    from the static unroll's per-step tensors."""
     import tensorflow as tf
 
     import tfrnn
@@ -120,21 +74,13 @@ def tape_gradients(cell, dense, x, y):
     targets = {"h": outputs}
     if len(tf.nest.flatten(all_states[0])) == 2:  # LSTM: [h, c]
         targets["c"] = [tf.nest.flatten(state)[1] for state in all_states]
-    gradients = tape.gradient(
-        loss, targets, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
-    return {
-        "h": tf.stack(gradients["h"]),
-        "c": tf.stack(gradients["c"]) if "c" in gradients else None,
-    }
+    gradients = tape.gradient(loss, targets, unconnected_gradients="zero")
+    return {"h": tf.stack(gradients["h"]), "c": tf.stack(gradients["c"]) if "c" in gradients else None}
 
 
 def perturbation_gradients(cell, dense, x, y):
-    """dL/d eps_t with h_t + eps_t (eps_t = 0) fed on: the true dL/dh_t, `[T, B, H]`.
-
-    Runs the cell's steps with tfrnn's own step function, independently of
-    `static_rnn`'s loop.
-    """
+    """dL/d eps_t with h_t + eps_t (eps_t = 0) fed on: the true dL/dh_t, `[T, B, H]`,
+    with tfrnn's step function, independently of `static_rnn`'s loop."""
     import tensorflow as tf
 
     import tfrnn
@@ -159,11 +105,8 @@ def perturbation_gradients(cell, dense, x, y):
 
 
 def per_step_norms(gradients):
-    """`[T, B, H]` -> the mean over the batch of each example's L2 norm, `[T]`.
-
-    Scaled by the largest entry first: squares of tiny gradients (below ~1e-154
-    in float64) would underflow to 0.
-    """
+    """`[T, B, H]` -> the mean over the batch of each example's L2 norm, `[T]`
+    (scaled by the largest entry first: squares below ~1e-308 underflow)."""
     import tensorflow as tf
 
     largest = tf.reduce_max(tf.abs(gradients), axis=-1, keepdims=True)
@@ -172,19 +115,13 @@ def per_step_norms(gradients):
     return tf.reduce_mean(norms, axis=1).numpy().tolist()
 
 
-def check(tape_h, true_h):
+def compare(tape_h, true_h):
     """Step by step: max |tape - true| / max |true| (0 where both are 0)."""
     import tensorflow as tf
 
-    # per step: the largest entry of the difference over the largest of the gradient
-    difference = tf.reduce_max(
-        tf.abs(tf.reshape(tape_h - true_h, [tape_h.shape[0], -1])), axis=1
-    )
-    scale = tf.reduce_max(tf.abs(tf.reshape(true_h, [true_h.shape[0], -1])), axis=1)
-    relative = tf.where(
-        scale > 0, difference / tf.where(scale > 0, scale, 1), difference
-    )
-    worst = float(tf.reduce_max(relative))
+    largest = lambda g: tf.reduce_max(tf.abs(tf.reshape(g, [g.shape[0], -1])), axis=1)  # noqa: E731
+    difference, scale = largest(tape_h - true_h), largest(true_h)
+    worst = float(tf.reduce_max(tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)))
     return {
         "method": "dL/d eps_t with h_t + eps_t, eps_t = 0, fed to the next step",
         "max_relative_difference": worst,
@@ -208,12 +145,8 @@ def twin(layer, x_shape, dtype):
 
 
 def measure(cell, dense, x, y, dtype="float64"):
-    """Norms of dL/dh_t (and dL/dc_t), with the check, computed in `dtype`.
-
-    float64 (the default) on copies of the cell and the dense layer: float32
-    flushes gradients below ~1e-38 to zero, and a gated cell's gradient
-    reaches that within a few hundred steps.
-    """
+    """Norms of dL/dh_t (and dL/dc_t), with the check, computed in `dtype`
+    (on float64 copies of the layers by default)."""
     import tensorflow as tf
 
     from tfrnn import step
@@ -224,170 +157,96 @@ def measure(cell, dense, x, y, dtype="float64"):
         x = tf.cast(x, dtype)
     started = time.perf_counter()
     gradients = tape_gradients(cell, dense, x, y)
-    result = {
-        "grad_h_norm": per_step_norms(gradients["h"]),
-        "grad_c_norm": None
-        if gradients["c"] is None
-        else per_step_norms(gradients["c"]),
+    norms = per_step_norms(gradients["h"])
+    return {
+        "grad_h_norm": norms,
+        "grad_c_norm": None if gradients["c"] is None else per_step_norms(gradients["c"]),
+        "gradient_seconds": time.perf_counter() - started,
+        "check": compare(gradients["h"], perturbation_gradients(cell, dense, x, y)),
+        "first_to_last_ratio": norms[0] / norms[-1] if norms[-1] else None,
+        "zero_steps": sum(1 for v in norms if v == 0.0),
+        "measure_dtype": dtype,
     }
-    result["gradient_seconds"] = time.perf_counter() - started
-    result["check"] = check(gradients["h"], perturbation_gradients(cell, dense, x, y))
-    norms = result["grad_h_norm"]
-    result["first_to_last_ratio"] = norms[0] / norms[-1] if norms[-1] else None
-    result["zero_steps"] = sum(1 for v in norms if v == 0.0)
-    result["measure_dtype"] = dtype
-    return result
 
 
-def run_cell(name, s, arrays, log=print):
-    """Two records (init, trained) for one cell."""
+def train_cell(name, s, arrays):
+    """The cell and dense layer, and `train(steps)`, `accuracy()` for them."""
     import keras
     import numpy as np
     import tensorflow as tf
 
     import tfrnn
-    from tfrnn import models, report
+    from tfrnn import models
 
     keras.utils.set_random_seed(s["seed"])
-    time_steps = s["time_steps"]
-    cell = models.make_cell(name, s["units"])
-    dense = keras.layers.Dense(10, name="classes")
-    x = tf.constant(chunked_pixels(arrays.x_test[: s["batch"]], time_steps))
-    y = tf.constant(arrays.y_test[: s["batch"]])
-    tfrnn.static_rnn(cell, x[:, :2])  # builds the cell eagerly
+    cell, dense = models.make_cell(name, s["units"]), keras.layers.Dense(10)
+    tfrnn.static_rnn(cell, tf.zeros([1, 2, harness.PIXELS // s["time_steps"]]))
     dense(tf.zeros([1, tfrnn.step.output_size(cell)]))
+    forward = lambda x, training=False: dense(tfrnn.dynamic_rnn(cell, x)[0][:, -1])  # noqa: E731
+    optimizer = keras.optimizers.Adam(s["learning_rate"], global_clipnorm=s["clip_norm"])
     variables = cell.trainable_variables + dense.trainable_variables
-    optimizer = keras.optimizers.Adam(
-        s["learning_rate"], global_clipnorm=s["clip_norm"]
-    )
-    optimizer.build(variables)
-
-    @tf.function(autograph=False)
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            outputs, _ = tfrnn.dynamic_rnn(cell, x)
-            loss = _loss(y, dense(outputs[:, -1])) / tf.cast(tf.shape(x)[0], tf.float32)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
-
-    @tf.function(autograph=False)
-    def predict(x):
-        outputs, _ = tfrnn.dynamic_rnn(cell, x)
-        return tf.argmax(dense(outputs[:, -1]), -1)
-
-    def test_accuracy():
-        n = s["test_examples"]
-        x_test = chunked_pixels(arrays.x_test[:n], time_steps)
-        correct = 0
-        for start in range(0, n, 500):
-            end = min(start + 500, n)
-            predicted = predict(tf.constant(x_test[start:end])).numpy()
-            correct += int(np.sum(predicted == arrays.y_test[start:end]))
-        return correct / n
-
-    base = {
-        "experiment": NAME,
-        "environment": report.environment(),
-        "cell": name,
-        "units": s["units"],
-        "T": time_steps,
-        "F": PIXELS // time_steps,
-        "sequence": "mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
-        "batch": s["batch"],
-        "train_batch": s["train_batch"],
-        "learning_rate": s["learning_rate"],
-        "clip_norm": s["clip_norm"],
-        "seed": s["seed"],
-        "test_examples": s["test_examples"],
-        "norm": "mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses",
-    }
-    records = [
-        {
-            **base,
-            "phase": "init",
-            "train_steps": 0,
-            "train_loss": None,
-            "train_seconds": 0.0,
-            "test_accuracy": test_accuracy(),
-            **measure(cell, dense, x, y, s["measure_dtype"]),
-        }
-    ]
-    log(f"{name}: init, dL/dh_1 / dL/dh_T = {_g(records[0]['first_to_last_ratio'])}")
-
+    step = harness.train_step(forward, optimizer, variables, from_logits=True)
+    predict = tf.function(lambda x: tf.argmax(forward(x), -1), autograph=False)
     order = np.random.default_rng(s["seed"]).permutation(len(arrays.x_train))
-    losses, started = [], time.perf_counter()
-    for i in range(s["train_steps"]):
-        indices = np.take(
-            order, range(i * s["train_batch"], (i + 1) * s["train_batch"]), mode="wrap"
-        )
-        xb = chunked_pixels(arrays.x_train[indices], time_steps)
-        losses.append(
-            float(train_step(tf.constant(xb), tf.constant(arrays.y_train[indices])))
-        )
-        if (i + 1) % 50 == 0:
-            log(
-                f"{name}: step {i + 1}/{s['train_steps']} loss {np.mean(losses[-50:]):.4f}"
-            )
-    train_seconds = time.perf_counter() - started
-    records.append(
-        {
-            **base,
-            "phase": "trained",
-            "train_steps": s["train_steps"],
-            "train_loss": float(np.mean(losses[-20:])) if losses else None,
-            "train_seconds": train_seconds,
-            "test_accuracy": test_accuracy(),
-            **measure(cell, dense, x, y, s["measure_dtype"]),
-        }
-    )
-    log(
-        f"{name}: after {s['train_steps']} steps ({train_seconds:.0f} s), test accuracy "
-        f"{records[1]['test_accuracy']:.3f}, dL/dh_1 / dL/dh_T = "
-        f"{_g(records[1]['first_to_last_ratio'])}"
-    )
+
+    def train(steps):
+        losses, batch = [], s["train_batch"]
+        for i in range(steps):
+            indices = np.take(order, range(i * batch, (i + 1) * batch), mode="wrap")
+            x = harness.chunked_pixels(arrays.x_train[indices], s["time_steps"])
+            losses.append(float(step(tf.constant(x), tf.constant(arrays.y_train[indices]))))
+        return float(np.mean(losses[-20:])) if losses else None
+
+    def accuracy():
+        n = s["test_examples"]
+        x = harness.chunked_pixels(arrays.x_test[:n], s["time_steps"])
+        predicted = np.concatenate([predict(tf.constant(x[i : i + 500])).numpy()
+                                    for i in range(0, n, 500)])  # fmt: skip
+        return float(np.mean(predicted == arrays.y_test[:n]))
+
+    return cell, dense, train, accuracy
+
+
+def run_cell(name, s, arrays, log=print):
+    """Two records (init, trained) for one cell."""
+    import tensorflow as tf
+
+    cell, dense, train, accuracy = train_cell(name, s, arrays)
+    x = tf.constant(harness.chunked_pixels(arrays.x_test[: s["batch"]], s["time_steps"]))
+    y = tf.constant(arrays.y_test[: s["batch"]])
+    config = dict(cell=name, units=s["units"], T=s["time_steps"], F=harness.PIXELS // s["time_steps"],
+                  sequence="mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
+                  **{k: s[k] for k in ("batch", "train_batch", "learning_rate", "clip_norm",
+                                       "seed", "test_examples")},
+                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")  # fmt: skip
+    records = []
+    for phase, steps in (("init", 0), ("trained", s["train_steps"])):
+        started = time.perf_counter()
+        loss = train(steps)
+        values = dict(phase=phase, train_steps=steps, train_loss=loss,
+                      train_seconds=time.perf_counter() - started, test_accuracy=accuracy(),
+                      **measure(cell, dense, x, y, s["measure_dtype"]))  # fmt: skip
+        records.append(harness.Record(NAME, config, values=values).flat())
+        log(f"{name}, {phase}: test accuracy {values['test_accuracy']:.3f}, "
+            f"dL/dh_1 / dL/dh_T = {harness.fmt(values['first_to_last_ratio'])}")  # fmt: skip
     return records
-
-
-def settings(quick, **overrides):
-    chosen = dict(QUICK if quick else FULL)
-    chosen.update(
-        cells=list(CELLS),
-        time_steps=PIXELS,
-        learning_rate=1e-3,
-        clip_norm=1.0,
-        seed=0,
-        measure_dtype="float64",
-    )
-    chosen.update({k: v for k, v in overrides.items() if v is not None})
-    for name in chosen["cells"]:
-        if name not in CELLS:
-            raise ValueError(f"--cells: {name!r} is not one of {', '.join(CELLS)}")
-    if chosen["time_steps"] <= 0 or PIXELS % chosen["time_steps"]:
-        raise ValueError(f"--time_steps={chosen['time_steps']} must divide 784")
-    for key in ("units", "batch", "train_batch", "test_examples"):
-        if chosen[key] <= 0:
-            raise ValueError(f"--{key} must be > 0")
-    if chosen["train_steps"] < 0:
-        raise ValueError("--train_steps must be >= 0")
-    return chosen
-
-
-def result_paths(output, quick):
-    return experiments.result_paths(output, quick, json=NAME, png=NAME)
 
 
 def run(s, output, quick, log=print):
-    from tfrnn import data, report
+    from tfrnn import data
 
-    paths = result_paths(output, quick)
-    paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    arrays = data.load_arrays("mnist")
-    records = []
+    paths = harness.result_paths(output, NAME, quick, "json", "png")
+    arrays, records = data.load_arrays("mnist"), []
     for name in s["cells"]:
         records += run_cell(name, s, arrays, log)
-        report.write_json(paths["json"], records)
+        harness.write_json(paths["json"], records)
     plot(records, paths["png"])
-    return records
+    log("| cell | phase | test accuracy | dL/dh_1 | dL/dh_T | ratio | check |")
+    for r in records:
+        log(f"| {r['cell']} | {r['phase']} | {r['test_accuracy']:.3f} | {r['grad_h_norm'][0]:.3g} "
+            f"| {r['grad_h_norm'][-1]:.3g} | {harness.fmt(r['first_to_last_ratio'])} "
+            f"| {r['check']['max_relative_difference']:.2g} |")  # fmt: skip
+    return paths
 
 
 def plot(records, path):
@@ -398,90 +257,27 @@ def plot(records, path):
     from matplotlib.figure import Figure
 
     colors = dict(zip(CELLS, ("tab:red", "tab:green", "tab:blue")))
-    figure = Figure(figsize=(10, 6), layout="constrained")
-    ax = figure.subplots()
+    ax = (figure := Figure(figsize=(10, 6), layout="constrained")).subplots()
     for r in records:
         steps = range(1, len(r["grad_h_norm"]) + 1)
         style = "-" if r["phase"] == "init" else "--"
-        when = (
-            "initialisation"
-            if r["phase"] == "init"
-            else f"after {r['train_steps']} steps"
-        )
-        label = f"{r['cell']}, {when}"
-        ax.plot(
-            steps,
-            _positive(r["grad_h_norm"]),
-            style,
-            color=colors[r["cell"]],
-            label=f"{label}: h",
-        )
-        if r.get("grad_c_norm"):
-            ax.plot(
-                steps,
-                _positive(r["grad_c_norm"]),
-                style,
-                color=colors[r["cell"]],
-                alpha=0.35,
-                linewidth=0.8,
-                label=f"{label}: c (cell state)",
-            )
+        when = "initialisation" if r["phase"] == "init" else f"after {r['train_steps']} steps"
+        for key, alpha, part in (("grad_h_norm", 1.0, "h"), ("grad_c_norm", 0.35, "c (cell state)")):
+            if r.get(key):
+                positive = [v if v > 0 else float("nan") for v in r[key]]
+                ax.plot(steps, positive, style, color=colors[r["cell"]], alpha=alpha,
+                        linewidth=1.5 if part == "h" else 0.8, label=f"{r['cell']}, {when}: {part}")  # fmt: skip
     first = records[0] if records else {}
-    ax.set_yscale("log")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("mean ||dL/dh_t||")
+    ax.set(yscale="log", xlabel="step t", ylabel="mean ||dL/dh_t||")
     ax.set_title(
         "Gradient of the loss (from the last output) w.r.t. each step's state\n"
-        f"MNIST, T={first.get('T')} steps of {first.get('F')} pixel(s), "
-        f"{first.get('units')} units, mean over {first.get('batch')} test examples, "
-        f"computed in {first.get('measure_dtype')}"
+        f"MNIST, T={first.get('T')} steps of {first.get('F')} pixel(s), {first.get('units')} "
+        f"units, mean over {first.get('batch')} test examples, computed in {first.get('measure_dtype')}"
     )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     figure.savefig(path, dpi=100)
 
 
-def _g(value):
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _positive(values):
-    return [v if v > 0 else float("nan") for v in values]
-
-
-def main(argv):
-    s = experiments.settings_from_flags(
-        argv,
-        settings,
-        FLAGS.quick,
-        cells=FLAGS.cells,
-        time_steps=FLAGS.time_steps,
-        units=FLAGS.units,
-        batch=FLAGS.batch,
-        train_steps=FLAGS.train_steps,
-        train_batch=FLAGS.train_batch,
-        test_examples=FLAGS.test_examples,
-        learning_rate=FLAGS.learning_rate,
-        clip_norm=FLAGS.clip_norm,
-        seed=FLAGS.seed,
-        measure_dtype=FLAGS.measure_dtype,
-    )
-    records = run(
-        s, FLAGS.output, FLAGS.quick, log=lambda line: print(line, flush=True)
-    )
-    print("| cell | phase | test accuracy | dL/dh_1 | dL/dh_T | ratio | check |")
-    print("|---|---|---|---|---|---|---|")
-    for r in records:
-        print(
-            f"| {r['cell']} | {r['phase']} | {r['test_accuracy']:.3f} | "
-            f"{r['grad_h_norm'][0]:.3g} | {r['grad_h_norm'][-1]:.3g} | "
-            f"{_g(r['first_to_last_ratio'])} | {r['check']['max_relative_difference']:.2g} |"
-        )
-    paths = result_paths(FLAGS.output, FLAGS.quick)
-    print(f"wrote {paths['json']} and {paths['png']}")
-    print(json.dumps({"records": len(records)}))
-
-
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    harness.main(__import__(__name__))

@@ -9,18 +9,22 @@ import sys
 
 import pytest
 
-from experiments import bench
+from experiments import bench, harness
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Reached at the first evaluation (4 steps): a model that predicts any one
 # class already gets ~10 % of 256 test rows right.
-TINY = bench.Settings(
-    target=0.05,
-    max_epochs=1,
-    units=16,
-    train_examples=1024,
-    test_examples=256,
-    eval_every_steps=4,
+TINY = harness.settings(
+    bench,
+    False,
+    dict(
+        target=0.05,
+        max_epochs=1,
+        units=16,
+        train_examples=1024,
+        test_examples=256,
+        eval_every_steps=4,
+    ),
 )
 POSITIVE = (
     "first_step_seconds",
@@ -49,38 +53,31 @@ def quick_run(tmp_path_factory):
     """Every system (torch only when importable, keras_cudnn only on a GPU)."""
     output = tmp_path_factory.mktemp("results")
     lines = []
-    result = bench.run(
-        TINY,
-        systems=bench.SYSTEMS,
-        recipes=("shared",),
-        output=output,
-        quick=True,
-        log=lines.append,
-    )
-    return result, output, lines
+    s = {**TINY, "systems": list(bench.SYSTEMS), "recipes": ["shared"]}
+    paths = bench.run(s, output, quick=True, log=lines.append)
+    records = json.loads(paths["json"].read_text())
+    return paths, records, output, lines
 
 
 def test_writes_json_and_markdown(quick_run):
-    result, output, _ = quick_run
-    assert result["json"] == output / "bench-quick.json"
-    assert result["markdown"] == output / "bench-quick.md"
-    saved = json.loads(result["json"].read_text())
-    assert isinstance(saved, list)
-    assert saved == json.loads(json.dumps(result["records"], default=str))
+    paths, records, output, _ = quick_run
+    assert paths["json"] == output / "bench-quick.json"
+    assert paths["md"] == output / "bench-quick.md"
+    assert isinstance(records, list) and len(records) == len(bench.SYSTEMS)
 
 
 def test_every_record_has_the_schema(quick_run):
-    result, _, _ = quick_run
-    records = json.loads(result["json"].read_text())
+    _, records, _, _ = quick_run
     assert [(r["system"], r["recipe"]) for r in records] == [
         (s, "shared") for s in bench.SYSTEMS
     ]
     assert len({r["run_id"] for r in records}) == 1
     for r in records:
         assert set(r) == set(bench.RECORD_FIELDS), r["system"]
-        assert r["status"] in ("ok", "failed", "skipped")
+        assert r["status"] in ("ok", "failed", "skipped", "over_budget")
+        assert r["experiment"] == "bench"
         assert r["recipe_values"] == bench.SHARED_RECIPE
-        assert r["settings"]["units"] == TINY.units and r["target"] == TINY.target
+        assert r["settings"]["units"] == TINY["units"] and r["target"] == TINY["target"]
         assert {"date", "device", "tensorflow", "keras", "tfrnn"} <= set(
             r["environment"]
         )
@@ -135,15 +132,14 @@ def test_every_record_has_the_schema(quick_run):
 
 
 def test_markdown_table_has_a_row_per_record(quick_run):
-    result, _, lines = quick_run
-    markdown = result["markdown"].read_text()
+    paths, records, _, lines = quick_run
+    markdown = paths["md"].read_text()
     table = markdown.split("\n## ")[0]
     rows = [
         line
         for line in table.splitlines()
         if line.startswith("| ") and not line.startswith("| system |")
     ]
-    records = result["records"]
     assert len(rows) == len(records)
     for row, record in zip(rows, records):
         cells = [c.strip() for c in row.strip("|").split(" | ")]
@@ -155,11 +151,9 @@ def test_markdown_table_has_a_row_per_record(quick_run):
 
 
 def test_ratios_come_from_this_run_only(quick_run):
-    result, _, _ = quick_run
-    records = json.loads(result["json"].read_text())
+    paths, records, _, _ = quick_run
     run_id = records[0]["run_id"]
     found = bench.ratios(records)
-    assert found == result["ratios"]
     by_system = {r["system"]: r for r in records}
     pairs = {(f["metric"], f["numerator"], f["denominator"]) for f in found}
     assert ("median_step_ms", "tfrnn_dynamic", "keras_while") in pairs
@@ -182,7 +176,7 @@ def test_ratios_come_from_this_run_only(quick_run):
             ]
             if f["denominator"].startswith("keras"):
                 assert denominator == min(keras)
-    markdown = result["markdown"].read_text()
+    markdown = paths["md"].read_text()
     for f in found:
         assert bench.ratio_row(f) in markdown
 
@@ -197,16 +191,18 @@ def test_ratios_come_from_this_run_only(quick_run):
 
 
 def test_progress_is_shown(quick_run):
-    result, _, lines = quick_run
-    for record in result["records"]:
-        name = f"{record['system']} ({record['recipe']})"
-        ends = [line for line in lines if line.startswith("[") and name + ":" in line]
+    _, records, _, lines = quick_run
+    for record in records:
+        name = f"{record['system']} ({record['recipe']}"
+        ends = [line for line in lines if line.startswith("[") and name in line]
         if record["status"] == "skipped":
             assert len(ends) == 1 and "skipped" in ends[0]
             continue
         assert len(ends) == 2 and ends[0].endswith("start"), ends
         evaluations = [
-            line for line in lines if line.startswith(f"    {name}: evaluation at step")
+            line
+            for line in lines
+            if line.startswith(f"    {record['system']} ({record['recipe']}): evaluation at step")
         ]
         assert len(evaluations) == len(record["evaluations"])
 
@@ -215,16 +211,16 @@ def test_a_failing_system_is_recorded_not_raised(tmp_path):
     bench.write_data(TINY, tmp_path)
     record = bench.new_record("r1", "keras_while", "shared", TINY)
     record["recipe_values"] = {**record["recipe_values"], "optimizer": "nope"}
-    record = bench.run_one(record, tmp_path, log=lambda line: None)
+    record = bench._isolated(record, tmp_path, None, log=lambda line: None)
     assert record["status"] == "failed"
     assert "nope" in record["error"] and record["median_step_ms"] is None
-    assert "failed: ValueError" in bench.table_row(record)
+    assert bench.result_text(record).startswith("failed: ") and "nope" in record["error"]
 
 
-def test_a_hung_or_crashed_process_is_a_failed_record(tmp_path):
+def test_a_hung_process_is_killed_and_recorded_over_budget(tmp_path):
     record = bench.new_record("r1", "tfrnn_dynamic", "shared", TINY)
-    record = bench.run_isolated(record, tmp_path, log=lambda line: None, timeout=0.5)
-    assert record["status"] == "failed" and "timed out" in record["error"]
+    record = bench._isolated(record, tmp_path, 0.5, log=lambda line: None)
+    assert record["status"] == "over_budget" and "budget of 0.5 s" in record["error"]
 
 
 def test_tfrnn_recipe_is_tfrnn_trains_default():
@@ -249,60 +245,57 @@ def test_recipes_are_recorded_and_checked(monkeypatch):
     assert record["recipe"] == "best" and record["recipe_values"] == tuned
     # Evaluations every 4 steps of 128 examples: every 1 of 512, 8 of 64.
     for batch, steps in ((128, 4), (512, 1), (64, 8), (4096, 1)):
-        scaled = bench.settings_for(TINY, {**tuned, "batch_size": batch})
-        assert scaled.eval_every_steps == steps
+        scaled = bench.training_settings(TINY, {**tuned, "batch_size": batch})
+        assert scaled["eval_every_steps"] == steps
+
+
+def _fake_result(record, base):
+    record = dict(record, status="ok", target_reached=True)
+    record.update(
+        {
+            f: base
+            for f in bench.RESULT_FIELDS
+            if f.endswith(("_ms", "seconds", "seconds_to_target"))
+        },
+        evaluations=[{"step": 4, "test_accuracy": 0.5}],
+    )
+    return record
 
 
 def test_a_best_recipe_equal_to_shared_is_not_run_twice(tmp_path, monkeypatch):
     runs = []
 
-    def fake_run(record, workdir, log, timeout):
+    def fake_run(record, workdir, timeout, log):
         runs.append((record["system"], record["recipe"]))
-        log("evaluation at step 4 (epoch 0.5): test accuracy 0.5000 after 1.0 s")
-        base = 10.0 if record["system"] == "keras_while" else 5.0
-        record = dict(record, status="ok", target_reached=True)
-        record.update(
-            {
-                f: base
-                for f in bench.RESULT_FIELDS
-                if f.endswith(("_ms", "seconds", "seconds_to_target"))
-            },
-            evaluations=[{"step": 4, "test_accuracy": 0.5}],
-        )
-        return record
+        return _fake_result(record, 10.0 if record["system"] == "keras_while" else 5.0)
 
-    monkeypatch.setattr(bench, "run_isolated", fake_run)
+    monkeypatch.setattr(bench, "_isolated", fake_run)
     tuned = {**bench.SHARED_RECIPE, "learning_rate": 0.003}
     monkeypatch.setitem(bench.BEST_RECIPES, "tfrnn_dynamic", tuned)
     monkeypatch.setitem(bench.BEST_RECIPES, "keras_while", dict(bench.SHARED_RECIPE))
-    result = bench.run(
-        TINY,
-        systems=("tfrnn_dynamic", "keras_while"),
-        recipes=("shared", "best"),
-        output=tmp_path,
-        log=lambda line: None,
-    )
+    s = {**TINY, "systems": ["tfrnn_dynamic", "keras_while"], "recipes": ["shared", "best"]}
+    paths = bench.run(s, tmp_path, quick=False, log=lambda line: None)
     assert runs == [
         ("tfrnn_dynamic", "shared"),
         ("keras_while", "shared"),
         ("tfrnn_dynamic", "best"),
     ]
-    assert (tmp_path / "bench.json").exists() and (tmp_path / "bench.md").exists()
-    best = {r["system"]: r for r in result["records"] if r["recipe"] == "best"}
+    assert paths == {"json": tmp_path / "bench.json", "md": tmp_path / "bench.md"}
+    records = json.loads(paths["json"].read_text())
+    best = {r["system"]: r for r in records if r["recipe"] == "best"}
     assert best["tfrnn_dynamic"]["recipe_values"] == tuned
     assert "same_run_as" not in best["tfrnn_dynamic"]["extra"]
     assert best["keras_while"]["extra"]["same_run_as"] == "shared"
     assert "not run again" in best["keras_while"]["note"]
-    values = {
-        (f["recipe"], f["metric"], f["numerator"]): f["value"] for f in result["ratios"]
-    }
+    found = bench.ratios(records)
+    values = {(f["recipe"], f["metric"], f["numerator"]): f["value"] for f in found}
     assert values[("best", "median_step_ms", "tfrnn_dynamic")] == pytest.approx(0.5)
     # tfrnn's recipe against stock Keras's (its shared run): 5 s / 10 s.
-    stock = [f for f in result["ratios"] if f["recipe"] == "best / shared"]
+    stock = [f for f in found if f["recipe"] == "best / shared"]
     assert [(f["numerator"], f["denominator"], f["value"]) for f in stock] == [
         ("tfrnn_dynamic", "keras_while", pytest.approx(0.5))
     ]
-    assert "(the shared run: same recipe)" in result["markdown"].read_text()
+    assert "(the shared run: same recipe)" in paths["md"].read_text()
 
 
 def test_sweep_ranks_recipes_by_median_time_over_seeds(tmp_path, monkeypatch):
@@ -311,53 +304,38 @@ def test_sweep_ranks_recipes_by_median_time_over_seeds(tmp_path, monkeypatch):
     seconds.update({("fast", 1): None, ("fast", 2): 12.0, ("slow", 2): 35.0})
     seconds.update({("never", 0): None, ("never", 1): None, ("never", 2): 1.0})
 
-    def fake_run(record, workdir, log, timeout):
+    def fake_run(record, workdir, timeout, log):
         value = seconds[(record["recipe"], record["settings"]["seed"])]
         record = dict(record, status="ok", target_reached=value is not None)
         record.update(train_seconds_to_target=value, median_step_ms=2.0)
         return record
 
-    monkeypatch.setattr(bench, "run_isolated", fake_run)
+    monkeypatch.setattr(bench, "_isolated", fake_run)
     for name, rate in (("slow", 1e-3), ("fast", 1e-2), ("never", 1.0)):
         recipe = {**bench.SHARED_RECIPE, "learning_rate": rate}
         monkeypatch.setitem(bench.SWEEP_RECIPES, name, recipe)
-    result = bench.sweep(
-        TINY,
-        recipes=("slow", "fast", "never"),
-        seeds=(0, 1, 2),
-        output=tmp_path,
-        log=lambda line: None,
-    )
-    ranking = result["ranking"]
+    s = {**TINY, "sweep": True, "sweep_recipes": ["slow", "fast", "never"]}
+    paths = bench.run({**s, "seeds": [0, 1, 2]}, tmp_path, False, lambda line: None)
+    records = json.loads(paths["json"].read_text())
+    ranking = bench.rank_recipes(records)
     # fast: median of (10, inf, 12) = 12; slow: 35; never: median inf -> last.
     assert [row["recipe"] for row in ranking] == ["fast", "slow", "never"]
     assert ranking[0]["median_seconds_to_target"] == 12.0
     assert ranking[0]["seconds_to_target"] == [10.0, None, 12.0]
     assert ranking[0]["reached"] == 2 and ranking[2]["reached"] == 1
     assert ranking[2]["median_seconds_to_target"] is None
-    assert [r["settings"]["seed"] for r in result["records"]] == [0, 1, 2] * 3
-    assert result["json"] == tmp_path / "recipe_sweep.json"
-    markdown = result["markdown"].read_text()
-    assert "| 1 | fast | 2/3 | 12.0 | 10.0, -, 12.0 |" in markdown
+    assert [r["settings"]["seed"] for r in records] == [0, 1, 2] * 3
+    assert paths["json"] == tmp_path / "recipe_sweep.json"
+    assert "| 1 | fast | 2/3 | 12.0 | 10.0, -, 12.0 |" in paths["md"].read_text()
 
 
 def test_sweep_trains_with_each_recipe_and_schedule(tmp_path, monkeypatch):
     cosine = {**bench.SHARED_RECIPE, "schedule": "cosine", "decay_epochs": 0.5}
     monkeypatch.setitem(bench.SWEEP_RECIPES, "cosine", cosine)
-    result = bench.sweep(
-        TINY,
-        recipes=("cosine",),
-        seeds=(0,),
-        output=tmp_path,
-        quick=True,
-        isolate=False,
-        log=lambda line: None,
-    )
-    (record,) = result["records"]
-    assert record["status"] == "ok", record["error"]
+    record = bench.new_record("r1", "tfrnn_dynamic", "cosine", TINY)
+    values = bench.measure({**record, "workdir": str(tmp_path)})  # in this process
     assert record["recipe_values"]["schedule"] == "cosine"
-    assert record["target_reached"]
-    assert (tmp_path / "recipe_sweep-quick.md").exists()
+    assert values["target_reached"] and values["median_step_ms"] > 0
 
 
 def test_cli_refuses_bad_flags():

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package
+from experiments import harness  # noqa: E402
+from tfrnn import data  # noqa: E402
 NUMBER = (int, float)
 
 
@@ -73,7 +75,7 @@ def static_vs_dynamic(tmp_path_factory):
         "experiments.static_vs_dynamic",
         "--quick",
         f"--output={output}",
-        "--systems=tfrnn_static,keras_loop",
+        "--systems=tfrnn_static,keras_while",
         "--time_steps=28",
         "--units=8",
         "--warmup_steps=0",
@@ -91,7 +93,7 @@ def static_vs_dynamic(tmp_path_factory):
 def test_static_vs_dynamic_growth_records(static_vs_dynamic):
     _, records = static_vs_dynamic
     growth = {r["system"]: r for r in records if r["measurement"] == "growth"}
-    assert set(growth) == {"tfrnn_static", "keras_loop"}
+    assert set(growth) == {"tfrnn_static", "keras_while"}
     for system, r in growth.items():
         assert r["status"] == "ok", r
         assert_environment(r)
@@ -111,9 +113,10 @@ def test_static_vs_dynamic_growth_records(static_vs_dynamic):
             assert isinstance(r["peak_rss_reset"], bool)
         assert isinstance(r["export_method"], str)
         assert r["other_length_T"] == 14
-        assert isinstance(r["budget_seconds"], int) and r["wall_seconds"] > 0
-        assert r["completed_phases"][-1] == "done"
-    static, loop = growth["tfrnn_static"], growth["keras_loop"]
+        assert isinstance(r["budget_seconds"], int) and r["process_seconds"] > 0
+        last = "keras_export" if system.startswith("tfrnn") else "other_length"
+        assert r["completed_phases"][-1] == last
+    static, loop = growth["tfrnn_static"], growth["keras_while"]
     assert static["accepts_other_length"] is False
     assert "T=28" in static["other_length_error"]
     assert loop["accepts_other_length"] is True and loop["other_length_error"] is None
@@ -125,7 +128,7 @@ def test_static_vs_dynamic_growth_records(static_vs_dynamic):
 def test_static_vs_dynamic_accuracy_records(static_vs_dynamic):
     _, records = static_vs_dynamic
     accuracy = {r["system"]: r for r in records if r["measurement"] == "accuracy"}
-    assert set(accuracy) == {"tfrnn_static", "keras_loop"}
+    assert set(accuracy) == {"tfrnn_static", "keras_while"}
     trained = accuracy["tfrnn_static"]
     assert trained["status"] == "ok", trained
     assert_environment(trained)
@@ -136,8 +139,8 @@ def test_static_vs_dynamic_accuracy_records(static_vs_dynamic):
     assert trained["target_reached"] is True
     assert trained["seconds_to_target"] > 0 and trained["epochs_to_target"] == 1
     assert trained["evaluations"] and trained["export_bytes"] > 0
-    assert accuracy["keras_loop"]["status"] == "skipped"
-    assert accuracy["keras_loop"]["reason"]
+    assert accuracy["keras_while"]["status"] == "skipped"
+    assert accuracy["keras_while"]["note"]
 
 
 def test_static_vs_dynamic_reports(static_vs_dynamic):
@@ -159,21 +162,24 @@ def test_static_vs_dynamic_reports(static_vs_dynamic):
 def test_static_vs_dynamic_over_budget_skips_larger_t(tmp_path):
     from experiments import static_vs_dynamic as svd
 
-    s = svd.settings(
+    s = harness.settings(
+        svd,
         True,
-        systems=["tfrnn_dynamic"],
-        time_steps=["28", "56"],
-        budget_seconds=1,
-        accuracy=False,
+        dict(
+            systems=["tfrnn_dynamic"],
+            time_steps=["28", "56"],
+            budget_seconds=1,
+            accuracy=False,
+        ),
     )
-    svd.run_all(s, tmp_path, quick=True, log=lambda line: None)
+    svd.run(s, tmp_path, quick=True, log=lambda line: None)
     records = json.loads((tmp_path / "static_vs_dynamic-quick.json").read_text())
     assert [(r["T"], r["status"]) for r in records] == [
         (28, "over_budget"),
         (56, "skipped"),
     ]
     assert records[0]["budget_seconds"] == 1
-    assert "T=28" in records[1]["reason"]
+    assert "T=28" in records[1]["note"]
     for r in records:
         assert_environment(r)
     assert (tmp_path / "static_vs_dynamic-quick.md").exists()
@@ -232,7 +238,7 @@ def test_verdicts_from_made_up_records():
 
 
 def test_chunked_pixels_reads_consecutive_pixels():
-    from experiments import static_vs_dynamic as svd
+    svd = harness
 
     images = np.arange(2 * 784, dtype=np.int64).reshape(2, 28, 28) % 256
     images = images.astype(np.uint8)
@@ -245,8 +251,45 @@ def test_chunked_pixels_reads_consecutive_pixels():
     np.testing.assert_array_equal(
         svd.chunked_pixels(images, 56)[0, 1], images[0, 0, 14:] / np.float32(255)
     )
-    with pytest.raises(ValueError, match="divide 784"):
+    with pytest.raises(ValueError, match="must divide 784"):
         svd.chunked_pixels(images, 100)
+
+
+def test_spectrum_quick(tmp_path):
+    """dynamic_rnn(unroll=k) measured per k: the graph grows with k, every
+    phase but the T/2 one ran, and the verdict names the fastest k."""
+    from experiments import spectrum
+
+    s = harness.settings(
+        spectrum,
+        True,
+        dict(
+            units=8,
+            short_unrolls=["1", "4"],
+            long_unrolls=[],
+            warmup_steps=0,
+            timed_steps=2,
+        ),
+    )
+    paths = spectrum.run(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads(paths["json"].read_text())
+    assert [(r["cell"], r["T"], r["unroll"]) for r in records] == [
+        ("lstm", 28, 1),
+        ("lstm", 28, 4),
+    ]
+    for r in records:
+        assert r["status"] == "ok", r["note"]
+        assert_environment(r)
+        assert r["completed_phases"] == ["build", "first_step", "steps", "export"]
+        for key in ("trace_seconds", "median_step_ms", "memory_bytes", "export_bytes"):
+            assert isinstance(r[key], NUMBER) and r[key] > 0
+    assert records[1]["graph_ops"] > records[0]["graph_ops"]
+    markdown = paths["md"].read_text()
+    assert "- **lstm, T=28**: fastest step at k=" in markdown
+    assert "| lstm | 28 | 4 | ok |" in markdown
+    assert_png(paths["png"])
+    with pytest.raises(ValueError, match="each k in 1..T=28"):
+        harness.settings(spectrum, True, dict(short_unrolls=["56"]))
 
 
 # --- gradient_flow -----------------------------------------------------------------
@@ -268,7 +311,7 @@ def test_gradient_check_tells_true_from_stacked_state_gradients():
         true = gradient_flow.perturbation_gradients(cell, dense, x, y)
         assert float(tf.reduce_min(tf.norm(true, axis=-1))) > 0
         from_tape = gradient_flow.tape_gradients(cell, dense, x, y)
-        assert gradient_flow.check(from_tape["h"], true)["passed"]
+        assert gradient_flow.compare(from_tape["h"], true)["passed"]
         # The [B, T, H] states of return_all_states are stacked after the fact:
         # the loss does not depend on them, so their "gradient" is not dL/dh_t.
         with tf.GradientTape() as tape:
@@ -278,7 +321,7 @@ def test_gradient_check_tells_true_from_stacked_state_gradients():
         stacked = tape.gradient(
             loss, h_states, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
-        assert not gradient_flow.check(tf.transpose(stacked, [1, 0, 2]), true)["passed"]
+        assert not gradient_flow.compare(tf.transpose(stacked, [1, 0, 2]), true)["passed"]
         # float64 twins of the layers give the same norms, up to float32 rounding
         norms32 = gradient_flow.measure(cell, dense, x, y, "float32")["grad_h_norm"]
         norms64 = gradient_flow.measure(cell, dense, x, y, "float64")["grad_h_norm"]
@@ -288,8 +331,10 @@ def test_gradient_check_tells_true_from_stacked_state_gradients():
 def test_gradient_flow_quick(tmp_path):
     from experiments import gradient_flow
 
-    s = gradient_flow.settings(
-        True, cells=["rnn", "lstm"], time_steps=56, train_steps=2, test_examples=50
+    s = harness.settings(
+        gradient_flow,
+        True,
+        dict(cells=["rnn", "lstm"], time_steps=56, train_steps=2, test_examples=50),
     )
     gradient_flow.run(s, tmp_path, quick=True, log=lambda line: None)
     records = json.loads((tmp_path / "gradient_flow-quick.json").read_text())
@@ -320,39 +365,57 @@ def test_gradient_flow_quick(tmp_path):
 # --- cells -------------------------------------------------------------------------
 
 
-def test_cells_quick(tmp_path):
+def cells_quick(tmp_path, dataset, models):
     from experiments import cells
 
-    s = cells.settings(
+    s = harness.settings(
+        cells,
         True,
-        models=["lstm_2layers", "cnn_rnn"],
-        datasets=["fashion_mnist"],
-        train_examples=256,
-        test_examples=128,
-        units=8,
-        deterministic=False,  # op determinism is process-wide: not in pytest's process
+        dict(
+            models=models,
+            datasets=[dataset],
+            train_examples=256,
+            test_examples=128,
+            units=8,
+            deterministic=False,  # op determinism is process-wide: not in pytest's
+        ),
     )
     cells.run(s, tmp_path, quick=True, log=lambda line: None)
     records = json.loads((tmp_path / "cells-quick.json").read_text())
     assert [(r["dataset"], r["model_name"]) for r in records] == [
-        ("fashion_mnist", "lstm_2layers"),
-        ("fashion_mnist", "cnn_rnn"),
+        (dataset, model) for model in models
     ]
     for r in records:
         assert_environment(r)
         assert r["mode"] == "dynamic" and r["epochs"] == 1
         assert r["train_examples"] == 256 and r["test_examples"] == 128
-        assert 0.0 <= r["test_accuracy"] <= 1.0
-        assert r["test_accuracy"] <= r["best_test_accuracy"]
-        assert r["target_accuracy"] == 0.88
+        assert 0.0 <= r["test_accuracy"] <= r["best_test_accuracy"] <= 1.0
         assert isinstance(r["target_reached"], bool)
         assert (r["seconds_to_target"] is None) == (not r["target_reached"])
         assert isinstance(r["parameters"], int) and r["parameters"] > 0
         assert isinstance(r["median_step_ms"], NUMBER)
         assert isinstance(r["step_seconds"], NUMBER) and r["step_seconds"] > 0
-    assert records[0]["layers"] == 2 and records[1]["model"] == "cnn_rnn"
     markdown = (tmp_path / "cells-quick.md").read_text()
-    assert markdown.count("\n| fashion_mnist |") == 2
+    assert markdown.count(f"\n| {dataset} |") == len(models)
+    return records
+
+
+def test_cells_quick(tmp_path):
+    """MNIST (shipped with tfrnn): the quick mode runs on any machine."""
+    records = cells_quick(tmp_path, "mnist", ["lstm_2layers", "cnn_rnn"])
+    assert records[0]["layers"] == 2 and records[1]["model"] == "cnn_rnn"
+    assert {r["target_accuracy"] for r in records} == {0.98}
+
+
+@pytest.mark.optional_data
+@pytest.mark.skipif(
+    not data.fashion_mnist_available(),
+    reason=f"Fashion-MNIST not in {data.FASHION_MNIST_DIR} "
+    "(apt-get install dataset-fashion-mnist)",
+)
+def test_cells_fashion_mnist(tmp_path):
+    records = cells_quick(tmp_path, "fashion_mnist", ["gru"])
+    assert records[0]["target_accuracy"] == 0.88
 
 
 # --- steps -------------------------------------------------------------------------
@@ -362,9 +425,7 @@ def test_steps_quick(tmp_path):
     """Every system timed in every round, the ratios read from the same rounds,
     and the same model size for all."""
     run_module("experiments.steps", "--quick", f"--output={tmp_path}")
-    result = json.loads((tmp_path / "steps-quick.json").read_text())
-    assert_environment(result)
-    records = result["records"]
+    records = json.loads((tmp_path / "steps-quick.json").read_text())
     assert [r["system"] for r in records] == [
         "tfrnn_dynamic",
         "tfrnn_static",
@@ -374,6 +435,7 @@ def test_steps_quick(tmp_path):
     baseline = next(r for r in records if r["system"] == "keras_while")
     assert baseline["ratio_to_keras_while"] == 1.0
     for r in records:
+        assert_environment(r)
         assert r["batch_size"] == 32 and len(r["round_ms"]) == 3
         assert all(ms > 0 for ms in r["round_ms"])
         assert r["median_ms"] == pytest.approx(np.median(r["round_ms"]), abs=1e-3)
@@ -382,6 +444,48 @@ def test_steps_quick(tmp_path):
         assert r["parameters"] == 28 * 64 + 16 * 64 + 64 + 16 * 10 + 10
     table = (tmp_path / "steps-quick.md").read_text()
     assert table.count("| 32 | ") == 4 and "| 32 | keras_while |" in table
+
+
+def test_quick_without_output_writes_to_a_scratch_directory():
+    """`--quick` never writes over experiments/results: a new directory, printed."""
+    before = sorted(p.name for p in harness.RESULTS.iterdir())
+    result = run_module(
+        "experiments.steps",
+        "--quick",
+        "--systems=tfrnn_dynamic",
+        "--rounds=1",
+        "--steps=1",
+        "--batch_sizes=4",
+    )
+    line = next(x for x in result.stdout.splitlines() if "scratch directory" in x)
+    scratch = pathlib.Path(line.rsplit(" ", 1)[1])
+    try:
+        assert scratch.is_dir() and harness.RESULTS not in scratch.parents
+        assert sorted(p.name for p in scratch.iterdir()) == [
+            "steps-quick.json",
+            "steps-quick.md",
+        ]
+        assert sorted(p.name for p in harness.RESULTS.iterdir()) == before
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_harness_and_the_pytorch_worker_load_no_tensorflow():
+    """The PyTorch worker (bench -> baselines -> harness) must not carry
+    TensorFlow's memory into the process being measured."""
+    code = (
+        "import sys, experiments.harness, experiments.bench, experiments.baselines; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; "
+        "print(sorted(experiments.harness.environment()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for key in ("date", "device", "tensorflow", "keras", "tfrnn"):
+        assert f"'{key}'" in result.stdout
 
 
 def test_steps_rounds_put_every_system_in_every_place():

@@ -1,0 +1,579 @@
+"""The harness every experiment runs on (as Keras's `benchmarks/layer_benchmark`).
+
+An experiment module declares `NAME`, its settings (`FULL`, `QUICK`, `HELP`,
+`check(s)`), `run(s, output, quick, log)` and its verdicts; `harness.main(module)`
+is its command line, `python -m experiments.NAME [--quick] [--output=DIR] [--KEY=...]`
+(a flag per key of FULL; a quick run writes to a new scratch directory, printed,
+unless `--output` says otherwise). Here too: `isolated` (a measurement in a
+process of its own, with a budget), the memory readers, `build_model` and
+`train_step` for every TensorFlow system, `Record`, and `METRICS`, the
+(label, unit, scale) of each measured key for the tables and plots. No
+TensorFlow is imported at import time: the PyTorch worker runs on this module.
+"""
+
+import dataclasses
+import datetime
+import importlib
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+PIXELS = 784
+
+# --- one table of metrics: JSON key -> (label, unit, scale) -------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    label: str
+    unit: str = ""
+    scale: float = 1.0  # the JSON holds value; tables and plots show value * scale
+
+
+MIB = 2.0**-20
+METRICS = {
+    "trace_seconds": Metric("trace", "s"),
+    "graph_ops": Metric("graph", "ops"),
+    "first_step_seconds": Metric("first step", "s"),
+    "first_step_total_seconds": Metric("first step (trace, compile)", "s"),
+    "median_step_ms": Metric("median step", "ms"),
+    "examples_per_second": Metric("examples/s"),
+    "memory_bytes": Metric("memory", "MiB", MIB),
+    "peak_memory_bytes": Metric("peak memory", "MiB", MIB),
+    "export_bytes": Metric("SavedModel", "MiB", MIB),
+    "export_seconds": Metric("export", "s"),
+    "keras_export_bytes": Metric("Keras-way export", "MiB", MIB),
+    "forward_ms": Metric("forward", "ms"),
+    "forward_all_states_ms": Metric("forward, all states", "ms"),
+    "seconds_to_target": Metric("seconds to target"),
+    "train_seconds_to_target": Metric("time to target", "s"),
+    "step_seconds_to_target": Metric("steps to target", "s"),
+    "epochs_to_target": Metric("epochs to target"),
+    "step_seconds": Metric("steps", "s"),
+    "test_accuracy": Metric("test accuracy"),
+    "best_test_accuracy": Metric("best"),
+    "final_test_accuracy": Metric("final test accuracy"),
+    "median_ms": Metric("median step", "ms"),
+    "ratio_to_keras_while": Metric("× keras_while"),
+}
+
+
+def label(key):
+    """`label unit` of a METRICS key (the key itself when it is not a metric)."""
+    metric = METRICS.get(key)
+    if metric is None:
+        return key
+    return f"{metric.label} {metric.unit}".strip()
+
+
+def fmt(value, key=None, digits=4):
+    """A table cell: `value` scaled by `key`'s metric, 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        value = value * (METRICS[key].scale if key in METRICS else 1.0)
+        if isinstance(value, int) or abs(value) >= 10**digits:
+            return f"{value:.0f}"
+        return f"{value:.{digits}g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows, columns):
+    """A Markdown table: one row per dict of `rows`, `columns` its keys (or
+    `(header, function of the row)`); headers from METRICS."""
+    columns = [c if isinstance(c, tuple) else (label(c), c) for c in columns]
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        cells = [
+            fmt(get(row)) if callable(get) else fmt(row.get(get), get)
+            for _, get in columns
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def header(title, records, *notes):
+    """`# title`, the machine and versions of the first record, then notes."""
+    env = next((r.get("environment") for r in records if r.get("environment")), {})
+    machine = (
+        f"{env.get('device', '?')}; TensorFlow {env.get('tensorflow', '?')}, Keras "
+        f"{env.get('keras', '?')}, tfrnn {env.get('tfrnn', '?')}; {env.get('date', '?')}."
+    )
+    return "\n\n".join([f"# {title}", machine, *notes]) + "\n\n"
+
+
+def plot(path, panels, series, title, xlabel, references=()):
+    """One log-log panel per METRICS key of `panels`; a line per `(name, [row],
+    matplotlib style)` of `series` (x = row["x"]), a horizontal line per
+    `(name, {key: value}, style)` of `references`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    columns = min(3, len(panels))
+    figure = Figure(figsize=(5 * columns + 3, 4.2 * -(-len(panels) // columns)), layout="constrained")
+    axes = figure.subplots(-(-len(panels) // columns), columns, squeeze=False).flat
+    xs = sorted({p["x"] for _, points, _ in series for p in points})
+    for ax, key in zip(axes, panels):
+        scale = METRICS[key].scale if key in METRICS else 1.0
+        for name, points, style in series:
+            xy = sorted((p["x"], p[key] * scale) for p in points if p.get(key))
+            if xy:
+                ax.plot(*zip(*xy), marker="o", markersize=3, label=name, **style)
+        for name, values, style in references:
+            if values.get(key):
+                ax.axhline(values[key] * scale, label=name, linewidth=1, **style)
+        ax.set(title=label(key), xlabel=xlabel, xscale="log", yscale="log")
+        ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = next(iter(figure.axes)).get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside right center", fontsize=8)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=100)
+
+
+# --- records ---------------------------------------------------------------------
+
+
+def environment():
+    """Versions, device and date, without importing TensorFlow or PyTorch."""
+
+    def version(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    init = (ROOT / "tfrnn" / "__init__.py").read_text()
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds"),
+        "device": _device(),
+        "python": platform.python_version(),
+        "tensorflow": version("tensorflow"),
+        "keras": version("keras"),
+        "numpy": version("numpy"),
+        "tfrnn": re.search(r'__version__ = "(.*)"', init).group(1),
+    }
+    if "torch" in sys.modules:
+        env["torch"] = sys.modules["torch"].__version__
+    if hasattr(os, "getloadavg"):
+        env["load_average"] = [round(load, 2) for load in os.getloadavg()]
+    return env
+
+
+def _device():
+    """The GPU a framework already imported here sees, else the CPU's name."""
+    tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")
+    if tf is not None and tf.config.list_physical_devices("GPU"):
+        gpus = tf.config.list_physical_devices("GPU")
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name")
+        return f"{len(gpus)} x {name or 'GPU'}"
+    if torch is not None and torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    names = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
+    return f"CPU: {(names or [platform.processor() or 'unknown'])[0]} ({os.cpu_count()} cores)"
+
+
+@dataclasses.dataclass
+class Record:
+    """One measurement: what was measured (`config`), how it ended, its values.
+
+    `status`: ok, skipped (`note` says why), failed (`note`: the error) or
+    over_budget (killed at its budget: `values` holds what it had measured).
+    Written flat: `{experiment, **config, status, note, environment, **values}`.
+    """
+
+    experiment: str
+    config: dict
+    status: str = "ok"
+    note: str = None
+    values: dict = dataclasses.field(default_factory=dict)
+    environment: dict = dataclasses.field(default_factory=environment)
+
+    def flat(self):
+        head = {"experiment": self.experiment, **self.config, "status": self.status}
+        return {**head, "note": self.note, "environment": self.environment, **self.values}
+
+
+def write_json(path, records):
+    """`records` (Records or dicts) to `path`, atomically."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat = [r.flat() if isinstance(r, Record) else r for r in records]
+    _write_atomic(path, json.dumps(flat, indent=2, default=_jsonable) + "\n")
+
+
+def _write_atomic(path, text):
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
+        f.write(text)
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, path)
+
+
+def _jsonable(value):
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+# --- memory -----------------------------------------------------------------------
+
+
+def rss_bytes(field="VmRSS"):
+    """This process's resident set (VmRSS) or its high-water mark (VmHWM)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_memory_bytes():
+    """The GPU allocator's peak when TensorFlow sees a GPU, else peak RSS (VmHWM).
+
+    Not `ru_maxrss`: a process started from a Python parent keeps the
+    parent's peak as its `ru_maxrss` across exec.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and tf.config.list_physical_devices("GPU"):
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    return rss_bytes("VmHWM")
+
+
+class MemoryMeter:
+    """Memory used from `start()` to `stop()`: peak minus what was in use at start.
+
+    CPU: VmHWM reset at start (`/proc/self/clear_refs`, Linux >= 4.0;
+    `peak_rss_reset` says whether it was) minus VmRSS at start; GPU: the
+    allocator's peak minus its use at start.
+    """
+
+    def start(self):
+        import gc
+
+        tf = sys.modules.get("tensorflow")
+        self.gpu = bool(tf and tf.config.list_physical_devices("GPU"))
+        if self.gpu:
+            tf.config.experimental.reset_memory_stats("GPU:0")
+            self.before = tf.config.experimental.get_memory_info("GPU:0")["current"]
+            return {"memory_before_build_bytes": self.before}
+        gc.collect()
+        values = {"peak_rss_before_build_bytes": rss_bytes("VmHWM"), "peak_rss_reset": True}
+        try:
+            pathlib.Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            values["peak_rss_reset"] = False
+        self.before = rss_bytes("VmRSS")
+        return {"memory_before_build_bytes": self.before, **values}
+
+    def stop(self):
+        peak, kind = peak_memory_bytes(), "gpu" if self.gpu else "cpu_rss"
+        return {"peak_memory_bytes": peak, "memory_bytes": max(0, peak - self.before), "memory_kind": kind}
+
+
+# --- models and the training step (TensorFlow systems) ---------------------------
+
+TFRNN_SYSTEMS = ("tfrnn_dynamic", "tfrnn_static")
+KERAS_SYSTEMS = ("keras_while", "keras_unroll", "keras_cudnn")
+ALIASES = {"keras_loop": "keras_while"}  # the name in static_vs_dynamic.json
+
+
+def chunked_pixels(images, time_steps):
+    """uint8 `[N, 28, 28]` -> float32 `[N, T, 784/T]`: T chunks of consecutive pixels."""
+    if time_steps <= 0 or PIXELS % time_steps:
+        raise ValueError(f"T={time_steps} must divide 784")
+    pixels = images.reshape(len(images), -1).astype("float32") / 255.0
+    return pixels.reshape(len(images), time_steps, PIXELS // time_steps)
+
+
+def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kwargs):
+    """LSTM/GRU/vanilla -> last output -> softmax Dense(10), as `system` runs it.
+
+    tfrnn_*: `tfrnn.models.build_classifier` (kwargs: e.g. `unroll=k`);
+    keras_while / keras_unroll / keras_cudnn: `keras.layers.LSTM/GRU/SimpleRNN`
+    with `unroll=False / True` (`use_cudnn=False`) or `use_cudnn=True`.
+    """
+    import keras
+
+    from tfrnn import models
+
+    system, unroll = ALIASES.get(system, system), kwargs.pop("unroll", 1)
+    if system == "tfrnn_dynamic" and unroll > 1:
+        return _blocked_classifier(cell, units, features, unroll)
+    if system in TFRNN_SYSTEMS:
+        mode = system.split("_", 1)[1]
+        return models.build_classifier(
+            mode, cell, units, 1, 10, time_steps, features, **kwargs
+        )
+    layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+    layer = layers.get(cell, keras.layers.SimpleRNN)
+    options = {"unroll": system == "keras_unroll"}
+    if cell in layers:
+        options["use_cudnn"] = system == "keras_cudnn"
+    steps = time_steps if system == "keras_unroll" else None
+    inputs = keras.Input((steps, features), name="sequences")
+    x = layer(units, name=system, **options)(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=f"{system}_{cell}")
+
+
+def _blocked_classifier(cell, units, features, unroll):
+    """`build_classifier("dynamic", ...)` with `tfrnn.dynamic_rnn(unroll=k)`: a
+    while loop over blocks of k steps."""
+    import keras
+
+    import tfrnn
+    from tfrnn import models
+
+    class Blocked(models.Recurrent):
+        def call(self, inputs, training=None):
+            return tfrnn.dynamic_rnn(self.cell, inputs, return_sequences=False,
+                                     training=training, unroll=unroll)[0]  # fmt: skip
+
+    inputs = keras.Input((None, features), name="sequences")
+    x = Blocked(models.make_cell(cell, units), "dynamic", name=f"dynamic_rnn_unroll_{unroll}")(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
+    return keras.Model(inputs, outputs, name=f"dynamic_{cell}_unroll_{unroll}")
+
+
+def train_step(model, optimizer=None, variables=None, from_logits=False):
+    """`step(x, y) -> loss`: one optimizer step on the mean sparse cross-entropy.
+
+    `model(x, training=True)` gives probabilities (logits with `from_logits`);
+    Adam 1e-3 unless `optimizer` is given. A `tf.function` without AutoGraph,
+    as `tfrnn.training`: its trace is not timed converting Python code.
+    """
+    import keras
+    import tensorflow as tf
+
+    variables = variables or model.trainable_variables
+    optimizer = optimizer or keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, model(x, training=True), from_logits=from_logits
+                )
+            )
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    return tf.function(step, autograph=False)
+
+
+def time_steps_of(step, batches, warmup, timed, max_seconds=None):
+    """Runs `step(*batch)` `warmup` times, then times up to `timed` steps
+    (at least 3 once `max_seconds` have passed); returns the seconds of each."""
+    for i in range(warmup):
+        float(step(*batches[i % len(batches)]))
+    seconds, started = [], time.perf_counter()
+    for i in range(timed):
+        begun = time.perf_counter()
+        float(step(*batches[i % len(batches)]))
+        seconds.append(time.perf_counter() - begun)
+        if max_seconds and len(seconds) >= 3:
+            if time.perf_counter() - started > max_seconds:
+                break
+    return seconds
+
+
+# --- one measurement in a process of its own, with a budget -----------------------
+
+
+def isolated(function, config, budget_seconds=None, log=print, workdir=None):
+    """`function(config, partial)` in a fresh Python process; returns its dict.
+
+    `function` is "module:name"; it returns a dict (its values) and may call
+    `partial(values)` along the way, so that a process killed at
+    `budget_seconds` (its whole process group, TensorFlow's import included)
+    leaves what it had measured. Its stdout lines go to `log`. The result
+    carries `status`: ok, failed (a crash; `note`: the stderr's tail) or
+    over_budget, and `process_seconds`.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfrnn-experiment-") as scratch:
+        base = pathlib.Path(workdir or scratch) / uuid.uuid4().hex[:10]
+        started = time.perf_counter()
+        status, returncode = _spawn(function, config, budget_seconds, log, base)
+        values = json.loads(base.with_suffix(".json").read_text()) if base.with_suffix(".json").exists() else {}
+        if status == "ok" and values.pop("_done", None) is not True:
+            status = "failed"
+        note = values.pop("_error", None)
+        if status == "failed" and not note:
+            tail = base.with_suffix(".stderr").read_text(errors="replace").strip()[-1500:]
+            note = f"exit status {returncode}: {tail}"
+    if status == "over_budget":
+        note = f"killed at its budget of {budget_seconds:g} s"
+    values.pop("_done", None)
+    return {**values, "status": status, "note": note, "budget_seconds": budget_seconds,
+            "process_seconds": time.perf_counter() - started}  # fmt: skip
+
+
+def _spawn(function, config, budget_seconds, log, base):
+    """Runs the worker on `base.spec.json`, its stdout relayed to `log`;
+    returns (ok / failed / over_budget, exit status)."""
+    spec = {"function": function, "config": config, "result": str(base.with_suffix(".json"))}
+    base.with_suffix(".spec.json").write_text(json.dumps(spec, default=str))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with open(base.with_suffix(".stderr"), "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "experiments.harness", str(base.with_suffix(".spec.json"))],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            start_new_session=True,  # its own process group, killed as one
+        )  # fmt: skip
+        relay = threading.Thread(target=lambda: [log(x.rstrip("\n")) for x in process.stdout])
+        relay.start()
+        try:
+            process.wait(timeout=budget_seconds)
+            status = "ok" if process.returncode == 0 else "failed"
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            status = "over_budget"
+        relay.join()
+    return status, process.returncode
+
+
+def _worker(spec_path):
+    """The measurement's process: runs the spec's function, writes its values."""
+    spec = json.loads(pathlib.Path(spec_path).read_text())
+    module, name = spec["function"].split(":")
+    function = getattr(importlib.import_module(module), name)
+    values = {}
+
+    def partial(more, done=False):
+        values.update(more)
+        text = json.dumps({**values, "_done": done}, default=_jsonable)
+        _write_atomic(pathlib.Path(spec["result"]), text)
+
+    try:
+        partial(function(spec["config"], partial) or {}, done=True)
+    except Exception as error:  # noqa: BLE001 (a failed measurement is a result)
+        partial({"_error": first_line(error)})
+        raise
+
+
+def first_line(error, limit=300):
+    """The informative line of an error: an assertion's message, else its first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    keys = ("assertion failed", "Can not cast", "incompatible", "built for")
+    line = next((x for x in lines if any(k in x for k in keys)), lines[0])
+    return f"{type(error).__name__}: {line}"[:limit]
+
+
+# --- settings and the command line ------------------------------------------------
+
+
+def settings(experiment, quick, given):
+    """FULL (or QUICK over FULL) with the `given` values that are not None,
+    checked by `experiment.check`: a ValueError names the flag to fix."""
+    chosen = {**experiment.FULL, **(experiment.QUICK if quick else {})}
+    for key, value in given.items():
+        if value is None:
+            continue
+        default = experiment.FULL.get(key)
+        if isinstance(default, list) and default and isinstance(default[0], int):
+            if not all(str(v).lstrip("-").isdigit() for v in value):
+                raise ValueError(f"--{key}={','.join(map(str, value))}: give integers, "
+                                 f"e.g. {','.join(map(str, default))}")  # fmt: skip
+            value = [int(v) for v in value]
+        chosen[key] = value
+    experiment.check(chosen)
+    return chosen
+
+
+def result_paths(output, name, quick, *kinds):
+    """`{kind: OUTPUT/NAME[-quick].KIND}`; a kind "png:STEM" names its own stem."""
+    suffix = "-quick" if quick else ""
+    paths = {}
+    for kind in kinds or ("json", "md"):
+        kind, _, stem = kind.partition(":")
+        paths[kind] = pathlib.Path(output) / f"{stem or name}{suffix}.{kind}"
+    return paths
+
+
+def output_dir(output, name, quick):
+    """`--output`, else a new scratch directory for a quick run, else results/."""
+    if output:
+        return pathlib.Path(output)
+    if quick:
+        return pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{name}-quick-"))
+    return RESULTS
+
+
+def define_flags(experiment):
+    """A flag per key of `experiment.FULL`, typed by its value, default None."""
+    from absl import flags
+
+    module = {"module_name": sys.argv[0]}  # listed by --help
+    flags.DEFINE_bool("quick", False, "A small configuration: " + _quick(experiment), **module)
+    flags.DEFINE_string(
+        "output", None, "Results directory (quick: a new scratch directory; "
+        "otherwise experiments/results).", **module
+    )  # fmt: skip
+    for key, default in experiment.FULL.items():
+        helps = getattr(experiment, "HELP", {}).get(key, key.replace("_", " "))
+        text = f"{helps} (default {default!r})"
+        sample = default if default is not None else experiment.QUICK.get(key)
+        kinds = {bool: flags.DEFINE_bool, list: flags.DEFINE_list, float: flags.DEFINE_float}
+        kinds[str] = flags.DEFINE_string  # None and int: an integer
+        kinds.get(type(sample), flags.DEFINE_integer)(key, None, text, **module)
+
+
+def _quick(experiment):
+    return ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items()) + "."
+
+
+def main(experiment):
+    """The command line of `experiment`: flags, settings, run, one closing line."""
+    from absl import app, flags, logging
+
+    define_flags(experiment)
+
+    def run_main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        logging.set_verbosity(logging.WARNING)
+        values = flags.FLAGS.flag_values_dict()
+        quick = values["quick"]
+        try:
+            s = settings(experiment, quick, {k: values[k] for k in experiment.FULL})
+        except ValueError as error:
+            sys.exit(f"error: {error}")
+        output = output_dir(values["output"], experiment.NAME, quick)
+        if quick and not values["output"]:
+            print(f"quick run: results go to the scratch directory {output}")
+        try:
+            paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))
+        except KeyboardInterrupt:
+            sys.exit(f"interrupted: the records measured so far are in {output}")
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+    app.run(run_main)
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1])
