@@ -317,9 +317,7 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kw
 
     from tfrnn import models
 
-    system, unroll = ALIASES.get(system, system), kwargs.pop("unroll", 1)
-    if system == "tfrnn_dynamic" and unroll > 1:
-        return _blocked_classifier(cell, units, features, unroll)
+    system = ALIASES.get(system, system)
     if system in TFRNN_SYSTEMS:
         mode = system.split("_", 1)[1]
         return models.build_classifier(
@@ -335,25 +333,6 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kw
     x = layer(units, name=system, **options)(inputs)
     outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name=f"{system}_{cell}")
-
-
-def _blocked_classifier(cell, units, features, unroll):
-    """`build_classifier("dynamic", ...)` with `tfrnn.dynamic_rnn(unroll=k)`: a
-    while loop over blocks of k steps."""
-    import keras
-
-    import tfrnn
-    from tfrnn import models
-
-    class Blocked(models.Recurrent):
-        def call(self, inputs, training=None):
-            return tfrnn.dynamic_rnn(self.cell, inputs, return_sequences=False,
-                                     training=training, unroll=unroll)[0]  # fmt: skip
-
-    inputs = keras.Input((None, features), name="sequences")
-    x = Blocked(models.make_cell(cell, units), "dynamic", name=f"dynamic_rnn_unroll_{unroll}")(inputs)
-    outputs = keras.layers.Dense(10, activation="softmax", name="classes")(x)
-    return keras.Model(inputs, outputs, name=f"dynamic_{cell}_unroll_{unroll}")
 
 
 def train_step(model, optimizer=None, variables=None, from_logits=False):
