@@ -2,7 +2,7 @@
 
 `train_keras` and `train_torch` train a classifier until the test accuracy
 reaches `target` (or `max_epochs`) and return the fields of tfrnn's run report
-where they apply, measured as `tfrnn.training` measures them (one `Clock`):
+where they apply, measured as `tfrnn.loop` measures them (one `Clock`):
 `seconds_to_target` (wall clock from the start of training to the end of the
 evaluation that reached the target), `train_seconds_to_target` (the same less
 evaluations, and less nothing else), `step_seconds_to_target` (the timed
@@ -90,15 +90,16 @@ def train_keras(model, data, recipe, target, max_epochs, eval_every_steps, seed,
     import tensorflow as tf
 
     from tfrnn import data as data_lib
-    from tfrnn import training
+    from tfrnn import config as config_lib
+    from tfrnn import state
 
     batch_size = recipe["batch_size"]
     steps_per_epoch = _steps_per_epoch(len(data.x_train), batch_size)
     names = ("optimizer", "learning_rate", "clip_norm", "schedule", "decay_epochs")
-    config = training.Config(**{name: recipe[name] for name in names})
+    config = config_lib.Config(**{name: recipe[name] for name in names})
     config.validate()  # a bad value is refused as tfrnn.train refuses it
     model.compile(
-        optimizer=training.make_optimizer(config, steps_per_epoch),
+        optimizer=state.make_optimizer(config, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=recipe["jit_compile"],

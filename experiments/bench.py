@@ -6,7 +6,7 @@
     python -m experiments.bench --sweep                 # the recipe sweep (SWEEP_RECIPES)
 
 Each system and recipe trains in a process of its own (`harness.isolated`),
-one after the other: tfrnn_dynamic, tfrnn_static (`tfrnn.training.train`),
+one after the other: tfrnn_dynamic, tfrnn_static (`tfrnn.loop.train`),
 keras_while, keras_unroll (`keras.layers.LSTM(unroll=False / True)` under
 `fit`), keras_cudnn (a GPU only), torch (`nn.LSTM`, if installed). Recipes:
 `shared` (SHARED_RECIPE for all: compares kernels) and `best` (BEST_RECIPES;
@@ -52,7 +52,7 @@ def _sweep_recipe(learning_rate, batch_size=128, schedule="constant", decay_epoc
     }  # fmt: skip
 
 
-# tfrnn's default recipe (tfrnn.training.Config; a test keeps them equal), the
+# tfrnn's default recipe (tfrnn.config.Config; a test keeps them equal), the
 # fastest of the sweep (results/recipe_sweep.md). The stock systems get it too.
 TFRNN_RECIPE = _sweep_recipe(1e-2, 256, "cosine", 2.0)
 BEST_RECIPES = {system: dict(TFRNN_RECIPE) for system in SYSTEMS}
@@ -192,10 +192,11 @@ def _derived(result):
 
 
 def _tfrnn(mode, recipe, s, workdir, log):
-    """`tfrnn.training.train`, the peak memory read at each evaluation (before export)."""
+    """`tfrnn.loop.train`, the peak memory read at each evaluation (before export)."""
     import tensorflow as tf
 
-    from tfrnn import training
+    from tfrnn import config as config_lib
+    from tfrnn import loop
 
     peak = {}
 
@@ -206,14 +207,14 @@ def _tfrnn(mode, recipe, s, workdir, log):
 
     names = ("batch_size", "optimizer", "learning_rate", "clip_norm", "schedule")
     names += ("decay_epochs", "jit_compile", "deterministic")
-    config = training.Config(
+    config = config_lib.Config(
         mode=mode, cell="lstm", units=s["units"], target_accuracy=s["target"],
         max_epochs=s["max_epochs"], eval_every_steps=s["eval_every_steps"],
         seed=s["seed"], train_examples=s["train_examples"],
         test_examples=s["test_examples"], **{name: recipe[name] for name in names},
         model_dir=str(pathlib.Path(workdir) / f"model-{uuid.uuid4().hex[:8]}"),
     )  # fmt: skip
-    report = training.train(config, log=progress)
+    report = loop.train(config, log=progress)
     timing, evaluations = report["timing"], report["evaluations"]
     at = next((e for e in evaluations if e["test_accuracy"] >= s["target"]), {})
     last = evaluations[-1] if evaluations else {}

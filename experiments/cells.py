@@ -3,7 +3,7 @@
     python -m experiments.cells --quick     # tiny: MNIST, 1024 examples, 1 epoch, 16 units
     python -m experiments.cells             # 128 units, 5 epochs of MNIST and Fashion-MNIST
 
-Each model trains with `tfrnn.training.train` (dynamic, Adam 5e-3 constant,
+Each model trains with `tfrnn.loop.train` (dynamic, Adam 5e-3 constant,
 clip 1, batch 128, MNIST rows: T=28, F=28) for the same budget of `--epochs`
 (the run's target is out of reach), evaluated every `--eval_every_steps` steps
 and at epoch ends; the time to the target (0.98 MNIST, 0.88 Fashion-MNIST) is
@@ -52,11 +52,12 @@ def check(s):
 
 def train_one(dataset, name, s, workdir):
     """Trains one model for the budget; returns its record."""
-    from tfrnn import training
+    from tfrnn import config as config_lib
+    from tfrnn import loop
 
     spec = MODELS[name]
     target = s["mnist_target" if dataset == "mnist" else "fashion_target"]
-    config = training.Config(
+    config = config_lib.Config(
         mode="dynamic", **spec, units=s["units"], dataset=dataset,
         batch_size=s["batch_size"], learning_rate=s["learning_rate"], clip_norm=1.0,
         schedule="constant", target_accuracy=1.0,  # every model: the whole budget
@@ -67,7 +68,7 @@ def train_one(dataset, name, s, workdir):
         model_dir=str(pathlib.Path(workdir) / f"{dataset}-{name}"),
     )  # fmt: skip
     started = time.perf_counter()
-    run = training.train(config, log=lambda line: None)
+    run = loop.train(config, log=lambda line: None)
     evaluations, timing = run["evaluations"], run["timing"]
     at = next((e for e in evaluations if e["test_accuracy"] >= target), {})
     config = dict(dataset=dataset, model_name=name, **spec, units=s["units"], mode="dynamic",
@@ -99,7 +100,7 @@ def markdown(records):
     first = records[0] if records else {}
     return harness.header(
         "Cells on MNIST and Fashion-MNIST rows (T=28, F=28), dynamic unrolling", records,
-        f"`tfrnn.training.train`, Adam {first.get('learning_rate')}, batch "
+        f"`tfrnn.loop.train`, Adam {first.get('learning_rate')}, batch "
         f"{first.get('batch')}, {first.get('units')} units, budget {first.get('epochs')} "
         "epoch(s). Seconds to target: wall time since the start (training and "
         "evaluations) at the first evaluation at or above the target; train s: the same "

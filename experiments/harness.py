@@ -340,7 +340,7 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
 
     `model(x, training=True)` gives probabilities (logits with `from_logits`);
     Adam 1e-3 unless `optimizer` is given. A `tf.function` without AutoGraph,
-    as `tfrnn.training`: its trace is not timed converting Python code.
+    as `tfrnn.loop`: its trace is not timed converting Python code.
     """
     import keras
     import tensorflow as tf

@@ -170,12 +170,13 @@ def forward_timings(model, x, config):
 
 
 def train_to_accuracy(config, partial=None):
-    """One time-to-accuracy run of `tfrnn.training.train`; returns its values."""
-    from tfrnn import training
+    """One time-to-accuracy run of `tfrnn.loop.train`; returns its values."""
+    from tfrnn import config as config_lib
+    from tfrnn import loop
 
     model_dir = tempfile.mkdtemp(prefix="tfrnn-svd-train-")
     try:
-        run = training.train(training.Config(
+        run = loop.train(config_lib.Config(
             mode=config["system"][6:], cell="lstm", units=config["units"], batch_size=config["batch"],
             learning_rate=config["learning_rate"], clip_norm=1.0, schedule="constant",
             target_accuracy=config["target_accuracy"], max_epochs=config["max_epochs"],
@@ -395,7 +396,7 @@ def markdown(records, png_name):
     text += f"\n\n![growth with T]({png_name})\n\n## Growth with T\n\n"
     text += harness.table(growth(records), GROWTH_COLUMNS) + "\n"
     if accuracy:
-        text += "\n## Time to accuracy (LSTM, MNIST rows, T=28, `tfrnn.training.train`)\n\n"
+        text += "\n## Time to accuracy (LSTM, MNIST rows, T=28, `tfrnn.loop.train`)\n\n"
         text += harness.table(accuracy, ACCURACY_COLUMNS) + "\n"
     return text
 

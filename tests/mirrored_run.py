@@ -8,7 +8,8 @@ import sys
 
 import tensorflow as tf
 
-from tfrnn import training
+from tfrnn import config as config_lib
+from tfrnn import loop
 
 model_dir, replicas = sys.argv[1], int(sys.argv[2])
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -17,7 +18,7 @@ tf.config.set_logical_device_configuration(
 )
 devices = [f"/cpu:{i}" for i in range(replicas)]
 strategy = tf.distribute.MirroredStrategy(devices) if replicas > 1 else None
-config = training.Config(
+config = config_lib.Config(
     mode="dynamic",
     units=16,
     train_examples=512,
@@ -27,5 +28,5 @@ config = training.Config(
     model_dir=model_dir,
     strategy="mirrored" if replicas > 1 else "default",
 )
-report = training.train(config, strategy=strategy, log=lambda line: None)
+report = loop.train(config, strategy=strategy, log=lambda line: None)
 assert report["replicas"] == replicas, report["replicas"]

@@ -224,9 +224,9 @@ def test_a_hung_process_is_killed_and_recorded_over_budget(tmp_path):
 
 
 def test_tfrnn_recipe_is_tfrnn_trains_default():
-    from tfrnn import training
+    from tfrnn import config as config_lib
 
-    defaults = training.Config()
+    defaults = config_lib.Config()
     for name, value in bench.TFRNN_RECIPE.items():
         if name not in ("jit_compile", "deterministic"):  # the bench's own choice
             assert getattr(defaults, name) == value, name

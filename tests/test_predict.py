@@ -13,14 +13,16 @@ import tensorflow as tf
 from absl import flags
 from matplotlib import image as mpimg
 
-from tfrnn import figures, inference, predict, training
+from tfrnn import figures, inference, predict
+from tfrnn import config as config_lib
+from tfrnn import loop
 from tfrnn.errors import RunDirError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def train_tiny(directory, mode, name=None, **overrides):
-    config = training.Config(
+    config = config_lib.Config(
         mode=mode,
         units=16,
         train_examples=512,
@@ -32,7 +34,7 @@ def train_tiny(directory, mode, name=None, **overrides):
         **overrides,
     )
     lines = []
-    training.train(config, log=lines.append)
+    loop.train(config, log=lines.append)
     train_tiny.lines[name or mode] = lines
     return pathlib.Path(directory)
 

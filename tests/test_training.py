@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrnn import data, export, training
+from tfrnn import data, export
+from tfrnn import config as config_lib
+from tfrnn import loop
+from tfrnn import state
 from tfrnn import report as report_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -48,10 +51,10 @@ def run_cli(*flags, quiet=True, **kwargs):
 @pytest.fixture(scope="module")
 def static_run(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("static")
-    config = training.Config(
+    config = config_lib.Config(
         mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
     )
-    report = training.train(config, log=STATIC_RUN_LINES.append)
+    report = loop.train(config, log=STATIC_RUN_LINES.append)
     return report, model_dir
 
 
@@ -71,11 +74,11 @@ def test_max_epochs_short_of_the_target_says_so(static_run):
 def test_a_finished_run_rerun_does_nothing(static_run):
     report, model_dir = static_run
     exported = (model_dir / "export" / "saved_model.pb").stat().st_mtime_ns
-    config = training.Config(
+    config = config_lib.Config(
         mode="static", max_epochs=3, model_dir=str(model_dir), **SMALL
     )
     lines = []
-    trainer = training.Trainer(config, log=lines.append)
+    trainer = loop.TrainingLoop(config, log=lines.append)
     again = trainer.run()
     assert trainer.already_finished
     assert len(lines) == 1 and lines[-1] == (
@@ -100,11 +103,11 @@ def test_files_are_written_0644(static_run, tmp_path):
 
 
 def test_a_long_static_build_is_announced():
-    static = training.Config(mode="static", sequence="pixels")
-    line = training.static_build_notice(static, 784)
+    static = config_lib.Config(mode="static", sequence="pixels")
+    line = loop.static_build_notice(static, 784)
     assert line.startswith("building the static graph: 784 copies of the lstm cell")
-    assert training.static_build_notice(static, 28) is None
-    assert training.static_build_notice(training.Config(mode="dynamic"), 784) is None
+    assert loop.static_build_notice(static, 28) is None
+    assert loop.static_build_notice(config_lib.Config(mode="dynamic"), 784) is None
 
 
 def test_short_training_reaches_stated_accuracy(static_run):
@@ -155,7 +158,7 @@ def test_static_export_refuses_another_length(static_run):
 
 
 def test_dynamic_pixels_export_takes_any_length(tmp_path):
-    config = training.Config(
+    config = config_lib.Config(
         mode="dynamic",
         sequence="pixels",
         units=8,
@@ -166,7 +169,7 @@ def test_dynamic_pixels_export_takes_any_length(tmp_path):
         deterministic=False,
         model_dir=str(tmp_path),
     )
-    training.train(config, log=lambda line: None)
+    loop.train(config, log=lambda line: None)
     module = export.load(tmp_path / "export")
     for time in (784, 100, 3):
         assert module.classify_sequences(tf.zeros([2, time, 1])).shape == (2, 10)
@@ -284,9 +287,9 @@ def test_resume_after_a_signal_equals_uninterrupted_run(
     ],
 )
 def test_bad_values_are_refused(tmp_path, change, message):
-    config = training.Config(model_dir=str(tmp_path), **change)
+    config = config_lib.Config(model_dir=str(tmp_path), **change)
     with pytest.raises(ValueError, match=message):
-        training.train(config)
+        loop.train(config)
 
 
 @pytest.mark.parametrize(
@@ -307,7 +310,7 @@ def test_bad_values_are_refused(tmp_path, change, message):
 def test_a_failed_start_writes_nothing(tmp_path, change, message):
     model_dir = tmp_path / "run"
     with pytest.raises(ValueError, match=message):
-        training.train(training.Config(model_dir=str(model_dir), **change))
+        loop.train(config_lib.Config(model_dir=str(model_dir), **change))
     assert not model_dir.exists()
 
 
@@ -330,12 +333,12 @@ def test_cli_corrected_command_runs_after_a_failed_start(tmp_path):
 def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
     from experiments import baselines
 
-    config = training.Config(learning_rate=0.01, schedule="cosine", decay_epochs=2)
-    optimizer = training.make_optimizer(config, steps_per_epoch=50)  # 100 steps
+    config = config_lib.Config(learning_rate=0.01, schedule="cosine", decay_epochs=2)
+    optimizer = state.make_optimizer(config, steps_per_epoch=50)  # 100 steps
     optimizer.build([tf.Variable(0.0)])
-    floor = training.COSINE_FLOOR
+    floor = config_lib.COSINE_FLOOR
     assert baselines.COSINE_FLOOR == floor  # PyTorch's schedule is the same
-    assert baselines.EVAL_BATCH == training.EVAL_BATCH  # and its evaluations
+    assert baselines.EVAL_BATCH == config_lib.EVAL_BATCH  # and its evaluations
     quarter = floor + (1 - floor) * (1 + np.cos(np.pi / 4)) / 2
     for step, factor in (
         (0, 1.0),
@@ -348,8 +351,8 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
         expected = 0.01 * factor
         assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
         assert baselines.cosine_decay(step, 100) == pytest.approx(factor)
-    constant = training.make_optimizer(
-        training.Config(learning_rate=0.01, schedule="constant"), 50
+    constant = state.make_optimizer(
+        config_lib.Config(learning_rate=0.01, schedule="constant"), 50
     )
     constant.build([tf.Variable(0.0)])
     constant.iterations.assign(100)
@@ -359,14 +362,14 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
 def test_unwritable_model_dir(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    config = training.Config(model_dir=str(blocker / "run"))
+    config = config_lib.Config(model_dir=str(blocker / "run"))
     with pytest.raises(ValueError, match="is not writable.*choose a directory"):
-        training.train(config)
+        loop.train(config)
 
 
 def test_model_dir_of_another_configuration_is_refused(static_run, tmp_path):
     _, model_dir = static_run
-    config = training.Config(
+    config = config_lib.Config(
         mode="static", max_epochs=3, model_dir=str(model_dir), **{**SMALL, "units": 64}
     )
     with pytest.raises(
@@ -374,19 +377,19 @@ def test_model_dir_of_another_configuration_is_refused(static_run, tmp_path):
         match="holds a run with another configuration "
         r"\(units=32 there, 64 now\)",
     ):
-        training.train(config)
+        loop.train(config)
 
 
 def test_corrupt_data_file_is_refused(tmp_path):
     corrupt = tmp_path / "mnist"
     shutil.copytree(data.MNIST_DIR, corrupt)
     (corrupt / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
-    config = training.Config(model_dir=str(tmp_path / "run"), data_dir=str(corrupt))
+    config = config_lib.Config(model_dir=str(tmp_path / "run"), data_dir=str(corrupt))
     with pytest.raises(
         data.DataError,
         match="t10k-labels-idx1-ubyte.gz.*ec29112dd5afa0611ce80d1b7f02629c",
     ):
-        training.train(config)
+        loop.train(config)
 
 
 def test_cli_refuses_bad_flags_with_messages(tmp_path):
@@ -432,13 +435,13 @@ def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
     run reports that XLA compiled them."""
     losses, weights = {}, {}
     for jit_compile in (False, True):
-        config = training.Config(
+        config = config_lib.Config(
             mode=mode,
             jit_compile=jit_compile,
             model_dir=str(tmp_path / f"xla-{jit_compile}"),
             **{**SMALL, "units": 16, "train_examples": 256},
         )
-        trainer = training.Trainer(config, log=lambda line: None)
+        trainer = loop.TrainingLoop(config, log=lambda line: None)
         indices = tf.range(config.batch_size, dtype=tf.int32)
         losses[jit_compile] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
         weights[jit_compile] = [v.numpy() for v in trainer.model.trainable_variables]
@@ -455,11 +458,11 @@ def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
     plain while loop from the same weights; the report says which k ran."""
     losses, weights = {}, {}
     for name, change in (("loop", {}), ("other", dict(mode=mode, unroll=unroll))):
-        config = training.Config(
+        config = config_lib.Config(
             model_dir=str(tmp_path / name),
             **{**SMALL, "units": 16, "train_examples": 256, **change},
         )
-        trainer = training.Trainer(config, log=lambda line: None)
+        trainer = loop.TrainingLoop(config, log=lambda line: None)
         indices = tf.range(config.batch_size, dtype=tf.int32)
         losses[name] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
         weights[name] = [v.numpy() for v in trainer.model.trainable_variables]
@@ -467,8 +470,8 @@ def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
         assert ran == {"loop": 1, "other": 28 if mode == "static" else unroll}[name]
     assert losses["other"][1] < losses["other"][0]
     np.testing.assert_allclose(losses["other"], losses["loop"], rtol=1e-5)
-    for other, loop in zip(weights["other"], weights["loop"]):
-        np.testing.assert_allclose(other, loop, rtol=1e-4, atol=1e-5)
+    for other, plain in zip(weights["other"], weights["loop"]):
+        np.testing.assert_allclose(other, plain, rtol=1e-4, atol=1e-5)
 
 
 TINY_FLAGS = [
@@ -572,12 +575,12 @@ def test_threads_are_reported_as_the_process_has_them(tmp_path):
 
 
 def test_mixed_bfloat16_trains_in_bfloat16_with_float32_weights(tmp_path):
-    config = training.Config(
+    config = config_lib.Config(
         precision="mixed_bfloat16",
         model_dir=str(tmp_path),
         **{**SMALL, "units": 16, "train_examples": 256},
     )
-    trainer = training.Trainer(config, log=lambda line: None)
+    trainer = loop.TrainingLoop(config, log=lambda line: None)
     rnn = trainer.model.get_layer("rnn")
     assert rnn.cell.compute_dtype == "bfloat16"
     assert {v.dtype for v in trainer.model.trainable_variables} == {"float32"}
