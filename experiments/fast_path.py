@@ -78,7 +78,7 @@ FULL = dict(
     target_runs=2, target_candidates=list(TO_TARGET),
 )  # fmt: skip
 QUICK = dict(units=16, batch_size=32, rounds=2, steps=2, warmup_steps=1)
-QUICK.update(candidates=["default", "unroll_2", "bf16_cast_once"], thread_processes=1)
+QUICK.update(candidates=["default", "unroll_2", "bf16", "bf16_cast_once"], thread_processes=1)
 QUICK.update(thread_rounds=2, target_runs=0)
 HELP = dict(
     candidates=f"Part 1 candidates, of: {', '.join(CANDIDATES)}",
@@ -156,6 +156,18 @@ def cast_weights_once(layer):
     layer.call = call_with_cast_weights
 
 
+def casts_in_loops(step, indices):
+    """Cast ops in the bodies of the traced step's while loops (forward and
+    backward): where Keras's autocast reads the weights at every step."""
+    library = step.get_concrete_function(indices).graph.as_graph_def().library
+    return sum(
+        node.op == "Cast"
+        for function in library.function
+        if "while_body" in function.signature.name
+        for node in function.node_def
+    )
+
+
 def time_rounds(steps, s, log, rounds):
     """`{name: [mean ms per step of each round]}`, the order rotated per round."""
     for step, indices in steps.values():
@@ -182,7 +194,7 @@ def measure_steps(s, log=print):
     from tfrnn import loop
 
     tf.get_logger().setLevel("ERROR")  # a tf.function per candidate is no retrace
-    steps, first_step = {}, {}
+    steps, first_step, casts = {}, {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for name in s["candidates"]:
             step, indices = training_step(name, s, workdir, s["in_process_threads"])
@@ -190,6 +202,7 @@ def measure_steps(s, log=print):
             float(step(indices)[0])  # traces (and compiles, with XLA)
             first_step[name] = time.perf_counter() - started
             steps[name] = (step, indices)
+            casts[name] = casts_in_loops(step, indices)
         threads = loop.set_threads(0, 0)  # reads what this process has
         round_ms = time_rounds(steps, s, log, s["rounds"])
     records = []
@@ -197,7 +210,8 @@ def measure_steps(s, log=print):
         ratio = statistics.median(m / b for m, b in zip(round_ms[name], round_ms[BASELINE]))
         config = dict(part="steps", candidate=name, changes=CANDIDATES[name], threads=threads)
         values = dict(first_step_total_seconds=first_step[name], round_ms=round_ms[name],
-                      median_ms=statistics.median(round_ms[name]), ratio_to_default=ratio)  # fmt: skip
+                      median_ms=statistics.median(round_ms[name]), ratio_to_default=ratio,
+                      casts_in_loops=casts[name])  # fmt: skip
         records.append(harness.Record(NAME, config, values=values).flat())
     return records
 
@@ -311,7 +325,7 @@ def markdown(records, s):
     )  # fmt: skip
     text += harness.table(steps, ("part", "candidate", changes, "median_ms",
                                   ("× default", lambda r: f"{r['ratio_to_default']:.3f}"),
-                                  "first_step_total_seconds"))  # fmt: skip
+                                  "first_step_total_seconds", ("casts in loops", lambda r: r.get("casts_in_loops"))))  # fmt: skip
     targets = [r for r in records if r["part"] == "to_target"]
     if targets:
         text += "\n\n## Time to 98 %: `python -m tfrnn.train`\n\n" + harness.table(

@@ -542,3 +542,39 @@ def test_command_lines_refuse_bad_flags(tmp_path):
             result.stderr,
         )
     assert not any(tmp_path.iterdir())
+
+
+# --- fast_path -------------------------------------------------------------------
+
+
+def test_fast_path_quick(tmp_path):
+    """Part 1 in one process; bf16_cast_once leaves no cast in the loops,
+    where mixed_bfloat16 casts the weights at every step."""
+    run_module(
+        "experiments.fast_path", "--quick", "--thread_processes=0", f"--output={tmp_path}"
+    )
+    records = json.loads((tmp_path / "fast_path-quick.json").read_text())
+    names = ["default", "unroll_2", "bf16", "bf16_cast_once"]
+    assert [r["candidate"] for r in records] == names
+    by_name = {r["candidate"]: r for r in records}
+    for r in records:
+        assert_environment(r)
+        assert r["part"] == "steps" and len(r["round_ms"]) == 2
+        assert isinstance(r["median_ms"], NUMBER) and r["median_ms"] > 0
+        assert r["threads"] == {"intra_op": 1, "inter_op": 2}
+    assert by_name["default"]["ratio_to_default"] == 1.0
+    assert by_name["unroll_2"]["changes"] == {"unroll": 2}
+    assert by_name["default"]["casts_in_loops"] == 0
+    assert by_name["bf16"]["casts_in_loops"] > 0
+    assert by_name["bf16_cast_once"]["casts_in_loops"] == 0
+    markdown = (tmp_path / "fast_path-quick.md").read_text()
+    assert "| steps | unroll_2 | unroll=2 |" in markdown
+
+
+def test_fast_path_refuses_unknown_candidates():
+    from experiments import fast_path
+
+    with pytest.raises(ValueError, match="--candidates: fp8 not among default"):
+        harness.settings(fast_path, True, dict(candidates=["fp8"]))
+    with pytest.raises(ValueError, match="--in_process_threads: give INTRA,INTER"):
+        harness.settings(fast_path, True, dict(in_process_threads=["1"]))
