@@ -196,6 +196,31 @@ def test_auto_format_falls_back_to_the_keras_file(runs, tmp_path, capsys):
         inference.evaluate_export(copy)
 
 
+def test_a_run_saved_before_the_new_flags_reads_as_it_ran(runs, tmp_path):
+    """A config.json without unroll, bidirectional, precision and threads (a
+    run of an earlier tfrnn) reads as what that run ran, and resumes."""
+    from tfrnn.run_dir import RunDir
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs["dynamic"], copy)
+    saved = json.loads((copy / "config.json").read_text())
+    new_fields = ("unroll", "bidirectional", "precision", "intra_op_threads",
+                  "inter_op_threads")  # fmt: skip
+    old = {k: v for k, v in saved.items() if k not in new_fields}
+    (copy / "config.json").write_text(json.dumps(old))
+    config = inference.read_config(copy)
+    assert (config.unroll, config.bidirectional, config.precision) == (1, False, "float32")
+    assert (config.intra_op_threads, config.inter_op_threads) == (0, 0)
+    today = config_lib.Config(**{**saved, "intra_op_threads": 1, "inter_op_threads": 2})
+    RunDir(copy).check(today)  # resumable: threads may change, the rest matches
+    with pytest.raises(ValueError, match="unroll=1 there, 2 now"):
+        RunDir(copy).check(config_lib.Config(**{**saved, "unroll": 2}))
+    steps = inference.steps(copy, examples=2)  # its checkpoint, its model
+    np.testing.assert_allclose(
+        steps.probabilities[:, -1], steps.model_probabilities, atol=1e-5
+    )
+
+
 def test_damaged_keras_file_is_named(runs, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(runs["dynamic"], copy, ignore=shutil.ignore_patterns("export"))
