@@ -35,16 +35,21 @@ def dynamic_rnn(
 
     ```
     state = initial_state or zero_state(cell, batch)
-    t = 0
-    while t < last valid step of any row + 1:   # T without lengths or mask
-        for t in t, ..., t + k - 1:             # k = unroll steps per iteration
-            output[t], state = cell(inputs[t], state)
-            valid = mask[b, t] and t < sequence_length[b]   # per row b
-            if not valid:                       # also steps past T (k overshoots)
-                output[t][b] = 0; state[b] = previous state[b]
-            else:
-                last[b] = output[t][b]          # for return_sequences=False
-    output[t:] = 0                              # steps no row needs
+    n = last valid step of any row + 1          # T without lengths or mask
+    for block in range(n // k):                 # a while loop, k steps unrolled
+        for t in block * k, ..., block * k + k - 1:
+            output[t], state = step(t, state)
+    for t in n // k * k, ..., n - 1:            # a while loop of one step
+        output[t], state = step(t, state)
+    output[n:] = 0                              # steps no row needs
+
+    step(t, state):
+        output, new_state = cell(inputs[t], state)
+        valid = mask[b, t] and t < sequence_length[b]   # per row b; only
+        if not valid:                                   # with lengths or mask
+            output[b] = 0; new_state[b] = state[b]
+        else:
+            last[b] = output[b]                 # for return_sequences=False
     return outputs, state                       # state: after the last valid step
     ```
 
@@ -161,8 +166,9 @@ class _BlockLoop:
     unrolled, then the `loop_steps % unroll` steps left in a loop of one step,
     so no step past the inputs' end is ever run and, without lengths or a
     mask, no step pays for masking. A block reads its inputs with one
-    `TensorArray` gather and writes its outputs with one scatter. After the
-    loops, outputs are padded with zeros to the inputs' length.
+    `TensorArray` read (a block of `unroll` steps; a step left reads its block
+    and takes its step) and writes each step's output. After the loops,
+    outputs are padded with zeros to the inputs' length.
     """
 
     def __init__(self, step_fn, inputs, valid, unroll, output_dtype, output_size):
@@ -185,8 +191,10 @@ class _BlockLoop:
         if k > 1:
             blocks = -(-self.time_steps // k)  # rounded up
             if self.static_time is None or self.static_time % k:
-                inputs = tf.pad(inputs, [[0, blocks * k - self.time_steps], [0, 0], [0, 0]])
-            inputs = tf.reshape(inputs, tf.concat([[blocks, k], tf.shape(inputs)[1:]], 0))
+                padding = blocks * k - self.time_steps
+                inputs = tf.pad(inputs, [[0, padding], [0, 0], [0, 0]])
+            block_shape = tf.concat([[blocks, k], tf.shape(inputs)[1:]], 0)
+            inputs = tf.reshape(inputs, block_shape)
             element_shape = tf.TensorShape([k]).concatenate(element_shape)
         return tf.TensorArray(
             inputs.dtype,
@@ -205,23 +213,25 @@ class _BlockLoop:
     def _block(self, time, state, outputs, state_tas):
         """`unroll` steps through `rnn_step`, from step `time` (a multiple of
         `unroll`): one read of their inputs, no masking without lengths or a mask."""
-        step_inputs = tf.unstack(self.input_ta.read(time // self.unroll), self.unroll)
-        valid = [None] * self.unroll
+        k = self.unroll
+        step_inputs = tf.unstack(self.input_ta.read(time // k), k)
+        valid = [None] * k
         if self.valid is not None:
-            valid = tf.unstack(tf.slice(self.valid, [time, 0], [self.unroll, -1]), self.unroll)
+            valid = tf.unstack(tf.slice(self.valid, [time, 0], [k, -1]), k)
         for offset, (step_input, step_valid) in enumerate(zip(step_inputs, valid)):
             step_input.set_shape(self.step_input_shape)
             state, outputs, state_tas = self._step_from(
                 time + offset, step_input, step_valid, state, outputs, state_tas
             )
-        return time + self.unroll, state, outputs, state_tas
+        return time + k, state, outputs, state_tas
 
     def _step(self, time, state, outputs, state_tas):
         """One step through `rnn_step`, at step `time`."""
         if self.unroll == 1:
             step_input = self.input_ta.read(time)
         else:
-            step_input = tf.gather(self.input_ta.read(time // self.unroll), time % self.unroll)
+            block = self.input_ta.read(time // self.unroll)
+            step_input = tf.gather(block, time % self.unroll)
         step_input.set_shape(self.step_input_shape)
         valid = None if self.valid is None else tf.gather(self.valid, time)
         state, outputs, state_tas = self._step_from(
@@ -252,7 +262,9 @@ class _BlockLoop:
         state_tas = ()
         if return_all_states:
             state_tas = tf.nest.map_structure(
-                lambda s: tf.TensorArray(s.dtype, self.time_steps, element_shape=s.shape),
+                lambda s: tf.TensorArray(
+                    s.dtype, self.time_steps, element_shape=s.shape
+                ),
                 state,
             )
         loop_vars = (tf.constant(0), state, outputs, state_tas)
