@@ -21,6 +21,7 @@ import pathlib
 import platform
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -381,6 +382,30 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
         return loss
 
     return tf.function(step, autograph=False)
+
+
+def train_tfrnn(log=None, **config):
+    """`tfrnn.training.train(Config(**config))` in a scratch model_dir (removed
+    afterwards); its report flattened: timing, target fields, `best_test_accuracy`,
+    `final_test_accuracy`, `steps`, `wall_seconds` and `train_seconds` (at the
+    last evaluation), `export_bytes`, and the rest but the run's config."""
+    from tfrnn import training
+
+    workdir = tempfile.mkdtemp(prefix="tfrnn-experiment-train-")
+    try:
+        config = training.Config(**config, model_dir=f"{workdir}/run")
+        report = training.train(config, log=log or (lambda line: None))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    evaluations = report["evaluations"]
+    last = evaluations[-1] if evaluations else {}
+    values = {k: v for k, v in report.items() if k not in ("run", "timing", "export")}
+    return {
+        **values, **report["timing"], "export_bytes": (report["export"] or {}).get("bytes"),
+        "best_test_accuracy": max((e["test_accuracy"] for e in evaluations), default=None),
+        "final_test_accuracy": last.get("test_accuracy"), "steps": last.get("step"),
+        "wall_seconds": last.get("seconds"), "train_seconds": last.get("train_seconds"),
+    }  # fmt: skip
 
 
 def time_steps_of(step, batches, warmup, timed, max_seconds=None):
