@@ -41,13 +41,8 @@ QUICK.update(test_examples=256, eval_every_steps=1000)
 HELP = dict(deterministic="TensorFlow op determinism (as tfrnn.train)")
 
 
-def check(s):
-    for key, allowed in (("models", MODELS), ("datasets", DATASETS)):
-        for name in s[key]:
-            if name not in allowed:
-                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
-    if s["epochs"] <= 0 or s["units"] <= 0:
-        raise ValueError("--epochs and --units must be > 0")
+CHOICES = dict(models=list(MODELS), datasets=DATASETS)
+POSITIVE = ("epochs", "units")
 
 
 def train_one(dataset, name, s, workdir):

@@ -11,6 +11,7 @@ process of its own, with a budget), the memory readers, `build_model` and
 TensorFlow is imported at import time: the PyTorch worker runs on this module.
 """
 
+import collections
 import dataclasses
 import datetime
 import importlib
@@ -37,13 +38,8 @@ PIXELS = 784
 # --- one table of metrics: JSON key -> (label, unit, scale) -------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    label: str
-    unit: str = ""
-    scale: float = 1.0  # the JSON holds value; tables and plots show value * scale
-
-
+# the JSON holds value; tables and plots show value * scale
+Metric = collections.namedtuple("Metric", "label unit scale", defaults=("", 1.0))
 MIB = 2.0**-20
 METRICS = {
     "trace_seconds": Metric("trace", "s"),
@@ -69,6 +65,8 @@ METRICS = {
     "final_test_accuracy": Metric("final test accuracy"),
     "median_ms": Metric("median step", "ms"),
     "ratio_to_keras_while": Metric("× keras_while"),
+    "grad_h_norm": Metric("mean ||dL/dh_t||"),
+    "grad_c_norm": Metric("mean ||dL/dc_t|| (LSTM cell state)"),
 }
 
 
@@ -119,10 +117,10 @@ def header(title, records, *notes):
     return "\n\n".join([f"# {title}", machine, *notes]) + "\n\n"
 
 
-def plot(path, panels, series, title, xlabel, references=()):
-    """One log-log panel per METRICS key of `panels`; a line per `(name, [row],
-    matplotlib style)` of `series` (x = row["x"]), a horizontal line per
-    `(name, {key: value}, style)` of `references`."""
+def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
+    """One panel per METRICS key of `panels` (log y, `xscale` x); a line per
+    `(name, [row], matplotlib style)` of `series` (x = row["x"]), a horizontal
+    line per `(name, {key: value}, style)` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,13 +135,14 @@ def plot(path, panels, series, title, xlabel, references=()):
         for name, points, style in series:
             xy = sorted((p["x"], p[key] * scale) for p in points if p.get(key))
             if xy:
-                ax.plot(*zip(*xy), marker="o", markersize=3, label=name, **style)
+                ax.plot(*zip(*xy), label=name, **{"marker": "o", "markersize": 3, **style})
         for name, values, style in references:
             if values.get(key):
                 ax.axhline(values[key] * scale, label=name, linewidth=1, **style)
-        ax.set(title=label(key), xlabel=xlabel, xscale="log", yscale="log")
-        ax.set_xticks(xs, [str(x) for x in xs], minor=False)
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set(title=label(key), xlabel=xlabel, xscale=xscale, yscale="log")
+        if xscale == "log":  # a tick at each x measured
+            ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = next(iter(figure.axes)).get_legend_handles_labels()
     if handles:
@@ -514,20 +513,38 @@ def first_line(error, limit=300):
 
 def settings(experiment, quick, given):
     """FULL (or QUICK over FULL) with the `given` values that are not None,
-    checked by `experiment.check`: a ValueError names the flag to fix."""
+    checked: each value (or item of a list) of a key of `experiment.CHOICES`
+    among its choices, each of POSITIVE > 0, then `experiment.check(s)`. A
+    ValueError names the flag to fix."""
     chosen = {**experiment.FULL, **(experiment.QUICK if quick else {})}
     for key, value in given.items():
-        if value is None:
-            continue
         default = experiment.FULL.get(key)
-        if isinstance(default, list) and default and isinstance(default[0], int):
+        if value is not None and isinstance(default, list) and default and isinstance(default[0], int):
             if not all(str(v).lstrip("-").isdigit() for v in value):
                 raise ValueError(f"--{key}={','.join(map(str, value))}: give integers, "
                                  f"e.g. {','.join(map(str, default))}")  # fmt: skip
             value = [int(v) for v in value]
-        chosen[key] = value
-    experiment.check(chosen)
+        chosen[key] = chosen[key] if value is None else value
+    for key, allowed in getattr(experiment, "CHOICES", {}).items():
+        for name in _items(chosen[key]):
+            if name not in allowed:
+                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
+    for key in getattr(experiment, "POSITIVE", ()):
+        if any(v is not None and v <= 0 for v in _items(chosen[key])):
+            raise ValueError(f"--{key}={chosen[key]} must be > 0")
+    getattr(experiment, "check", lambda s: None)(chosen)
     return chosen
+
+
+def _items(value):
+    return value if isinstance(value, list) else [value]
+
+
+def check_divides_784(key, time_steps):
+    """A ValueError naming `--key` unless each T of `time_steps` divides 784."""
+    for t in _items(time_steps):
+        if t <= 0 or PIXELS % t:
+            raise ValueError(f"--{key}={t} must divide 784")
 
 
 def result_paths(output, name, quick, *kinds):
@@ -554,7 +571,8 @@ def define_flags(experiment):
     from absl import flags
 
     module = {"module_name": sys.argv[0]}  # listed by --help
-    flags.DEFINE_bool("quick", False, "A small configuration: " + _quick(experiment), **module)
+    quick = ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items())
+    flags.DEFINE_bool("quick", False, f"A small configuration: {quick}.", **module)
     flags.DEFINE_string(
         "output", None, "Results directory (quick: a new scratch directory; "
         "otherwise experiments/results).", **module
@@ -566,10 +584,6 @@ def define_flags(experiment):
         kinds = {bool: flags.DEFINE_bool, list: flags.DEFINE_list, float: flags.DEFINE_float}
         kinds[str] = flags.DEFINE_string  # None and int: an integer
         kinds.get(type(sample), flags.DEFINE_integer)(key, None, text, **module)
-
-
-def _quick(experiment):
-    return ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items()) + "."
 
 
 def main(experiment):

@@ -36,10 +36,12 @@ HELP = dict(
 )
 
 
+CHOICES = dict(cells=CELLS, references=("committed", "measure", "none"))
+
+
 def check(s):
-    svd.check({"time_steps": [s["short_T"], s["long_T"]], "cells": s["cells"], "systems": []})
-    if s["references"] not in ("committed", "measure", "none"):
-        raise ValueError("--references: committed, measure or none")
+    for key in ("short_T", "long_T"):
+        harness.check_divides_784(key, s[key])
     for t, ks in ((s["short_T"], s["short_unrolls"]), (s["long_T"], s["long_unrolls"])):
         if any(k < 1 or k > t for k in ks):
             raise ValueError(f"--*_unrolls: each k in 1..T={t}, got {ks}")

@@ -53,15 +53,12 @@ HELP = dict(time_steps="T values, each dividing 784", budget_seconds="Wall-clock
             "of one configuration's process", accuracy="Also train LSTMs to the target")  # fmt: skip
 
 
+CHOICES = dict(cells=CELLS, systems=SYSTEMS)
+
+
 def check(s):
     s["time_steps"] = sorted(s["time_steps"])
-    for t in s["time_steps"]:
-        if t <= 0 or harness.PIXELS % t:
-            raise ValueError(f"--time_steps: {t} does not divide 784")
-    for key, allowed in (("cells", CELLS), ("systems", SYSTEMS)):
-        for name in s[key]:
-            if harness.ALIASES.get(name, name) not in allowed:
-                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
+    harness.check_divides_784("time_steps", s["time_steps"])
 
 
 # --- one configuration, in its own process ---------------------------------------

@@ -349,4 +349,4 @@ def test_cli_refuses_bad_flags():
         check=False,
     )
     assert done.returncode != 0
-    assert "--systems takes a comma-separated subset of" in done.stderr
+    assert "--systems: 'tfrnn' is not one of" in done.stderr

@@ -518,7 +518,7 @@ def test_command_lines_refuse_bad_flags(tmp_path):
     """The CLIs check their flags before TensorFlow starts (the quick runs above
     go through the same `settings` functions in-process)."""
     for module, flag, message in (
-        ("experiments.static_vs_dynamic", "--time_steps=100", "does not divide 784"),
+        ("experiments.static_vs_dynamic", "--time_steps=100", "--time_steps=100 must divide 784"),
         (
             "experiments.static_vs_dynamic",
             "--cells=lstm,bogus",
@@ -528,7 +528,7 @@ def test_command_lines_refuse_bad_flags(tmp_path):
         ("experiments.cells", "--models=lstm,bogus", "'bogus' is not one of"),
         ("experiments.steps", "--batch_sizes=128,x", "give integers"),
         ("experiments.steps", "--rounds=0", "--rounds=0 must be > 0"),
-        ("experiments.steps", "--systems=torch", "torch not among"),
+        ("experiments.steps", "--systems=torch", "'torch' is not one of"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", module, flag, f"--output={tmp_path}"],
