@@ -168,29 +168,14 @@ def forward_timings(model, x, config):
 
 def train_to_accuracy(config, partial=None):
     """One time-to-accuracy run of `tfrnn.training.train`; returns its values."""
-    from tfrnn import training
-
-    model_dir = tempfile.mkdtemp(prefix="tfrnn-svd-train-")
-    try:
-        run = training.train(training.Config(
-            mode=config["system"][6:], cell="lstm", units=config["units"], batch_size=config["batch"],
-            learning_rate=config["learning_rate"], clip_norm=1.0, schedule="constant",
-            target_accuracy=config["target_accuracy"], max_epochs=config["max_epochs"],
-            train_examples=config["train_examples"], test_examples=config["test_examples"],
-            model_dir=f"{model_dir}/run"), log=lambda line: print(line, flush=True))  # fmt: skip
-    finally:
-        shutil.rmtree(model_dir, ignore_errors=True)
-    keys = ("parameters", "target_reached", "seconds_to_target", "train_seconds_to_target")
-    keys += ("epochs_to_target", "evaluations", "peak_memory_bytes")
-    values = {key: run.get(key) for key in keys}
-    values.update({key: run["timing"][key] for key in ("trace_seconds", "first_step_seconds",
-                                                        "median_step_ms", "examples_per_second")})  # fmt: skip
-    values.update(
-        final_test_accuracy=run["evaluations"][-1]["test_accuracy"] if run["evaluations"] else None,
-        export_bytes=(run["export"] or {}).get("bytes"), export_method=EXPORT_METHODS["tfrnn"],
-        environment=run["environment"],
+    values = harness.train_tfrnn(
+        lambda line: print(line, flush=True), mode=config["system"][6:], cell="lstm",
+        units=config["units"], batch_size=config["batch"], learning_rate=config["learning_rate"],
+        clip_norm=1.0, schedule="constant", target_accuracy=config["target_accuracy"],
+        max_epochs=config["max_epochs"], train_examples=config["train_examples"],
+        test_examples=config["test_examples"],
     )  # fmt: skip
-    return values
+    return {**values, "export_method": EXPORT_METHODS["tfrnn"]}
 
 
 # --- the experiment: one process per configuration ---------------------------------
