@@ -111,13 +111,9 @@ def check(s):
 def training_settings(s, recipe_values):
     """The record's `settings`: `eval_every_steps` scaled from batch 128 to the
     recipe's, so that evaluations come after the same number of examples."""
-    every = s["eval_every_steps"] * SHARED_RECIPE["batch_size"]
-    every = max(1, round(every / recipe_values["batch_size"]))
-    values = {key: s[key] for key in TRAINING}
-    return {
-        "dataset": "mnist", "sequence": "rows", "time_steps": 28, "features": 28,
-        "num_classes": 10, **values, "eval_every_steps": every,
-    }  # fmt: skip
+    every = s["eval_every_steps"] * SHARED_RECIPE["batch_size"] / recipe_values["batch_size"]
+    return dict(dataset="mnist", sequence="rows", time_steps=28, features=28, num_classes=10,
+                **{key: s[key] for key in TRAINING}, eval_every_steps=max(1, round(every)))  # fmt: skip
 
 
 def new_record(run_id, system, recipe, s):
@@ -196,15 +192,10 @@ def write_data(s, workdir):
 
     from tfrnn import data
 
-    arrays = data.load_arrays("mnist")
-    train, test = s["train_examples"], s["test_examples"]
-    np.savez(
-        pathlib.Path(workdir) / "data.npz",
-        x_train=data.to_sequences(arrays.x_train[:train], "rows"),
-        y_train=arrays.y_train[:train],
-        x_test=data.to_sequences(arrays.x_test[:test], "rows"),
-        y_test=arrays.y_test[:test],
-    )
+    arrays, train, test = data.load_arrays("mnist"), s["train_examples"], s["test_examples"]
+    np.savez(pathlib.Path(workdir) / "data.npz", y_train=arrays.y_train[:train], y_test=arrays.y_test[:test],
+             x_train=data.to_sequences(arrays.x_train[:train], "rows"),
+             x_test=data.to_sequences(arrays.x_test[:test], "rows"))  # fmt: skip
 
 
 def _load_data(workdir):

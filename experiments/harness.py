@@ -306,29 +306,25 @@ def chunked_pixels(images, time_steps):
     return pixels.reshape(len(images), time_steps, PIXELS // time_steps)
 
 
-def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kwargs):
+def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unroll=1):
     """LSTM/GRU/vanilla -> last output -> softmax Dense(10), as `system` runs it.
 
-    tfrnn_*: `tfrnn.models.build_classifier` (kwargs: e.g. `unroll=k`);
-    keras_while / keras_unroll / keras_cudnn: `keras.layers.LSTM/GRU/SimpleRNN`
-    with `unroll=False / True` (`use_cudnn=False`) or `use_cudnn=True`.
+    tfrnn_*: `tfrnn.models.build_classifier` (tfrnn_dynamic with `unroll=k`:
+    `dynamic_rnn(unroll=k)`); keras_while / keras_unroll / keras_cudnn:
+    `keras.layers.LSTM/GRU/SimpleRNN` with `unroll=False / True`
+    (`use_cudnn=False`) or `use_cudnn=True`.
     """
     import keras
 
     from tfrnn import models
 
-    system, unroll = ALIASES.get(system, system), kwargs.pop("unroll", 1)
     if system == "tfrnn_dynamic" and unroll > 1:
         return _blocked_classifier(cell, units, features, unroll)
     if system in TFRNN_SYSTEMS:
-        mode = system.split("_", 1)[1]
-        return models.build_classifier(
-            mode, cell, units, 1, 10, time_steps, features, **kwargs
-        )
-    layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-    layer = layers.get(cell, keras.layers.SimpleRNN)
+        return models.build_classifier(system[6:], cell, units, 1, 10, time_steps, features)
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(cell, keras.layers.SimpleRNN)
     options = {"unroll": system == "keras_unroll"}
-    if cell in layers:
+    if cell != "rnn":
         options["use_cudnn"] = system == "keras_cudnn"
     steps = time_steps if system == "keras_unroll" else None
     inputs = keras.Input((steps, features), name="sequences")
@@ -557,15 +553,6 @@ def result_paths(output, name, quick, *kinds):
     return paths
 
 
-def output_dir(output, name, quick):
-    """`--output`, else a new scratch directory for a quick run, else results/."""
-    if output:
-        return pathlib.Path(output)
-    if quick:
-        return pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{name}-quick-"))
-    return RESULTS
-
-
 def define_flags(experiment):
     """A flag per key of `experiment.FULL`, typed by its value, default None."""
     from absl import flags
@@ -573,10 +560,8 @@ def define_flags(experiment):
     module = {"module_name": sys.argv[0]}  # listed by --help
     quick = ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items())
     flags.DEFINE_bool("quick", False, f"A small configuration: {quick}.", **module)
-    flags.DEFINE_string(
-        "output", None, "Results directory (quick: a new scratch directory; "
-        "otherwise experiments/results).", **module
-    )  # fmt: skip
+    text = "Results directory (quick: a new scratch directory; otherwise experiments/results)."
+    flags.DEFINE_string("output", None, text, **module)
     for key, default in experiment.FULL.items():
         helps = getattr(experiment, "HELP", {}).get(key, key.replace("_", " "))
         text = f"{helps} (default {default!r})"
@@ -602,8 +587,9 @@ def main(experiment):
             s = settings(experiment, quick, {k: values[k] for k in experiment.FULL})
         except ValueError as error:
             sys.exit(f"error: {error}")
-        output = output_dir(values["output"], experiment.NAME, quick)
+        output = pathlib.Path(values["output"] or RESULTS)  # a quick run: a scratch directory
         if quick and not values["output"]:
+            output = pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{experiment.NAME}-quick-"))
             print(f"quick run: results go to the scratch directory {output}")
         try:
             paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))

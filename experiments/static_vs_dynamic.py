@@ -16,8 +16,6 @@ SavedModel bytes, whether the export takes T/2 steps, and (tfrnn) forward ms
 with and without `return_all_states`. Then LSTMs trained to the target.
 """
 
-import pathlib
-import shutil
 import statistics
 import tempfile
 import time
@@ -86,8 +84,8 @@ def measure(config, partial=lambda values: None):
         partial(values)
 
     values.update(meter.start())
-    options = {"unroll": config["unroll"]} if config.get("unroll") else {}
-    model = harness.build_model(config["system"], config["cell"], config["units"], t, 784 // t, **options)
+    model = harness.build_model(config["system"], config["cell"], config["units"], t, 784 // t,
+                                config.get("unroll") or 1)  # fmt: skip
     step = harness.train_step(model)
     started = time.perf_counter()
     concrete = step.get_concrete_function(*batches[0])
@@ -112,28 +110,25 @@ def measure_export(model, config, x_all, done):
 
     from tfrnn import export, report
 
-    family = "tfrnn" if config["system"].startswith("tfrnn_") else "keras"
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tfrnn-svd-export-"))
-    try:
-        started = time.perf_counter()
+    family, t = "tfrnn" if config["system"].startswith("tfrnn_") else "keras", config["T"]
+    with tempfile.TemporaryDirectory(prefix="tfrnn-svd-export-") as workdir:
+        started, path = time.perf_counter(), f"{workdir}/export"
         if family == "tfrnn":
             meta = dict(mode=config["system"][6:], cell=config["cell"], model="rnn", dataset="mnist",
-                        sequence="rows", time_steps=config["T"], features=784 // config["T"],
-                        num_classes=10, image_shape=[config["T"], 784 // config["T"]],
-                        permutation_seed=0)  # fmt: skip
-            export.export(model, workdir / "export", meta)
+                        sequence="rows", time_steps=t, features=784 // t, num_classes=10,
+                        image_shape=[t, 784 // t], permutation_seed=0)  # fmt: skip
+            export.export(model, path, meta)
         else:
-            model.export(str(workdir / "export"), format="tf_saved_model", verbose=False)
+            model.export(path, format="tf_saved_model", verbose=False)
         done("export", export_seconds=time.perf_counter() - started, export_method=EXPORT_METHODS[family],
-             export_bytes=report.directory_bytes(workdir / "export"))  # fmt: skip
+             export_bytes=report.directory_bytes(path))  # fmt: skip
         if "other_length" not in config.get("phases", ["other_length"]):
             return
-        started = time.perf_counter()
-        loaded = tf.saved_model.load(str(workdir / "export"))
+        started, loaded = time.perf_counter(), tf.saved_model.load(path)
         serve = loaded.classify_sequences if family == "tfrnn" else loaded.serve
-        other = {"other_length_T": config["T"] // 2, "export_load_seconds": time.perf_counter() - started}
+        other = {"other_length_T": t // 2, "export_load_seconds": time.perf_counter() - started}
         try:
-            accepted = serve(tf.constant(x_all[:2, : config["T"] // 2])).shape == (2, 10)
+            accepted = serve(tf.constant(x_all[:2, : t // 2])).shape == (2, 10)
             other.update(accepts_other_length=bool(accepted), other_length_error=None)
         except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
             other.update(accepts_other_length=False, other_length_error=harness.first_line(error))
@@ -141,11 +136,9 @@ def measure_export(model, config, x_all, done):
         if family == "tfrnn":
             done("forward", **forward_timings(model, tf.constant(x_all[: config["batch"]]), config))
             started = time.perf_counter()
-            model.export(str(workdir / "keras_export"), format="tf_saved_model", verbose=False)
+            model.export(f"{workdir}/keras_export", format="tf_saved_model", verbose=False)
             done("keras_export", keras_export_seconds=time.perf_counter() - started,
-                 keras_export_bytes=report.directory_bytes(workdir / "keras_export"))  # fmt: skip
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+                 keras_export_bytes=report.directory_bytes(f"{workdir}/keras_export"))  # fmt: skip
 
 
 def forward_timings(model, x, config):

@@ -47,16 +47,6 @@ def rotate(names, by):
     return list(names[by:]) + list(names[:by])
 
 
-def systems(chosen):
-    """`chosen` (all this machine runs when empty); keras_cudnn needs a GPU."""
-    import tensorflow as tf
-
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    if "keras_cudnn" in chosen and not gpu:
-        raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
-    return list(chosen) or [s for s in SYSTEMS if s != "keras_cudnn" or gpu]
-
-
 def measure_batch(s, names, x, y, log):
     """`{system: [ms per step of each round]}` and the parameter counts."""
     import keras
@@ -89,7 +79,11 @@ def measure(s, log=print):
 
     from tfrnn import data
 
-    names, arrays = systems(s["systems"]), data.load_arrays("mnist")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if "keras_cudnn" in s["systems"] and not gpu:
+        raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
+    names = list(s["systems"]) or [name for name in SYSTEMS if name != "keras_cudnn" or gpu]
+    arrays = data.load_arrays("mnist")
     records = []
     for batch in s["batch_sizes"]:
         x = tf.constant(data.to_sequences(arrays.x_train[:batch], "rows"))
