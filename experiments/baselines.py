@@ -226,12 +226,13 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
         if clock.reached:
             break
     cuda = device.type == "cuda"
+    peak = int(torch.cuda.max_memory_allocated()) if cuda else harness.rss_bytes("VmHWM")
     return {
         **clock.result(batch_size),
         "kernel": "cuDNN" if cuda and torch.backends.cudnn.enabled else f"aten {device.type.upper()}",
         "xla": False,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "peak_memory_bytes": int(torch.cuda.max_memory_allocated()) if cuda else harness.rss_bytes("VmHWM"),
+        "peak_memory_bytes": peak,
         "gpu": cuda,
         "extra": {"torch": torch.__version__, "torch_threads": torch.get_num_threads()},
     }  # fmt: skip

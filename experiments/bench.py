@@ -102,8 +102,6 @@ POSITIVE = ("max_epochs", "units", "eval_every_steps", "train_examples", "test_e
 
 
 def check(s):
-    if not s["systems"] or not s["recipes"]:
-        raise ValueError("--systems and --recipes name one or more each")
     if not 0 < s["target"] <= 1:
         raise ValueError("--target must be in (0, 1], e.g. 0.98")
 
@@ -112,8 +110,9 @@ def training_settings(s, recipe_values):
     """The record's `settings`: `eval_every_steps` scaled from batch 128 to the
     recipe's, so that evaluations come after the same number of examples."""
     every = s["eval_every_steps"] * SHARED_RECIPE["batch_size"] / recipe_values["batch_size"]
-    return dict(dataset="mnist", sequence="rows", time_steps=28, features=28, num_classes=10,
-                **{key: s[key] for key in TRAINING}, eval_every_steps=max(1, round(every)))  # fmt: skip
+    values = {key: s[key] for key in TRAINING}
+    return {"dataset": "mnist", "sequence": "rows", "time_steps": 28, "features": 28,
+            "num_classes": 10, **values, "eval_every_steps": max(1, round(every))}
 
 
 def new_record(run_id, system, recipe, s):
@@ -193,9 +192,9 @@ def write_data(s, workdir):
     from tfrnn import data
 
     arrays, train, test = data.load_arrays("mnist"), s["train_examples"], s["test_examples"]
-    np.savez(pathlib.Path(workdir) / "data.npz", y_train=arrays.y_train[:train], y_test=arrays.y_test[:test],
-             x_train=data.to_sequences(arrays.x_train[:train], "rows"),
-             x_test=data.to_sequences(arrays.x_test[:test], "rows"))  # fmt: skip
+    np.savez(pathlib.Path(workdir) / "data.npz",
+             x_train=data.to_sequences(arrays.x_train[:train], "rows"), y_train=arrays.y_train[:train],
+             x_test=data.to_sequences(arrays.x_test[:test], "rows"), y_test=arrays.y_test[:test])
 
 
 def _load_data(workdir):
@@ -315,9 +314,11 @@ def ratios(records):
     return found
 
 
-def ratio_row(ratio):
-    name = f"{harness.METRICS[ratio['metric']].label}: {ratio['numerator']} / {ratio['denominator']}"
-    return f"| {ratio['recipe']} | {name} | {ratio['value']:.3f} |"
+def _ratio_name(f):
+    return f"{harness.METRICS[f['metric']].label}: {f['numerator']} / {f['denominator']}"
+
+
+RATIO_COLUMNS = ("recipe", ("ratio", _ratio_name), ("value", lambda f: f"{f['value']:.3f}"))
 
 
 def result_text(r, progress=False):
@@ -334,10 +335,9 @@ def result_text(r, progress=False):
 COLUMNS = (
     "system", "recipe", "train_seconds_to_target", "first_step_total_seconds",
     ("epochs", lambda r: r["epochs_to_target"]), "median_step_ms",
-    ("examples/s", lambda r: None if r["examples_per_second"] is None else round(r["examples_per_second"])),
+    ("examples/s", lambda r: r["examples_per_second"] and round(r["examples_per_second"])),
     "peak_memory_bytes", "kernel", ("XLA", lambda r: r["xla"]), ("result", result_text),
 )  # fmt: skip
-TABLE_HEADER = [c if isinstance(c, str) else c[0] for c in COLUMNS]
 
 
 def describe(records):
@@ -386,9 +386,8 @@ def markdown(records, quick=False):
         "Recipes: " + recipes_text(records) + ".", "",
         "## Ratios, tfrnn / other (this run only; below 1: tfrnn is faster)", "",
     ]  # fmt: skip
-    if not found:
-        return "\n".join(lines + ["No ratio: no pair of comparable records in this run."])
-    return "\n".join(lines + ["| recipe | ratio | value |", "|---|---|---|"] + [ratio_row(f) for f in found])
+    none = "No ratio: no pair of comparable records in this run."
+    return "\n".join(lines + [harness.table(found, RATIO_COLUMNS) if found else none])
 
 
 def rank_recipes(records):

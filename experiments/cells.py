@@ -91,7 +91,8 @@ def run(s, output, quick, log=print):
         for name in s["models"]:
             records.append(r := train_one(dataset, name, s))
             reached = f"after {r['seconds_to_target']:.1f} s" if r["target_reached"] else "not reached"
-            log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, {r['target_accuracy']} {reached}")
+            log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, "
+                f"{r['target_accuracy']} {reached}")
             harness.write_json(paths["json"], records)
             paths["md"].write_text(markdown(records))
     return paths

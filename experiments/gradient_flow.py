@@ -118,7 +118,8 @@ def compare(tape_h, true_h):
 
     largest = lambda g: tf.reduce_max(tf.abs(tf.reshape(g, [g.shape[0], -1])), axis=1)  # noqa: E731
     difference, scale = largest(tape_h - true_h), largest(true_h)
-    worst = float(tf.reduce_max(tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)))
+    relative = tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)
+    worst = float(tf.reduce_max(relative))
     return {
         "method": "dL/d eps_t with h_t + eps_t, eps_t = 0, fed to the next step",
         "max_relative_difference": worst,
@@ -211,11 +212,11 @@ def run_cell(name, s, arrays, log=print):
     cell, dense, train, accuracy = train_cell(name, s, arrays)
     x = tf.constant(harness.chunked_pixels(arrays.x_test[: s["batch"]], s["time_steps"]))
     y = tf.constant(arrays.y_test[: s["batch"]])
+    keys = ("batch", "train_batch", "learning_rate", "clip_norm", "seed", "test_examples")
     config = dict(cell=name, units=s["units"], T=s["time_steps"], F=harness.PIXELS // s["time_steps"],
                   sequence="mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
-                  **{k: s[k] for k in ("batch", "train_batch", "learning_rate", "clip_norm",
-                                       "seed", "test_examples")},
-                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")  # fmt: skip
+                  **{k: s[k] for k in keys},
+                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")
     records = []
     for phase, steps in (("init", 0), ("trained", s["train_steps"])):
         started = time.perf_counter()
@@ -254,14 +255,14 @@ def plot(records, path):
     series = []
     for r in records:
         c = r["grad_c_norm"] or [None] * len(r["grad_h_norm"])
-        points = [{"x": t + 1, "grad_h_norm": h, "grad_c_norm": c[t]} for t, h in enumerate(r["grad_h_norm"])]
+        points = [{"x": t + 1, "grad_h_norm": h, "grad_c_norm": c[t]}
+                  for t, h in enumerate(r["grad_h_norm"])]
         when = "initialisation" if r["phase"] == "init" else f"after {r['train_steps']} steps"
         style = dict(color=colors[r["cell"]], ls="-" if r["phase"] == "init" else "--", marker=None)
         series.append((f"{r['cell']}, {when}", points, style))
-    first = records[0] if records else {}
-    title = (f"Gradient of the loss (from the last output) w.r.t. each step's state: MNIST, T={first.get('T')} "
-             f"steps of {first.get('F')} pixel(s), {first.get('units')} units, mean over "
-             f"{first.get('batch')} test examples, in {first.get('measure_dtype')}")  # fmt: skip
+    title = ("Gradient of the loss (from the last output) w.r.t. each step's state: MNIST, "
+             "T={T} steps of {F} pixel(s), {units} units, mean over {batch} test examples, "
+             "in {measure_dtype}").format(**records[0])
     harness.plot(path, ["grad_h_norm", "grad_c_norm"], series, title, "step t", xscale="linear")
 
 

@@ -288,7 +288,8 @@ class MemoryMeter:
 
     def stop(self):
         peak, kind = peak_memory_bytes(), "gpu" if self.gpu else "cpu_rss"
-        return {"peak_memory_bytes": peak, "memory_bytes": max(0, peak - self.before), "memory_kind": kind}
+        memory = max(0, peak - self.before)
+        return {"peak_memory_bytes": peak, "memory_bytes": memory, "memory_kind": kind}
 
 
 # --- models and the training step (TensorFlow systems) ---------------------------
@@ -436,7 +437,8 @@ def isolated(function, config, budget_seconds=None, log=print, workdir=None):
         base = pathlib.Path(workdir or scratch) / uuid.uuid4().hex[:10]
         started = time.perf_counter()
         status, returncode = _spawn(function, config, budget_seconds, log, base)
-        values = json.loads(base.with_suffix(".json").read_text()) if base.with_suffix(".json").exists() else {}
+        result = base.with_suffix(".json")
+        values = json.loads(result.read_text()) if result.exists() else {}
         if status == "ok" and values.pop("_done", None) is not True:
             status = "failed"
         note = values.pop("_error", None)
@@ -509,9 +511,9 @@ def first_line(error, limit=300):
 
 def settings(experiment, quick, given):
     """FULL (or QUICK over FULL) with the `given` values that are not None,
-    checked: each value (or item of a list) of a key of `experiment.CHOICES`
-    among its choices, each of POSITIVE > 0, then `experiment.check(s)`. A
-    ValueError names the flag to fix."""
+    checked: each value (or item of a list, one or more) of a key of
+    `experiment.CHOICES` among its choices, each of POSITIVE > 0, then
+    `experiment.check(s)`. A ValueError names the flag to fix."""
     chosen = {**experiment.FULL, **(experiment.QUICK if quick else {})}
     for key, value in given.items():
         default = experiment.FULL.get(key)
@@ -522,6 +524,8 @@ def settings(experiment, quick, given):
             value = [int(v) for v in value]
         chosen[key] = chosen[key] if value is None else value
     for key, allowed in getattr(experiment, "CHOICES", {}).items():
+        if chosen[key] == [] and experiment.FULL[key]:  # FULL's []: all
+            raise ValueError(f"--{key}: name one or more of {', '.join(allowed)}")
         for name in _items(chosen[key]):
             if name not in allowed:
                 raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")

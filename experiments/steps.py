@@ -92,8 +92,9 @@ def measure(s, log=print):
         for name in names:
             ratio = baseline and statistics.median(a / b for a, b in zip(round_ms[name], baseline))
             config = dict(batch_size=batch, system=name, units=s["units"])
-            values = dict(parameters=parameters[name], round_ms=[round(ms, 3) for ms in round_ms[name]],
-                          median_ms=statistics.median(round_ms[name]), ratio_to_keras_while=ratio)  # fmt: skip
+            values = dict(parameters=parameters[name], ratio_to_keras_while=ratio,
+                          round_ms=[round(ms, 3) for ms in round_ms[name]],
+                          median_ms=statistics.median(round_ms[name]))
             records.append(harness.Record(NAME, config, values=values).flat())
     return records
 
