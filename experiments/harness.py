@@ -216,11 +216,9 @@ class Record:
 
 
 def write_json(path, records):
-    """`records` (Records or dicts) to `path`, atomically."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = [r.flat() if isinstance(r, Record) else r for r in records]
-    _write_atomic(path, json.dumps(flat, indent=2, default=_jsonable) + "\n")
+    """`records` (flat dicts, as `Record.flat()`) to `path`, atomically."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(pathlib.Path(path), json.dumps(records, indent=2, default=_jsonable) + "\n")
 
 
 def _write_atomic(path, text):

@@ -27,25 +27,11 @@ TINY = harness.settings(
     ),
 )
 POSITIVE = (
-    "first_step_seconds",
-    "first_step_total_seconds",
-    "median_step_ms",
-    "examples_per_second",
-    "steps",
-    "steps_timed",
-    "wall_seconds",
-    "train_seconds",
-    "step_seconds",
-    "eval_seconds",
-    "peak_memory_bytes",
-    "parameters",
-    "process_seconds",
-    "seconds_to_target",
-    "train_seconds_to_target",
-    "step_seconds_to_target",
-    "epochs_to_target",
-    "steps_to_target",
-)
+    "first_step_seconds", "first_step_total_seconds", "median_step_ms", "examples_per_second",
+    "steps", "steps_timed", "wall_seconds", "train_seconds", "step_seconds", "eval_seconds",
+    "peak_memory_bytes", "parameters", "process_seconds", "seconds_to_target",
+    "train_seconds_to_target", "step_seconds_to_target", "epochs_to_target", "steps_to_target",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
