@@ -227,16 +227,16 @@ def run(s, output, quick, log=print):
     else:
         plan = [(system, recipe, s) for recipe in s["recipes"] for system in s["systems"]]
     paths = harness.result_paths(output, "recipe_sweep" if s["sweep"] else NAME, quick)
-    save = lambda records: harness.write_json(paths["json"], records)  # noqa: E731
-    run_id, records = run_plan(plan, s["timeout_per_system"], log, save)
+    records = run_plan(plan, s["timeout_per_system"], log, paths["json"])
     text = sweep_markdown(records, quick) if s["sweep"] else markdown(records, quick)
     paths["md"].write_text(text + "\n")
     log(text)
     return paths
 
 
-def run_plan(plan, timeout=None, log=print, save=lambda records: None):
-    """Runs each `(system, recipe, settings)` of `plan`; returns (run_id, records)."""
+def run_plan(plan, timeout, log, json_path):
+    """Runs each `(system, recipe, settings)` of `plan`, its records written to
+    `json_path` as they come; returns them."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{now}-{uuid.uuid4().hex[:6]}"
     log(f"benchmark {run_id}: {len(plan)} runs")
@@ -256,9 +256,9 @@ def run_plan(plan, timeout=None, log=print, save=lambda records: None):
                 record = _isolated(record, workdir, timeout, log)
             record["environment"] = record["environment"] or harness.environment()
             records.append(record)
-            save(records)
+            harness.write_json(json_path, records)
             log(f"{name}: {result_text(record, progress=True)}")
-    return run_id, records
+    return records
 
 
 def _isolated(record, workdir, timeout, log):
