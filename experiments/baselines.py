@@ -43,23 +43,19 @@ def traced_ops(function):
                 collect(cell.cell_contents, depth + 1)
             except ValueError:  # an empty cell
                 pass
-        wrapped = getattr(obj, "__wrapped__", None)
-        wrapped = wrapped or getattr(obj, "_python_function", None)
+        wrapped = getattr(obj, "__wrapped__", None) or getattr(obj, "_python_function", None)
         if wrapped is not None:
             collect(wrapped, depth + 1)
 
     collect(function, 0)
-    if not graphs:
-        return None, None
     ops, xla = set(), False
     for concrete in graphs:
         graph_def = concrete.graph.as_graph_def()
         ops.update(node.op for node in graph_def.node)
-        xla = xla or concrete.function_def.attr["_XlaMustCompile"].b
-        for function_def in graph_def.library.function:
-            ops.update(node.op for node in function_def.node_def)
-            xla = xla or function_def.attr["_XlaMustCompile"].b
-    return ops, xla
+        ops.update(node.op for f in graph_def.library.function for node in f.node_def)
+        for f in [concrete.function_def, *graph_def.library.function]:
+            xla = xla or f.attr["_XlaMustCompile"].b
+    return (ops, xla) if graphs else (None, None)
 
 
 def keras_kernel(model, ops):
@@ -98,16 +94,10 @@ def train_keras(model, data, recipe, target, max_epochs, eval_every_steps, seed,
     names = ("optimizer", "learning_rate", "clip_norm", "schedule", "decay_epochs")
     config = config_lib.Config(**{name: recipe[name] for name in names})
     config.validate()  # a bad value is refused as tfrnn.train refuses it
-    model.compile(
-        optimizer=state.make_optimizer(config, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=recipe["jit_compile"],
-    )
-    train = data_lib.make_dataset(
-        data.x_train, data.y_train, batch_size, shuffle=True, seed=seed,
-        drop_remainder=True,
-    )  # fmt: skip
+    model.compile(optimizer=state.make_optimizer(config, steps_per_epoch), metrics=["accuracy"],
+                  loss="sparse_categorical_crossentropy", jit_compile=recipe["jit_compile"])  # fmt: skip
+    train = data_lib.make_dataset(data.x_train, data.y_train, batch_size, shuffle=True, seed=seed,
+                                  drop_remainder=True)  # fmt: skip
     test = data_lib.make_dataset(data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
     clock = Clock(target, eval_every_steps, steps_per_epoch, log)
 
@@ -138,9 +128,7 @@ def train_keras(model, data, recipe, target, max_epochs, eval_every_steps, seed,
 
 def _steps_per_epoch(examples, batch_size):
     if examples < batch_size:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the {examples} training examples"
-        )
+        raise ValueError(f"batch_size={batch_size} is larger than the {examples} training examples")
     return examples // batch_size
 
 
@@ -177,25 +165,15 @@ def torch_optimizer(model, recipe, steps_per_epoch):
     """The recipe's optimizer and its per-step schedule (`cosine_decay`)."""
     import torch
 
-    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    optimizers["rmsprop"] = torch.optim.RMSprop
-    if recipe["optimizer"] not in optimizers or recipe["schedule"] not in (
-        "constant",
-        "cosine",
-    ):
-        raise ValueError(
-            f"optimizer {recipe['optimizer']!r} / schedule {recipe['schedule']!r}: "
-            f"choose among {', '.join(optimizers)} / constant, cosine"
-        )
-    optimizer = optimizers[recipe["optimizer"]](
-        model.parameters(), lr=recipe["learning_rate"]
-    )
+    optimizers = dict(adam=torch.optim.Adam, sgd=torch.optim.SGD, rmsprop=torch.optim.RMSprop)
+    if recipe["optimizer"] not in optimizers or recipe["schedule"] not in ("constant", "cosine"):
+        raise ValueError(f"optimizer {recipe['optimizer']!r} / schedule {recipe['schedule']!r}: "
+                         f"choose among {', '.join(optimizers)} / constant, cosine")  # fmt: skip
+    optimizer = optimizers[recipe["optimizer"]](model.parameters(), lr=recipe["learning_rate"])
     decay_steps = max(1, round(recipe["decay_epochs"] * steps_per_epoch))
     cosine = recipe["schedule"] == "cosine"
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: cosine_decay(step, decay_steps) if cosine else 1.0
-    )
-    return optimizer, scheduler
+    factor = lambda step: cosine_decay(step, decay_steps) if cosine else 1.0  # noqa: E731
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def torch_accuracy(model, x, y):
@@ -218,17 +196,13 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(bool(recipe["deterministic"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    x_train, y_train, x_test, y_test = (
-        torch.as_tensor(np.asarray(a), device=device)
-        for a in (data.x_train, data.y_train.astype(np.int64), data.x_test,
-                  data.y_test.astype(np.int64))
-    )  # fmt: skip
+    arrays = (data.x_train, data.y_train.astype(np.int64), data.x_test, data.y_test.astype(np.int64))
+    x_train, y_train, x_test, y_test = (torch.as_tensor(a, device=device) for a in arrays)
     batch_size = recipe["batch_size"]
     steps_per_epoch = _steps_per_epoch(len(x_train), batch_size)
     model = torch_model(x_train.shape[2], units, 10, device)
     optimizer, scheduler = torch_optimizer(model, recipe, steps_per_epoch)
     loss_fn = torch.nn.CrossEntropyLoss()
-
     clock = Clock(target, eval_every_steps, steps_per_epoch, log)
     clock.begin()
     for epoch in range(max_epochs):
@@ -253,12 +227,13 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
         if clock.reached:
             break
     cuda = device.type == "cuda"
+    peak = int(torch.cuda.max_memory_allocated()) if cuda else harness.rss_bytes("VmHWM")
     return {
         **clock.result(batch_size),
         "kernel": "cuDNN" if cuda and torch.backends.cudnn.enabled else f"aten {device.type.upper()}",
         "xla": False,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "peak_memory_bytes": int(torch.cuda.max_memory_allocated()) if cuda else harness.rss_bytes("VmHWM"),
+        "peak_memory_bytes": peak,
         "gpu": cuda,
         "extra": {"torch": torch.__version__, "torch_threads": torch.get_num_threads()},
     }  # fmt: skip

@@ -9,17 +9,15 @@ Each system and recipe trains in a process of its own (`harness.isolated`),
 one after the other: tfrnn_dynamic, tfrnn_static (`tfrnn.loop.train`),
 keras_while, keras_unroll (`keras.layers.LSTM(unroll=False / True)` under
 `fit`), keras_cudnn (a GPU only), torch (`nn.LSTM`, if installed). Recipes:
-`shared` (SHARED_RECIPE for all: compares kernels) and `best` (BEST_RECIPES;
-one equal to `shared` repeats that run's record). Writes `bench[-quick].json`
+`shared` (SHARED_RECIPE for all: compares kernels) and `best` (TFRNN_RECIPE,
+tfrnn's default, for all). Writes `bench[-quick].json`
 (every key of RECORD_FIELDS per record) and `.md` (the table, then the ratios
 tfrnn / other of this run only). Time to target (`train_seconds_to_target`):
 training wall clock to the evaluation that reached it, less evaluations only.
 """
 
-import copy
 import datetime
 import importlib.util
-import json
 import math
 import pathlib
 import statistics
@@ -53,9 +51,8 @@ def _sweep_recipe(learning_rate, batch_size=128, schedule="constant", decay_epoc
 
 
 # tfrnn's default recipe (tfrnn.config.Config; a test keeps them equal), the
-# fastest of the sweep (results/recipe_sweep.md). The stock systems get it too.
+# fastest of the sweep (results/recipe_sweep.md): `best`, for every system.
 TFRNN_RECIPE = _sweep_recipe(1e-2, 256, "cosine", 2.0)
-BEST_RECIPES = {system: dict(TFRNN_RECIPE) for system in SYSTEMS}
 SWEEP_RECIPES = {  # "cosine N": the rate decays to a tenth over N epochs
     "adam 5e-3 clip 1": _sweep_recipe(5e-3),
     "adam 5e-3 clip 1 cosine 3": _sweep_recipe(5e-3, schedule="cosine"),
@@ -100,46 +97,26 @@ RECORD_FIELDS += ("status", "error", "note", "environment", "settings", "target"
 RECORD_FIELDS += RESULT_FIELDS
 
 
+CHOICES = dict(systems=SYSTEMS, recipes=RECIPES, sweep_recipes=list(SWEEP_RECIPES))
+POSITIVE = ("max_epochs", "units", "eval_every_steps", "train_examples", "test_examples")
+
+
 def check(s):
-    for key, allowed in (("systems", SYSTEMS), ("recipes", RECIPES)):
-        if not s[key] or set(s[key]) - set(allowed):
-            raise ValueError(f"--{key} takes a comma-separated subset of: {', '.join(allowed)}")
-    if set(s["sweep_recipes"]) - set(SWEEP_RECIPES):
-        raise ValueError("--sweep_recipes takes a subset of: " + "; ".join(SWEEP_RECIPES))
     if not 0 < s["target"] <= 1:
         raise ValueError("--target must be in (0, 1], e.g. 0.98")
-    for key in ("max_epochs", "units", "eval_every_steps", "train_examples", "test_examples"):
-        if s[key] is not None and s[key] <= 0:
-            raise ValueError(f"--{key} must be > 0")
-    for system in SYSTEMS:
-        recipe_for(system, "best")
-
-
-def recipe_for(system, recipe):
-    """The recipe values `system` trains with under recipe name `recipe`."""
-    values = {"shared": SHARED_RECIPE, **SWEEP_RECIPES}.get(recipe) or BEST_RECIPES[system]
-    if set(values) != set(SHARED_RECIPE):
-        raise ValueError(
-            f"the recipe {recipe!r} of {system!r} must have exactly the keys "
-            f"{sorted(SHARED_RECIPE)}; it has {sorted(values)}"
-        )
-    return dict(values)
 
 
 def training_settings(s, recipe_values):
     """The record's `settings`: `eval_every_steps` scaled from batch 128 to the
     recipe's, so that evaluations come after the same number of examples."""
-    every = s["eval_every_steps"] * SHARED_RECIPE["batch_size"]
-    every = max(1, round(every / recipe_values["batch_size"]))
+    every = s["eval_every_steps"] * SHARED_RECIPE["batch_size"] / recipe_values["batch_size"]
     values = {key: s[key] for key in TRAINING}
-    return {
-        "dataset": "mnist", "sequence": "rows", "time_steps": 28, "features": 28,
-        "num_classes": 10, **values, "eval_every_steps": every,
-    }  # fmt: skip
+    return {"dataset": "mnist", "sequence": "rows", "time_steps": 28, "features": 28,
+            "num_classes": 10, **values, "eval_every_steps": max(1, round(every))}
 
 
 def new_record(run_id, system, recipe, s):
-    values = recipe_for(system, recipe)
+    values = dict({"shared": SHARED_RECIPE, "best": TFRNN_RECIPE, **SWEEP_RECIPES}[recipe])
     config = dict(run_id=run_id, system=system, recipe=recipe, recipe_values=values)
     config.update(settings=training_settings(s, values), target=s["target"])
     record = harness.Record(NAME, config, status=None, environment=None).flat()
@@ -155,7 +132,7 @@ def measure(record, partial=None):
     system, recipe, s = record["system"], record["recipe_values"], record["settings"]
     log = lambda line: print(line, flush=True)  # noqa: E731 (relayed by the parent)
     if system in TFRNN_SYSTEMS:
-        result = _tfrnn(system.split("_")[1], recipe, s, record["workdir"], log)
+        result = _tfrnn(system.split("_")[1], recipe, s, log)
     else:
         from experiments import baselines
 
@@ -164,21 +141,18 @@ def measure(record, partial=None):
         if system == "torch":
             result = baselines.train_torch(data, *args, s["units"], log=log)
         else:
-            result = baselines.train_keras(_keras_model(system, recipe, s), data, *args, log=log)
-    return _derived(result)
+            import keras
+            import tensorflow as tf
+
+            keras.utils.set_random_seed(s["seed"])
+            if recipe["deterministic"]:
+                tf.config.experimental.enable_op_determinism()
+            model = harness.build_model(system, "lstm", s["units"])
+            result = baselines.train_keras(model, data, *args, log=log)
+    return _derived(result, s["target"])
 
 
-def _keras_model(system, recipe, s):
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(s["seed"])
-    if recipe["deterministic"]:
-        tf.config.experimental.enable_op_determinism()
-    return harness.build_model(system, "lstm", s["units"])
-
-
-def _derived(result):
+def _derived(result, target):
     """The fields computed the same way for every system."""
     trace, first = result.get("trace_seconds") or 0.0, result.get("first_step_seconds")
     result["first_step_total_seconds"] = None if first is None else trace + first
@@ -186,17 +160,15 @@ def _derived(result):
         result["overhead_seconds_to_target"] = (
             result["train_seconds_to_target"] - result["step_seconds_to_target"] - trace
         )
-    accuracies = [e["test_accuracy"] for e in result["evaluations"]]
-    result["best_test_accuracy"] = max(accuracies, default=None)
+    at = next((e for e in result["evaluations"] if e["test_accuracy"] >= target), {})
+    result["steps_to_target"] = at.get("step")
+    result["best_test_accuracy"] = max((e["test_accuracy"] for e in result["evaluations"]), default=None)
     return {key: value for key, value in result.items() if key in RESULT_FIELDS}
 
 
-def _tfrnn(mode, recipe, s, workdir, log):
+def _tfrnn(mode, recipe, s, log):
     """`tfrnn.loop.train`, the peak memory read at each evaluation (before export)."""
     import tensorflow as tf
-
-    from tfrnn import config as config_lib
-    from tfrnn import loop
 
     peak = {}
 
@@ -205,33 +177,12 @@ def _tfrnn(mode, recipe, s, workdir, log):
             peak["bytes"] = harness.peak_memory_bytes()  # training and evaluating so far
             log(line)
 
-    names = ("batch_size", "optimizer", "learning_rate", "clip_norm", "schedule")
-    names += ("decay_epochs", "jit_compile", "deterministic")
-    config = config_lib.Config(
-        mode=mode, cell="lstm", units=s["units"], target_accuracy=s["target"],
-        max_epochs=s["max_epochs"], eval_every_steps=s["eval_every_steps"],
-        seed=s["seed"], train_examples=s["train_examples"],
-        test_examples=s["test_examples"], **{name: recipe[name] for name in names},
-        model_dir=str(pathlib.Path(workdir) / f"model-{uuid.uuid4().hex[:8]}"),
+    result = harness.train_tfrnn(
+        progress, mode=mode, cell="lstm", target_accuracy=s["target"],
+        **{key: s[key] for key in TRAINING if key != "target"}, **recipe,
     )  # fmt: skip
-    report = loop.train(config, log=progress)
-    timing, evaluations = report["timing"], report["evaluations"]
-    at = next((e for e in evaluations if e["test_accuracy"] >= s["target"]), {})
-    last = evaluations[-1] if evaluations else {}
-    fields = ("trace_seconds", "first_step_seconds", "median_step_ms")
-    fields += ("examples_per_second", "steps_timed", "step_seconds", "eval_seconds")
-    return {
-        "target_reached": bool(at), "seconds_to_target": at.get("seconds"),
-        "train_seconds_to_target": at.get("train_seconds"),
-        "step_seconds_to_target": at.get("step_seconds"),
-        "epochs_to_target": at.get("epoch"), "steps_to_target": at.get("step"),
-        **{key: timing[key] for key in fields}, "steps": last.get("step"),
-        "wall_seconds": last.get("seconds"), "train_seconds": last.get("train_seconds"),
-        "peak_memory_bytes": peak.get("bytes", report["peak_memory_bytes"]),
-        "kernel": report["kernel"], "xla": report["xla"],
-        "parameters": report["parameters"], "evaluations": evaluations,
-        "gpu": bool(tf.config.list_physical_devices("GPU")),
-    }  # fmt: skip
+    result["peak_memory_bytes"] = peak.get("bytes", result["peak_memory_bytes"])
+    return {**result, "gpu": bool(tf.config.list_physical_devices("GPU"))}
 
 
 def write_data(s, workdir):
@@ -240,15 +191,10 @@ def write_data(s, workdir):
 
     from tfrnn import data
 
-    arrays = data.load_arrays("mnist")
-    train, test = s["train_examples"], s["test_examples"]
-    np.savez(
-        pathlib.Path(workdir) / "data.npz",
-        x_train=data.to_sequences(arrays.x_train[:train], "rows"),
-        y_train=arrays.y_train[:train],
-        x_test=data.to_sequences(arrays.x_test[:test], "rows"),
-        y_test=arrays.y_test[:test],
-    )
+    arrays, train, test = data.load_arrays("mnist"), s["train_examples"], s["test_examples"]
+    np.savez(pathlib.Path(workdir) / "data.npz",
+             x_train=data.to_sequences(arrays.x_train[:train], "rows"), y_train=arrays.y_train[:train],
+             x_test=data.to_sequences(arrays.x_test[:test], "rows"), y_test=arrays.y_test[:test])
 
 
 def _load_data(workdir):
@@ -281,41 +227,38 @@ def run(s, output, quick, log=print):
     else:
         plan = [(system, recipe, s) for recipe in s["recipes"] for system in s["systems"]]
     paths = harness.result_paths(output, "recipe_sweep" if s["sweep"] else NAME, quick)
-    save = lambda records: harness.write_json(paths["json"], records)  # noqa: E731
-    run_id, records = run_plan(plan, s["timeout_per_system"], log, save)
+    records = run_plan(plan, s["timeout_per_system"], log, paths["json"])
     text = sweep_markdown(records, quick) if s["sweep"] else markdown(records, quick)
     paths["md"].write_text(text + "\n")
     log(text)
     return paths
 
 
-def run_plan(plan, timeout=None, log=print, save=lambda records: None):
-    """Runs each `(system, recipe, settings)` of `plan`; returns (run_id, records)."""
+def run_plan(plan, timeout, log, json_path):
+    """Runs each `(system, recipe, settings)` of `plan`, its records written to
+    `json_path` as they come; returns them."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{now}-{uuid.uuid4().hex[:6]}"
     log(f"benchmark {run_id}: {len(plan)} runs")
-    records, done, data_written = [], {}, None
+    records, data_written = [], None
     with tempfile.TemporaryDirectory(prefix="tfrnn-bench-") as workdir:
         for number, (system, recipe, s) in enumerate(plan, 1):
             name = f"[{number}/{len(plan)}] {system} ({recipe}, seed {s['seed']})"
             record = new_record(run_id, system, recipe, s)
-            key = json.dumps([system, record["recipe_values"], record["settings"]])
             if available(system):
                 record.update(status="skipped", note=available(system))
-            elif key in done:
-                record = same_run(done[key], recipe)
             else:
                 sizes = (s["train_examples"], s["test_examples"])
                 if system not in TFRNN_SYSTEMS and sizes != data_written:
                     write_data(s, workdir)
                     data_written = sizes
                 log(f"{name}: start")
-                record = done[key] = _isolated(record, workdir, timeout, log)
+                record = _isolated(record, workdir, timeout, log)
             record["environment"] = record["environment"] or harness.environment()
             records.append(record)
-            save(records)
-            log(f"{name}: {outcome(record)}")
-    return run_id, records
+            harness.write_json(json_path, records)
+            log(f"{name}: {result_text(record, progress=True)}")
+    return records
 
 
 def _isolated(record, workdir, timeout, log):
@@ -329,31 +272,6 @@ def _isolated(record, workdir, timeout, log):
     if record.get("extra") and "torch" in record["extra"]:
         record["environment"] = {**harness.environment(), "torch": record["extra"]["torch"]}
     return record
-
-
-def same_run(earlier, recipe):
-    """`earlier`'s record for `recipe`, which has the same values: not run again."""
-    record = copy.deepcopy(earlier)
-    record["recipe"] = recipe
-    record["extra"] = {**(record["extra"] or {}), "same_run_as": earlier["recipe"]}
-    said = f"the same recipe as {earlier['recipe']}: its run, not run again"
-    record["note"] = f"{said}; {record['note']}" if record["note"] else said
-    return record
-
-
-def outcome(record):
-    """One line: how a system's run ended."""
-    if record["status"] != "ok":
-        return f"{record['status']}: {record['error'] or record['note']}"
-    if (record["extra"] or {}).get("same_run_as"):
-        return record["note"].split(";")[0]
-    step = harness.fmt(record["median_step_ms"])
-    if record["target_reached"]:
-        return (
-            f"reached {record['target']} in {harness.fmt(record['train_seconds_to_target'])} s "
-            f"(train wall), epoch {record['epochs_to_target']}, median step {step} ms"
-        )
-    return f"did not reach {record['target']} (best {record['best_test_accuracy']}), median step {step} ms"
 
 
 # --- ratios and tables ----------------------------------------------------------
@@ -374,17 +292,12 @@ RATIOS = (
 STOCK_RATIOS = RATIOS[3:5]
 
 
-def ratios(records, run_id=None):
-    """tfrnn / other from one run's ok records (`run_id`, needed when several);
-    RATIOS within a recipe, STOCK_RATIOS as "best / shared". Below 1: tfrnn faster."""
-    run_ids = sorted({r["run_id"] for r in records})
-    if run_id is None and len(run_ids) > 1:
-        raise ValueError(f"records of {len(run_ids)} runs ({', '.join(run_ids)}): "
-                         "ratios compare one run's records only; pass run_id")  # fmt: skip
-    run_id = run_id or next(iter(run_ids), None)
+def ratios(records):
+    """tfrnn / other from one run's ok records: RATIOS within a recipe,
+    STOCK_RATIOS as "best / shared". Below 1: tfrnn is faster."""
     by_recipe = {}
     for r in records:
-        if r["run_id"] == run_id and r["status"] == "ok":
+        if r["status"] == "ok":
             by_recipe.setdefault(r["recipe"], {})[r["system"]] = r
     comparisons = [(recipe, by, by, RATIOS) for recipe, by in by_recipe.items()]
     if {"best", "shared"} <= set(by_recipe):
@@ -396,35 +309,35 @@ def ratios(records, run_id=None):
             if (mine.get(system) or {}).get(metric) is None or not candidates:
                 continue
             other = min(candidates, key=lambda r: r[metric])
-            found.append(dict(run_id=run_id, recipe=recipe, metric=metric, numerator=system,
-                              denominator=other["system"],
-                              value=mine[system][metric] / other[metric]))  # fmt: skip
+            found.append(dict(run_id=other["run_id"], recipe=recipe, metric=metric, numerator=system,
+                              denominator=other["system"], value=mine[system][metric] / other[metric]))
     return found
 
 
-def ratio_row(ratio):
-    name = f"{harness.METRICS[ratio['metric']].label}: {ratio['numerator']} / {ratio['denominator']}"
-    return f"| {ratio['recipe']} | {name} | {ratio['value']:.3f} |"
+def _ratio_name(f):
+    return f"{harness.METRICS[f['metric']].label}: {f['numerator']} / {f['denominator']}"
 
 
-def result_text(r):
-    if r["status"] == "skipped":
-        return f"skipped: {r['note']}"
+RATIO_COLUMNS = ("recipe", ("ratio", _ratio_name), ("value", lambda f: f"{f['value']:.3f}"))
+
+
+def result_text(r, progress=False):
+    """How a system's run ended: a table cell, or (`progress`) a line of the log."""
     if r["status"] != "ok":
-        return f"{r['status']}: {r['error']}"
+        return f"{r['status']}: {r['error'] or r['note']}"
     text = f"reached {r['target']}" if r["target_reached"] else (
         f"not reached (best {harness.fmt(r['best_test_accuracy'])})")  # fmt: skip
-    same = (r["extra"] or {}).get("same_run_as")
-    return text + (f" (the {same} run: same recipe)" if same else "")
+    if progress and r["target_reached"]:
+        text += f" in {harness.fmt(r['train_seconds_to_target'])} s, epoch {r['epochs_to_target']}"
+    return text + (f", median step {harness.fmt(r['median_step_ms'])} ms" if progress else "")
 
 
 COLUMNS = (
     "system", "recipe", "train_seconds_to_target", "first_step_total_seconds",
     ("epochs", lambda r: r["epochs_to_target"]), "median_step_ms",
-    ("examples/s", lambda r: None if r["examples_per_second"] is None else round(r["examples_per_second"])),
+    ("examples/s", lambda r: r["examples_per_second"] and round(r["examples_per_second"])),
     "peak_memory_bytes", "kernel", ("XLA", lambda r: r["xla"]), ("result", result_text),
 )  # fmt: skip
-TABLE_HEADER = [c if isinstance(c, str) else c[0] for c in COLUMNS]
 
 
 def describe(records):
@@ -436,8 +349,7 @@ def describe(records):
     torch = next((f", PyTorch {r['environment']['torch']}" for r in records
                   if (r["environment"] or {}).get("torch")), "")  # fmt: skip
     loads = ", ".join(harness.fmt((r["environment"] or {}).get("load_average", [None])[0])
-                      for r in records if r["status"] != "skipped"
-                      and "same_run_as" not in (r["extra"] or {}))  # fmt: skip
+                      for r in records if r["status"] != "skipped")  # fmt: skip
     every = s["eval_every_steps"] * first["recipe_values"]["batch_size"]
     return (
         f"LSTM-{s['units']} classifier on MNIST rows (T=28, F=28) to {s['target']} test "
@@ -474,9 +386,8 @@ def markdown(records, quick=False):
         "Recipes: " + recipes_text(records) + ".", "",
         "## Ratios, tfrnn / other (this run only; below 1: tfrnn is faster)", "",
     ]  # fmt: skip
-    if not found:
-        return "\n".join(lines + ["No ratio: no pair of comparable records in this run."])
-    return "\n".join(lines + ["| recipe | ratio | value |", "|---|---|---|"] + [ratio_row(f) for f in found])
+    none = "No ratio: no pair of comparable records in this run."
+    return "\n".join(lines + [harness.table(found, RATIO_COLUMNS) if found else none])
 
 
 def rank_recipes(records):

@@ -13,11 +13,10 @@ read off the evaluations: the first at or above it (None if none). Models:
 `cnn_rnn` (two conv + pool blocks, then an LSTM over the 7 feature-map rows).
 """
 
-import pathlib
-import tempfile
 import time
 
 from experiments import harness
+from tfrnn.clock import target_fields  # TF-free
 
 NAME = "cells"
 MODELS = {
@@ -41,52 +40,29 @@ QUICK.update(test_examples=256, eval_every_steps=1000)
 HELP = dict(deterministic="TensorFlow op determinism (as tfrnn.train)")
 
 
-def check(s):
-    for key, allowed in (("models", MODELS), ("datasets", DATASETS)):
-        for name in s[key]:
-            if name not in allowed:
-                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
-    if s["epochs"] <= 0 or s["units"] <= 0:
-        raise ValueError("--epochs and --units must be > 0")
+CHOICES = dict(models=list(MODELS), datasets=DATASETS)
+POSITIVE = ("epochs", "units")
 
 
-def train_one(dataset, name, s, workdir):
+def train_one(dataset, name, s):
     """Trains one model for the budget; returns its record."""
-    from tfrnn import config as config_lib
-    from tfrnn import loop
-
-    spec = MODELS[name]
-    target = s["mnist_target" if dataset == "mnist" else "fashion_target"]
-    config = config_lib.Config(
-        mode="dynamic", **spec, units=s["units"], dataset=dataset,
-        batch_size=s["batch_size"], learning_rate=s["learning_rate"], clip_norm=1.0,
-        schedule="constant", target_accuracy=1.0,  # every model: the whole budget
-        max_epochs=s["epochs"], eval_every_steps=s["eval_every_steps"],
-        checkpoint_every_steps=10**9, log_every_steps=10**9,
-        train_examples=s["train_examples"], test_examples=s["test_examples"],
-        seed=s["seed"], deterministic=s["deterministic"],
-        model_dir=str(pathlib.Path(workdir) / f"{dataset}-{name}"),
-    )  # fmt: skip
+    spec, target = MODELS[name], s["mnist_target" if dataset == "mnist" else "fashion_target"]
+    keys = ("units", "batch_size", "learning_rate", "eval_every_steps", "train_examples")
+    keys += ("test_examples", "seed", "deterministic")
     started = time.perf_counter()
-    run = loop.train(config, log=lambda line: None)
-    evaluations, timing = run["evaluations"], run["timing"]
-    at = next((e for e in evaluations if e["test_accuracy"] >= target), {})
+    run = harness.train_tfrnn(
+        mode="dynamic", **spec, dataset=dataset, clip_norm=1.0, schedule="constant",
+        target_accuracy=1.0, max_epochs=s["epochs"],  # every model: the whole budget
+        checkpoint_every_steps=10**9, log_every_steps=10**9, **{k: s[k] for k in keys},
+    )  # fmt: skip
     config = dict(dataset=dataset, model_name=name, **spec, units=s["units"], mode="dynamic",
                   T=28, F=28, batch=s["batch_size"], learning_rate=s["learning_rate"],
                   epochs=s["epochs"], train_examples=run["train_examples"],
                   test_examples=run["test_examples"], target_accuracy=target)  # fmt: skip
-    values = {
-        "parameters": run["parameters"],
-        "test_accuracy": evaluations[-1]["test_accuracy"],
-        "best_test_accuracy": max(e["test_accuracy"] for e in evaluations),
-        "target_reached": bool(at), "seconds_to_target": at.get("seconds"),
-        "train_seconds_to_target": at.get("train_seconds"),
-        "step_seconds_to_target": at.get("step_seconds"), "epochs_to_target": at.get("epoch"),
-        "step_seconds": timing["step_seconds"], "eval_seconds": timing["eval_seconds"],
-        "wall_seconds": time.perf_counter() - started, "trace_seconds": timing["trace_seconds"],
-        "median_step_ms": timing["median_step_ms"],
-        "examples_per_second": timing["examples_per_second"], "evaluations": evaluations,
-    }  # fmt: skip
+    keys = ("parameters", "best_test_accuracy", "step_seconds", "eval_seconds", "trace_seconds")
+    keys += ("median_step_ms", "examples_per_second", "evaluations")
+    values = {"test_accuracy": run["final_test_accuracy"], **{k: run[k] for k in keys},
+              **target_fields(run["evaluations"], target), "wall_seconds": time.perf_counter() - started}
     return harness.Record(NAME, config, values=values, environment=run["environment"]).flat()
 
 
@@ -110,17 +86,15 @@ def markdown(records):
 
 
 def run(s, output, quick, log=print):
-    paths = harness.result_paths(output, NAME, quick)
-    records = []
-    with tempfile.TemporaryDirectory(prefix="tfrnn-cells-") as workdir:
-        for dataset in s["datasets"]:
-            for name in s["models"]:
-                records.append(train_one(dataset, name, s, workdir))
-                r = records[-1]
-                reached = f"after {r['seconds_to_target']:.1f} s" if r["target_reached"] else "not reached"
-                log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, {r['target_accuracy']} {reached}")
-                harness.write_json(paths["json"], records)
-                paths["md"].write_text(markdown(records))
+    paths, records = harness.result_paths(output, NAME, quick), []
+    for dataset in s["datasets"]:
+        for name in s["models"]:
+            records.append(r := train_one(dataset, name, s))
+            reached = f"after {r['seconds_to_target']:.1f} s" if r["target_reached"] else "not reached"
+            log(f"{dataset} {name}: test accuracy {r['test_accuracy']:.4f}, "
+                f"{r['target_accuracy']} {reached}")
+            harness.write_json(paths["json"], records)
+            paths["md"].write_text(markdown(records))
     return paths
 
 

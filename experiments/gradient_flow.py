@@ -40,17 +40,14 @@ HELP = dict(
 )
 
 
+CHOICES = dict(cells=CELLS, measure_dtype=("float32", "float64"))
+POSITIVE = ("units", "batch", "train_batch", "test_examples")
+
+
 def check(s):
-    for name in s["cells"]:
-        if name not in CELLS:
-            raise ValueError(f"--cells: {name!r} is not one of {', '.join(CELLS)}")
-    if s["time_steps"] <= 0 or harness.PIXELS % s["time_steps"]:
-        raise ValueError(f"--time_steps={s['time_steps']} must divide 784")
-    for key in ("units", "batch", "train_batch", "test_examples"):
-        if s[key] <= 0:
-            raise ValueError(f"--{key} must be > 0")
-    if s["train_steps"] < 0 or s["measure_dtype"] not in ("float32", "float64"):
-        raise ValueError("--train_steps must be >= 0, --measure_dtype float32 or float64")
+    harness.check_divides_784("time_steps", s["time_steps"])
+    if s["train_steps"] < 0:
+        raise ValueError("--train_steps must be >= 0")
 
 
 def _loss(y, logits):
@@ -121,7 +118,8 @@ def compare(tape_h, true_h):
 
     largest = lambda g: tf.reduce_max(tf.abs(tf.reshape(g, [g.shape[0], -1])), axis=1)  # noqa: E731
     difference, scale = largest(tape_h - true_h), largest(true_h)
-    worst = float(tf.reduce_max(tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)))
+    relative = tf.where(scale > 0, difference / tf.where(scale > 0, scale, 1), difference)
+    worst = float(tf.reduce_max(relative))
     return {
         "method": "dL/d eps_t with h_t + eps_t, eps_t = 0, fed to the next step",
         "max_relative_difference": worst,
@@ -214,11 +212,11 @@ def run_cell(name, s, arrays, log=print):
     cell, dense, train, accuracy = train_cell(name, s, arrays)
     x = tf.constant(harness.chunked_pixels(arrays.x_test[: s["batch"]], s["time_steps"]))
     y = tf.constant(arrays.y_test[: s["batch"]])
+    keys = ("batch", "train_batch", "learning_rate", "clip_norm", "seed", "test_examples")
     config = dict(cell=name, units=s["units"], T=s["time_steps"], F=harness.PIXELS // s["time_steps"],
                   sequence="mnist pixels in chunks: T steps of F = 784/T consecutive pixels",
-                  **{k: s[k] for k in ("batch", "train_batch", "learning_rate", "clip_norm",
-                                       "seed", "test_examples")},
-                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")  # fmt: skip
+                  **{k: s[k] for k in keys},
+                  norm="mean over the batch of ||dL_b/dh_t||_2, L = sum of the examples' losses")
     records = []
     for phase, steps in (("init", 0), ("trained", s["train_steps"])):
         started = time.perf_counter()
@@ -232,6 +230,11 @@ def run_cell(name, s, arrays, log=print):
     return records
 
 
+COLUMNS = ("cell", "phase", "test_accuracy", ("dL/dh_1", lambda r: r["grad_h_norm"][0]),
+           ("dL/dh_T", lambda r: r["grad_h_norm"][-1]), ("ratio", lambda r: r["first_to_last_ratio"]),
+           ("check", lambda r: r["check"]["max_relative_difference"]))  # fmt: skip
+
+
 def run(s, output, quick, log=print):
     from tfrnn import data
 
@@ -241,42 +244,26 @@ def run(s, output, quick, log=print):
         records += run_cell(name, s, arrays, log)
         harness.write_json(paths["json"], records)
     plot(records, paths["png"])
-    log("| cell | phase | test accuracy | dL/dh_1 | dL/dh_T | ratio | check |")
-    for r in records:
-        log(f"| {r['cell']} | {r['phase']} | {r['test_accuracy']:.3f} | {r['grad_h_norm'][0]:.3g} "
-            f"| {r['grad_h_norm'][-1]:.3g} | {harness.fmt(r['first_to_last_ratio'])} "
-            f"| {r['check']['max_relative_difference']:.2g} |")  # fmt: skip
+    log(harness.table(records, COLUMNS))
     return paths
 
 
 def plot(records, path):
-    """Log-scale norms against the step, solid at init, dashed after training."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    """The norms against the step: h, and an LSTM's c beside; solid at
+    initialisation, dashed after training (a norm of 0 is left out)."""
     colors = dict(zip(CELLS, ("tab:red", "tab:green", "tab:blue")))
-    ax = (figure := Figure(figsize=(10, 6), layout="constrained")).subplots()
+    series = []
     for r in records:
-        steps = range(1, len(r["grad_h_norm"]) + 1)
-        style = "-" if r["phase"] == "init" else "--"
+        c = r["grad_c_norm"] or [None] * len(r["grad_h_norm"])
+        points = [{"x": t + 1, "grad_h_norm": h, "grad_c_norm": c[t]}
+                  for t, h in enumerate(r["grad_h_norm"])]
         when = "initialisation" if r["phase"] == "init" else f"after {r['train_steps']} steps"
-        for key, alpha, part in (("grad_h_norm", 1.0, "h"), ("grad_c_norm", 0.35, "c (cell state)")):
-            if r.get(key):
-                positive = [v if v > 0 else float("nan") for v in r[key]]
-                ax.plot(steps, positive, style, color=colors[r["cell"]], alpha=alpha,
-                        linewidth=1.5 if part == "h" else 0.8, label=f"{r['cell']}, {when}: {part}")  # fmt: skip
-    first = records[0] if records else {}
-    ax.set(yscale="log", xlabel="step t", ylabel="mean ||dL/dh_t||")
-    ax.set_title(
-        "Gradient of the loss (from the last output) w.r.t. each step's state\n"
-        f"MNIST, T={first.get('T')} steps of {first.get('F')} pixel(s), {first.get('units')} "
-        f"units, mean over {first.get('batch')} test examples, computed in {first.get('measure_dtype')}"
-    )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    figure.savefig(path, dpi=100)
+        style = dict(color=colors[r["cell"]], ls="-" if r["phase"] == "init" else "--", marker=None)
+        series.append((f"{r['cell']}, {when}", points, style))
+    title = ("Gradient of the loss (from the last output) w.r.t. each step's state: MNIST, "
+             "T={T} steps of {F} pixel(s), {units} units, mean over {batch} test examples, "
+             "in {measure_dtype}").format(**records[0])
+    harness.plot(path, ["grad_h_norm", "grad_c_norm"], series, title, "step t", xscale="linear")
 
 
 if __name__ == "__main__":

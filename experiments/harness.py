@@ -11,6 +11,7 @@ process of its own, with a budget), the memory readers, `build_model` and
 TensorFlow is imported at import time: the PyTorch worker runs on this module.
 """
 
+import collections
 import dataclasses
 import datetime
 import importlib
@@ -21,6 +22,7 @@ import pathlib
 import platform
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,13 +38,8 @@ PIXELS = 784
 # --- one table of metrics: JSON key -> (label, unit, scale) -------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    label: str
-    unit: str = ""
-    scale: float = 1.0  # the JSON holds value; tables and plots show value * scale
-
-
+# the JSON holds value; tables and plots show value * scale
+Metric = collections.namedtuple("Metric", "label unit scale", defaults=("", 1.0))
 MIB = 2.0**-20
 METRICS = {
     "trace_seconds": Metric("trace", "s"),
@@ -68,6 +65,8 @@ METRICS = {
     "final_test_accuracy": Metric("final test accuracy"),
     "median_ms": Metric("median step", "ms"),
     "ratio_to_keras_while": Metric("× keras_while"),
+    "grad_h_norm": Metric("mean ||dL/dh_t||"),
+    "grad_c_norm": Metric("mean ||dL/dc_t|| (LSTM cell state)"),
 }
 
 
@@ -118,10 +117,10 @@ def header(title, records, *notes):
     return "\n\n".join([f"# {title}", machine, *notes]) + "\n\n"
 
 
-def plot(path, panels, series, title, xlabel, references=()):
-    """One log-log panel per METRICS key of `panels`; a line per `(name, [row],
-    matplotlib style)` of `series` (x = row["x"]), a horizontal line per
-    `(name, {key: value}, style)` of `references`."""
+def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
+    """One panel per METRICS key of `panels` (log y, `xscale` x); a line per
+    `(name, [row], matplotlib style)` of `series` (x = row["x"]), a horizontal
+    line per `(name, {key: value}, style)` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,13 +135,14 @@ def plot(path, panels, series, title, xlabel, references=()):
         for name, points, style in series:
             xy = sorted((p["x"], p[key] * scale) for p in points if p.get(key))
             if xy:
-                ax.plot(*zip(*xy), marker="o", markersize=3, label=name, **style)
+                ax.plot(*zip(*xy), label=name, **{"marker": "o", "markersize": 3, **style})
         for name, values, style in references:
             if values.get(key):
                 ax.axhline(values[key] * scale, label=name, linewidth=1, **style)
-        ax.set(title=label(key), xlabel=xlabel, xscale="log", yscale="log")
-        ax.set_xticks(xs, [str(x) for x in xs], minor=False)
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set(title=label(key), xlabel=xlabel, xscale=xscale, yscale="log")
+        if xscale == "log":  # a tick at each x measured
+            ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = next(iter(figure.axes)).get_legend_handles_labels()
     if handles:
@@ -216,11 +216,9 @@ class Record:
 
 
 def write_json(path, records):
-    """`records` (Records or dicts) to `path`, atomically."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = [r.flat() if isinstance(r, Record) else r for r in records]
-    _write_atomic(path, json.dumps(flat, indent=2, default=_jsonable) + "\n")
+    """`records` (flat dicts, as `Record.flat()`) to `path`, atomically."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(pathlib.Path(path), json.dumps(records, indent=2, default=_jsonable) + "\n")
 
 
 def _write_atomic(path, text):
@@ -288,7 +286,8 @@ class MemoryMeter:
 
     def stop(self):
         peak, kind = peak_memory_bytes(), "gpu" if self.gpu else "cpu_rss"
-        return {"peak_memory_bytes": peak, "memory_bytes": max(0, peak - self.before), "memory_kind": kind}
+        memory = max(0, peak - self.before)
+        return {"peak_memory_bytes": peak, "memory_bytes": memory, "memory_kind": kind}
 
 
 # --- models and the training step (TensorFlow systems) ---------------------------
@@ -306,27 +305,25 @@ def chunked_pixels(images, time_steps):
     return pixels.reshape(len(images), time_steps, PIXELS // time_steps)
 
 
-def build_model(system, cell="lstm", units=128, time_steps=28, features=28, **kwargs):
+def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unroll=1):
     """LSTM/GRU/vanilla -> last output -> softmax Dense(10), as `system` runs it.
 
-    tfrnn_*: `tfrnn.models.build_classifier` (kwargs: e.g. `unroll=k`);
-    keras_while / keras_unroll / keras_cudnn: `keras.layers.LSTM/GRU/SimpleRNN`
-    with `unroll=False / True` (`use_cudnn=False`) or `use_cudnn=True`.
+    tfrnn_*: `tfrnn.models.build_classifier` (tfrnn_dynamic with `unroll=k`:
+    `dynamic_rnn(unroll=k)`); keras_while / keras_unroll / keras_cudnn:
+    `keras.layers.LSTM/GRU/SimpleRNN` with `unroll=False / True`
+    (`use_cudnn=False`) or `use_cudnn=True`.
     """
     import keras
 
     from tfrnn import models
 
-    system = ALIASES.get(system, system)
     if system in TFRNN_SYSTEMS:
-        mode = system.split("_", 1)[1]
         return models.build_classifier(
-            mode, cell, units, 1, 10, time_steps, features, **kwargs
+            system[6:], cell, units, 1, 10, time_steps, features, unroll=unroll
         )
-    layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-    layer = layers.get(cell, keras.layers.SimpleRNN)
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(cell, keras.layers.SimpleRNN)
     options = {"unroll": system == "keras_unroll"}
-    if cell in layers:
+    if cell != "rnn":
         options["use_cudnn"] = system == "keras_cudnn"
     steps = time_steps if system == "keras_unroll" else None
     inputs = keras.Input((steps, features), name="sequences")
@@ -362,6 +359,31 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
     return tf.function(step, autograph=False)
 
 
+def train_tfrnn(log=None, **config):
+    """`tfrnn.loop.train(Config(**config))` in a scratch model_dir (removed
+    afterwards); its report flattened: timing, target fields, `best_test_accuracy`,
+    `final_test_accuracy`, `steps`, `wall_seconds` and `train_seconds` (at the
+    last evaluation), `export_bytes`, and the rest but the run's config."""
+    from tfrnn import config as config_lib
+    from tfrnn import loop
+
+    workdir = tempfile.mkdtemp(prefix="tfrnn-experiment-train-")
+    try:
+        config = config_lib.Config(**config, model_dir=f"{workdir}/run")
+        report = loop.train(config, log=log or (lambda line: None))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    evaluations = report["evaluations"]
+    last = evaluations[-1] if evaluations else {}
+    values = {k: v for k, v in report.items() if k not in ("run", "timing", "export")}
+    return {
+        **values, **report["timing"], "export_bytes": (report["export"] or {}).get("bytes"),
+        "best_test_accuracy": max((e["test_accuracy"] for e in evaluations), default=None),
+        "final_test_accuracy": last.get("test_accuracy"), "steps": last.get("step"),
+        "wall_seconds": last.get("seconds"), "train_seconds": last.get("train_seconds"),
+    }  # fmt: skip
+
+
 def time_steps_of(step, batches, warmup, timed, max_seconds=None):
     """Runs `step(*batch)` `warmup` times, then times up to `timed` steps
     (at least 3 once `max_seconds` have passed); returns the seconds of each."""
@@ -395,7 +417,8 @@ def isolated(function, config, budget_seconds=None, log=print, workdir=None):
         base = pathlib.Path(workdir or scratch) / uuid.uuid4().hex[:10]
         started = time.perf_counter()
         status, returncode = _spawn(function, config, budget_seconds, log, base)
-        values = json.loads(base.with_suffix(".json").read_text()) if base.with_suffix(".json").exists() else {}
+        result = base.with_suffix(".json")
+        values = json.loads(result.read_text()) if result.exists() else {}
         if status == "ok" and values.pop("_done", None) is not True:
             status = "failed"
         note = values.pop("_error", None)
@@ -468,20 +491,40 @@ def first_line(error, limit=300):
 
 def settings(experiment, quick, given):
     """FULL (or QUICK over FULL) with the `given` values that are not None,
-    checked by `experiment.check`: a ValueError names the flag to fix."""
+    checked: each value (or item of a list, one or more) of a key of
+    `experiment.CHOICES` among its choices, each of POSITIVE > 0, then
+    `experiment.check(s)`. A ValueError names the flag to fix."""
     chosen = {**experiment.FULL, **(experiment.QUICK if quick else {})}
     for key, value in given.items():
-        if value is None:
-            continue
         default = experiment.FULL.get(key)
-        if isinstance(default, list) and default and isinstance(default[0], int):
+        if value is not None and isinstance(default, list) and default and isinstance(default[0], int):
             if not all(str(v).lstrip("-").isdigit() for v in value):
                 raise ValueError(f"--{key}={','.join(map(str, value))}: give integers, "
                                  f"e.g. {','.join(map(str, default))}")  # fmt: skip
             value = [int(v) for v in value]
-        chosen[key] = value
-    experiment.check(chosen)
+        chosen[key] = chosen[key] if value is None else value
+    for key, allowed in getattr(experiment, "CHOICES", {}).items():
+        if chosen[key] == [] and experiment.FULL[key]:  # FULL's []: all
+            raise ValueError(f"--{key}: name one or more of {', '.join(allowed)}")
+        for name in _items(chosen[key]):
+            if name not in allowed:
+                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
+    for key in getattr(experiment, "POSITIVE", ()):
+        if any(v is not None and v <= 0 for v in _items(chosen[key])):
+            raise ValueError(f"--{key}={chosen[key]} must be > 0")
+    getattr(experiment, "check", lambda s: None)(chosen)
     return chosen
+
+
+def _items(value):
+    return value if isinstance(value, list) else [value]
+
+
+def check_divides_784(key, time_steps):
+    """A ValueError naming `--key` unless each T of `time_steps` divides 784."""
+    for t in _items(time_steps):
+        if t <= 0 or PIXELS % t:
+            raise ValueError(f"--{key}={t} must divide 784")
 
 
 def result_paths(output, name, quick, *kinds):
@@ -494,25 +537,15 @@ def result_paths(output, name, quick, *kinds):
     return paths
 
 
-def output_dir(output, name, quick):
-    """`--output`, else a new scratch directory for a quick run, else results/."""
-    if output:
-        return pathlib.Path(output)
-    if quick:
-        return pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{name}-quick-"))
-    return RESULTS
-
-
 def define_flags(experiment):
     """A flag per key of `experiment.FULL`, typed by its value, default None."""
     from absl import flags
 
     module = {"module_name": sys.argv[0]}  # listed by --help
-    flags.DEFINE_bool("quick", False, "A small configuration: " + _quick(experiment), **module)
-    flags.DEFINE_string(
-        "output", None, "Results directory (quick: a new scratch directory; "
-        "otherwise experiments/results).", **module
-    )  # fmt: skip
+    quick = ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items())
+    flags.DEFINE_bool("quick", False, f"A small configuration: {quick}.", **module)
+    text = "Results directory (quick: a new scratch directory; otherwise experiments/results)."
+    flags.DEFINE_string("output", None, text, **module)
     for key, default in experiment.FULL.items():
         helps = getattr(experiment, "HELP", {}).get(key, key.replace("_", " "))
         text = f"{helps} (default {default!r})"
@@ -520,10 +553,6 @@ def define_flags(experiment):
         kinds = {bool: flags.DEFINE_bool, list: flags.DEFINE_list, float: flags.DEFINE_float}
         kinds[str] = flags.DEFINE_string  # None and int: an integer
         kinds.get(type(sample), flags.DEFINE_integer)(key, None, text, **module)
-
-
-def _quick(experiment):
-    return ", ".join(f"{k}={v}" for k, v in experiment.QUICK.items()) + "."
 
 
 def main(experiment):
@@ -542,8 +571,9 @@ def main(experiment):
             s = settings(experiment, quick, {k: values[k] for k in experiment.FULL})
         except ValueError as error:
             sys.exit(f"error: {error}")
-        output = output_dir(values["output"], experiment.NAME, quick)
+        output = pathlib.Path(values["output"] or RESULTS)  # a quick run: a scratch directory
         if quick and not values["output"]:
+            output = pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{experiment.NAME}-quick-"))
             print(f"quick run: results go to the scratch directory {output}")
         try:
             paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))

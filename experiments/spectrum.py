@@ -36,10 +36,12 @@ HELP = dict(
 )
 
 
+CHOICES = dict(cells=CELLS, references=("committed", "measure", "none"))
+
+
 def check(s):
-    svd.check({"time_steps": [s["short_T"], s["long_T"]], "cells": s["cells"], "systems": []})
-    if s["references"] not in ("committed", "measure", "none"):
-        raise ValueError("--references: committed, measure or none")
+    for key in ("short_T", "long_T"):
+        harness.check_divides_784(key, s[key])
     for t, ks in ((s["short_T"], s["short_unrolls"]), (s["long_T"], s["long_unrolls"])):
         if any(k < 1 or k > t for k in ks):
             raise ValueError(f"--*_unrolls: each k in 1..T={t}, got {ks}")
@@ -47,8 +49,9 @@ def check(s):
 
 def configurations(s):
     """(cell, T, k) for tfrnn_dynamic, smallest T and k first; the references."""
-    base = dict(measurement="growth", units=s["units"], batch=s["batch_size"], sequence=svd.SEQUENCE_VIEW,
-                phases=["export"], **{k: s[k] for k in ("warmup_steps", "timed_steps", "max_timing_seconds")})
+    timing = {k: s[k] for k in ("warmup_steps", "timed_steps", "max_timing_seconds")}
+    base = dict(measurement="growth", units=s["units"], batch=s["batch_size"],
+                sequence=svd.SEQUENCE_VIEW, phases=["export"], **timing)
     sweeps = [(s["short_T"], s["short_unrolls"]), (s["long_T"], s["long_unrolls"])]
     configs = [dict(base, system="tfrnn_dynamic", cell=cell, T=t, F=784 // t, unroll=k)
                for t, ks in sweeps if ks for cell in s["cells"] for k in sorted(ks)]
@@ -76,29 +79,34 @@ def verdicts(records, refs):
         for t in sorted({r["T"] for r in records}):
             rows = [r for r in records if (r["cell"], r["T"]) == (cell, t) and r.get("median_step_ms")]
             one = next((r for r in rows if r["unroll"] == 1), None)
-            if not rows or not one:
+            if not one:
                 continue
             best = min(rows, key=lambda r: r["median_step_ms"])
-            static = next((r for r in refs if (r["system"], r["cell"], r["T"]) == ("tfrnn_static", cell, t)), {})
-            ratio = lambda key, other: (f"×{best[key] / other[key]:.2f}" if other.get(key) else "-")  # noqa: E731
+            static = [r for r in refs if (r["system"], r["cell"], r["T"]) == ("tfrnn_static", cell, t)]
+            x = lambda key, of=one: f"×{best[key] / of[key]:.2f}" if of.get(key) else "-"  # noqa: E731
             lines.append(
-                f"- **{cell}, T={t}**: fastest step at k={best['unroll']} ({harness.fmt(best['median_step_ms'])} ms, "
-                f"{ratio('median_step_ms', one)} of k=1's, {ratio('median_step_ms', static)} of static's), "
-                f"trace {ratio('trace_seconds', one)} of k=1's ({harness.fmt(best['trace_seconds'])} s), "
-                f"memory {ratio('memory_bytes', one)}, SavedModel {ratio('export_bytes', one)}."
-            )  # fmt: skip
+                f"- **{cell}, T={t}**: fastest step at k={best['unroll']} "
+                f"({harness.fmt(best['median_step_ms'])} ms, {x('median_step_ms')} of k=1's, "
+                f"{x('median_step_ms', (static or [{}])[0])} of static's), trace "
+                f"{x('trace_seconds')} of k=1's ({harness.fmt(best['trace_seconds'])} s), "
+                f"memory {x('memory_bytes')}, SavedModel {x('export_bytes')}."
+            )
     return lines
 
 
+PANELS = ("median_step_ms", "trace_seconds", "first_step_seconds", "graph_ops", "memory_bytes")
+PANELS += ("export_bytes",)
 COLUMNS = ("cell", "T", ("k", lambda r: r["unroll"]), "status", "trace_seconds", "graph_ops",
            "first_step_seconds", "median_step_ms", "examples_per_second", "memory_bytes",
            "peak_memory_bytes", "export_bytes")  # fmt: skip
 
 
 def markdown(records, refs, s, png_name):
-    where = {"committed": "from the committed results/static_vs_dynamic.json (the same measurement in "
-             "another run, under another load: compare trace, ops, memory and export with them, "
-             "not step times)", "measure": "measured in this run", "none": "not measured"}[s["references"]]
+    where = {
+        "committed": "from the committed results/static_vs_dynamic.json (the same measurement "
+        "in another run, under another load: compare trace, ops, memory and export with them, "
+        "not step times)", "measure": "measured in this run", "none": "not measured",
+    }[s["references"]]  # fmt: skip
     text = harness.header(
         "Partial unrolling: `dynamic_rnn(unroll=k)` between dynamic (k=1) and one block (k=T)",
         records, f"Training step of the {s['units']}-unit classifier, batch {s['batch_size']}, MNIST as "
@@ -109,7 +117,8 @@ def markdown(records, refs, s, png_name):
     text += "\n".join(verdicts(records, refs) or ["- nothing measured"])
     text += f"\n\n![k spectrum]({png_name})\n\n## Every k\n\n" + harness.table(records, COLUMNS) + "\n"
     if refs:
-        text += "\n## References\n\n" + harness.table(refs, ["system"] + list(COLUMNS[:2]) + list(COLUMNS[3:])) + "\n"
+        columns = ["system", *COLUMNS[:2], *COLUMNS[3:]]
+        text += "\n## References\n\n" + harness.table(refs, columns) + "\n"
     return text
 
 
@@ -117,13 +126,15 @@ def plot(records, refs, path):
     colors = dict(zip(CELLS, ("tab:blue", "tab:orange", "tab:green")))
     ts = sorted({r["T"] for r in records})
     series = [(f"{cell} T={t}", [{**r, "x": r["unroll"]} for r in records if (r["cell"], r["T"]) == (cell, t)],
-               dict(color=colors[cell], ls="-" if t == ts[0] else "--")) for t in ts for cell in CELLS]
-    lines = [(f"{r['system']} {r['cell']} T={r['T']}", r, dict(color=colors[r["cell"]],
-              alpha=0.35 if r["T"] == ts[0] else 0.9, ls=(":", "-.", (0, (5, 5)))[REFERENCES.index(r["system"])]))
-             for r in refs]  # fmt: skip
-    panels = ("median_step_ms", "trace_seconds", "first_step_seconds", "graph_ops", "memory_bytes", "export_bytes")
-    harness.plot(path, panels, series, "dynamic_rnn(unroll=k): solid short T, dashed long T; "
-                 "thin lines: static and Keras at the same T", "k (steps per loop iteration)", lines)  # fmt: skip
+               dict(color=colors[cell], ls="-" if t == ts[0] else "--"))
+              for t in ts for cell in CELLS]  # fmt: skip
+    lines = []
+    for r in refs:
+        ls = (":", "-.", (0, (5, 5)))[REFERENCES.index(r["system"])]
+        style = dict(color=colors[r["cell"]], alpha=0.35 if r["T"] == ts[0] else 0.9, ls=ls)
+        lines.append((f"{r['system']} {r['cell']} T={r['T']}", r, style))
+    harness.plot(path, PANELS, series, "dynamic_rnn(unroll=k): solid short T, dashed long T; thin "
+                 "lines: static and Keras at the same T", "k (steps per loop iteration)", lines)  # fmt: skip
 
 
 def run(s, output, quick, log=print):

@@ -16,8 +16,6 @@ SavedModel bytes, whether the export takes T/2 steps, and (tfrnn) forward ms
 with and without `return_all_states`. Then LSTMs trained to the target.
 """
 
-import pathlib
-import shutil
 import statistics
 import tempfile
 import time
@@ -53,15 +51,12 @@ HELP = dict(time_steps="T values, each dividing 784", budget_seconds="Wall-clock
             "of one configuration's process", accuracy="Also train LSTMs to the target")  # fmt: skip
 
 
+CHOICES = dict(cells=CELLS, systems=SYSTEMS)
+
+
 def check(s):
     s["time_steps"] = sorted(s["time_steps"])
-    for t in s["time_steps"]:
-        if t <= 0 or harness.PIXELS % t:
-            raise ValueError(f"--time_steps: {t} does not divide 784")
-    for key, allowed in (("cells", CELLS), ("systems", SYSTEMS)):
-        for name in s[key]:
-            if harness.ALIASES.get(name, name) not in allowed:
-                raise ValueError(f"--{key}: {name!r} is not one of {', '.join(allowed)}")
+    harness.check_divides_784("time_steps", s["time_steps"])
 
 
 # --- one configuration, in its own process ---------------------------------------
@@ -89,8 +84,8 @@ def measure(config, partial=lambda values: None):
         partial(values)
 
     values.update(meter.start())
-    options = {"unroll": config["unroll"]} if config.get("unroll") else {}
-    model = harness.build_model(config["system"], config["cell"], config["units"], t, 784 // t, **options)
+    model = harness.build_model(config["system"], config["cell"], config["units"], t, 784 // t,
+                                config.get("unroll") or 1)  # fmt: skip
     step = harness.train_step(model)
     started = time.perf_counter()
     concrete = step.get_concrete_function(*batches[0])
@@ -115,28 +110,25 @@ def measure_export(model, config, x_all, done):
 
     from tfrnn import export, report
 
-    family = "tfrnn" if config["system"].startswith("tfrnn_") else "keras"
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tfrnn-svd-export-"))
-    try:
-        started = time.perf_counter()
+    family, t = "tfrnn" if config["system"].startswith("tfrnn_") else "keras", config["T"]
+    with tempfile.TemporaryDirectory(prefix="tfrnn-svd-export-") as workdir:
+        started, path = time.perf_counter(), f"{workdir}/export"
         if family == "tfrnn":
             meta = dict(mode=config["system"][6:], cell=config["cell"], model="rnn", dataset="mnist",
-                        sequence="rows", time_steps=config["T"], features=784 // config["T"],
-                        num_classes=10, image_shape=[config["T"], 784 // config["T"]],
-                        permutation_seed=0)  # fmt: skip
-            export.export(model, workdir / "export", meta)
+                        sequence="rows", time_steps=t, features=784 // t, num_classes=10,
+                        image_shape=[t, 784 // t], permutation_seed=0)  # fmt: skip
+            export.export(model, path, meta)
         else:
-            model.export(str(workdir / "export"), format="tf_saved_model", verbose=False)
-        done("export", export_seconds=time.perf_counter() - started, export_method=EXPORT_METHODS[family],
-             export_bytes=report.directory_bytes(workdir / "export"))  # fmt: skip
+            model.export(path, format="tf_saved_model", verbose=False)
+        done("export", export_seconds=time.perf_counter() - started,
+             export_bytes=report.directory_bytes(path), export_method=EXPORT_METHODS[family])
         if "other_length" not in config.get("phases", ["other_length"]):
             return
-        started = time.perf_counter()
-        loaded = tf.saved_model.load(str(workdir / "export"))
+        started, loaded = time.perf_counter(), tf.saved_model.load(path)
         serve = loaded.classify_sequences if family == "tfrnn" else loaded.serve
-        other = {"other_length_T": config["T"] // 2, "export_load_seconds": time.perf_counter() - started}
+        other = {"other_length_T": t // 2, "export_load_seconds": time.perf_counter() - started}
         try:
-            accepted = serve(tf.constant(x_all[:2, : config["T"] // 2])).shape == (2, 10)
+            accepted = serve(tf.constant(x_all[:2, : t // 2])).shape == (2, 10)
             other.update(accepts_other_length=bool(accepted), other_length_error=None)
         except (tf.errors.InvalidArgumentError, TypeError, ValueError) as error:
             other.update(accepts_other_length=False, other_length_error=harness.first_line(error))
@@ -144,11 +136,9 @@ def measure_export(model, config, x_all, done):
         if family == "tfrnn":
             done("forward", **forward_timings(model, tf.constant(x_all[: config["batch"]]), config))
             started = time.perf_counter()
-            model.export(str(workdir / "keras_export"), format="tf_saved_model", verbose=False)
+            model.export(f"{workdir}/keras_export", format="tf_saved_model", verbose=False)
             done("keras_export", keras_export_seconds=time.perf_counter() - started,
-                 keras_export_bytes=report.directory_bytes(workdir / "keras_export"))  # fmt: skip
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+                 keras_export_bytes=report.directory_bytes(f"{workdir}/keras_export"))  # fmt: skip
 
 
 def forward_timings(model, x, config):
@@ -161,7 +151,8 @@ def forward_timings(model, x, config):
     unroll = tfrnn.static_rnn if config["system"] == "tfrnn_static" else tfrnn.dynamic_rnn
     result = {}
     for key, all_states in (("forward_ms", False), ("forward_all_states_ms", True)):
-        function = tf.function(lambda x, a=all_states: unroll(cell, x, return_all_states=a), autograph=False)
+        forward = lambda x, a=all_states: unroll(cell, x, return_all_states=a)  # noqa: E731
+        function = tf.function(forward, autograph=False)
         # waits for every result without copying it to the host
         step = lambda x, y: tf.reshape(tf.nest.flatten(function(x))[0], [-1])[0]  # noqa: E731
         seconds = harness.time_steps_of(step, [(x, None)], 1, max(3, config["timed_steps"] // 2))
@@ -171,30 +162,14 @@ def forward_timings(model, x, config):
 
 def train_to_accuracy(config, partial=None):
     """One time-to-accuracy run of `tfrnn.loop.train`; returns its values."""
-    from tfrnn import config as config_lib
-    from tfrnn import loop
-
-    model_dir = tempfile.mkdtemp(prefix="tfrnn-svd-train-")
-    try:
-        run = loop.train(config_lib.Config(
-            mode=config["system"][6:], cell="lstm", units=config["units"], batch_size=config["batch"],
-            learning_rate=config["learning_rate"], clip_norm=1.0, schedule="constant",
-            target_accuracy=config["target_accuracy"], max_epochs=config["max_epochs"],
-            train_examples=config["train_examples"], test_examples=config["test_examples"],
-            model_dir=f"{model_dir}/run"), log=lambda line: print(line, flush=True))  # fmt: skip
-    finally:
-        shutil.rmtree(model_dir, ignore_errors=True)
-    keys = ("parameters", "target_reached", "seconds_to_target", "train_seconds_to_target")
-    keys += ("epochs_to_target", "evaluations", "peak_memory_bytes")
-    values = {key: run.get(key) for key in keys}
-    values.update({key: run["timing"][key] for key in ("trace_seconds", "first_step_seconds",
-                                                        "median_step_ms", "examples_per_second")})  # fmt: skip
-    values.update(
-        final_test_accuracy=run["evaluations"][-1]["test_accuracy"] if run["evaluations"] else None,
-        export_bytes=(run["export"] or {}).get("bytes"), export_method=EXPORT_METHODS["tfrnn"],
-        environment=run["environment"],
+    values = harness.train_tfrnn(
+        lambda line: print(line, flush=True), mode=config["system"][6:], cell="lstm",
+        units=config["units"], batch_size=config["batch"], learning_rate=config["learning_rate"],
+        clip_norm=1.0, schedule="constant", target_accuracy=config["target_accuracy"],
+        max_epochs=config["max_epochs"], train_examples=config["train_examples"],
+        test_examples=config["test_examples"],
     )  # fmt: skip
-    return values
+    return {**values, "export_method": EXPORT_METHODS["tfrnn"]}
 
 
 # --- the experiment: one process per configuration ---------------------------------
@@ -203,16 +178,15 @@ def train_to_accuracy(config, partial=None):
 def configurations(s):
     """Every growth (T, cell, system) to measure, smallest T first; then the
     time-to-accuracy runs (LSTM, MNIST rows)."""
+    timing = {k: s[k] for k in ("warmup_steps", "timed_steps", "max_timing_seconds")}
     growth = [dict(measurement="growth", system=system, cell=cell, units=s["units"], T=t,
-                   F=784 // t, batch=s["batch_size"], sequence=SEQUENCE_VIEW,
-                   **{k: s[k] for k in ("warmup_steps", "timed_steps", "max_timing_seconds")})
+                   F=784 // t, batch=s["batch_size"], sequence=SEQUENCE_VIEW, **timing)
               for t in s["time_steps"] for cell in s["cells"] for system in s["systems"]]  # fmt: skip
+    training = {k: s[f"accuracy_{k}"] for k in ("train_examples", "test_examples", "learning_rate")}
     accuracy = [dict(measurement="accuracy", system=system, cell="lstm", units=s["accuracy_units"],
                      T=28, F=28, batch=s["batch_size"], sequence="mnist rows",
                      target_accuracy=s["accuracy_target"], max_epochs=s["accuracy_max_epochs"],
-                     train_examples=s["accuracy_train_examples"],
-                     test_examples=s["accuracy_test_examples"], learning_rate=s["accuracy_learning_rate"])
-                for system in s["systems"]]  # fmt: skip
+                     **training) for system in s["systems"]]  # fmt: skip
     return growth + (accuracy if s["accuracy"] else [])
 
 
@@ -227,7 +201,7 @@ def why_skipped(config, gpu, stopped):
     return stopped.get((config["system"], config["cell"], config["measurement"]))
 
 
-def measure_all(experiment, configs, budgets, log, paths=None, stop_key=("system", "cell", "measurement")):
+def measure_all(experiment, configs, budgets, log, paths, stop_key=("system", "cell", "measurement")):
     """Each config in its own process, the next configs with the same `stop_key`
     values (larger T) skipped once one is over budget or fails; the records,
     written to `paths["json"]` as they come."""
@@ -236,13 +210,15 @@ def measure_all(experiment, configs, budgets, log, paths=None, stop_key=("system
     gpu, stopped, records = bool(tf.config.list_physical_devices("GPU")), {}, []
     for config in configs:
         key = tuple(config[k] for k in stop_key)
-        label = f"{config['measurement']} {config['system']} {config['cell']}-{config['units']} T={config['T']}"
+        label = "{measurement} {system} {cell}-{units} T={T}".format(**config)
         label += f" unroll={config['unroll']}" if config.get("unroll") else ""
-        record = harness.Record(experiment, config, status="skipped", note=why_skipped(config, gpu, stopped))
-        if record.note is None:
+        note = why_skipped(config, gpu, stopped)
+        record = harness.Record(experiment, config, status="skipped", note=note)
+        if note is None:
             name = "train_to_accuracy" if config["measurement"] == "accuracy" else "measure"
             budget = budgets[config["measurement"]]
-            values = harness.isolated(f"experiments.static_vs_dynamic:{name}", config, budget, lambda x: None)
+            function = f"experiments.static_vs_dynamic:{name}"
+            values = harness.isolated(function, config, budget, lambda line: None)
             record.status, record.note = values.pop("status"), values.pop("note")
             record.environment = values.pop("environment", None) or record.environment
             record.values = values
@@ -250,8 +226,7 @@ def measure_all(experiment, configs, budgets, log, paths=None, stop_key=("system
                 stopped[key] = f"T={config['T']} was {record.status} (budget {budget} s)"
         records.append(record.flat())
         log(f"{label}: {summary(records[-1])}")
-        if paths:
-            harness.write_json(paths["json"], records)
+        harness.write_json(paths["json"], records)
     return records
 
 
@@ -315,6 +290,12 @@ CLAIMS = (  # (claim, key, static larger?)
 )
 
 
+LENGTH_CLAIMS = (  # (claim, systems, accept T/2 steps?)
+    ("static must be used with the sequence length it was trained on", STATIC_SYSTEMS, False),
+    ("dynamic accepts other lengths", ("tfrnn_dynamic", "keras_while"), True),
+)
+
+
 def verdicts(records):
     """(claim, verdict, evidence) for each claim, from the growth records of the
     first cell measured: tfrnn static / dynamic, Keras unroll=True / False beside."""
@@ -327,19 +308,18 @@ def verdicts(records):
         keras = pairs(rows, cell, "keras_unroll", "keras_while", key)
         evidence = f"{cell}, static vs dynamic, tfrnn: {ratio_text(mine, key) or '-'}"
         if keras:
-            evidence += f"; Keras unroll=True vs False ({verdict(keras, larger)}): {ratio_text(keras, key)}"
+            evidence += f"; Keras unroll=True vs False ({verdict(keras, larger)}): "
+            evidence += ratio_text(keras, key)
         out.append((claim, verdict(mine, larger), evidence + "."))
     out.append(state_verdict(rows, cell))
-    for claim, systems, want in (
-        ("static must be used with the sequence length it was trained on", STATIC_SYSTEMS, False),
-        ("dynamic accepts other lengths", ("tfrnn_dynamic", "keras_while"), True),
-    ):  # fmt: skip
+    for claim, systems, want in LENGTH_CLAIMS:
         tried = [r for r in rows if r["system"] in systems and r.get("accepts_other_length") is not None]
         agree = [r for r in tried if r["accepts_other_length"] == want]
         found = "not measured" if not tried else "confirmed" if len(agree) == len(tried) else (
             "refuted" if not agree else "depends")  # fmt: skip
-        evidence = (f"{len(agree)} of {len(tried)} exported models ({', '.join(sorted({r['system'] for r in tried}))}) "
-                    f"{'accepted' if want else 'refused'} T/2 steps")  # fmt: skip
+        names = ", ".join(sorted({r["system"] for r in tried}))
+        evidence = f"{len(agree)} of {len(tried)} exported models ({names}) "
+        evidence += f"{'accepted' if want else 'refused'} T/2 steps"
         error = next((r["other_length_error"] for r in tried if r.get("other_length_error")), None)
         out.append((claim, found, evidence + (f"; e.g. `{error[:160]}`." if error and not want else ".")))
     return out
@@ -354,12 +334,13 @@ def state_verdict(rows, cell):
         (t0, s0, d0), (t1, s1, d1) = ops
         evidence.append(f"the static training graph grows by {(s1 - s0) / (t1 - t0):.0f} ops per step, "
                         f"the dynamic one by {(d1 - d0) / (t1 - t0):.2g}")  # fmt: skip
-    dyn = [r for r in rows if r["system"] == "tfrnn_dynamic" and r["cell"] == cell and r.get("forward_ms")]
+    dyn = [r for r in rows if (r["system"], r["cell"]) == ("tfrnn_dynamic", cell) and r.get("forward_ms")]
     if dyn:
         evidence.append("tfrnn.dynamic_rnn(return_all_states=True) returns every step's state too, "
                         "forward time " + ", ".join(f"T={r['T']}: {r['forward_all_states_ms']:.3g} vs "
                         f"{r['forward_ms']:.3g} ms" for r in dyn[:1] + dyn[1:][-1:]))  # fmt: skip
-    evidence.append("Keras's RNN layers expose per-step outputs (return_sequences) but never per-step states")
+    evidence.append("Keras's RNN layers expose per-step outputs (return_sequences) but never "
+                    "per-step states")
     found = ("depends (true of the graphs; tfrnn's dynamic_rnn returns every state on request)"
              if dyn else "not measured")  # fmt: skip
     claim = "static carries every step's intermediate state; dynamic keeps only the final state"
@@ -405,10 +386,14 @@ def write_reports(records, paths):
     paths["md"].write_text(markdown(records, paths["png"].name))
     rows = growth(records)
     colors = dict(zip(SYSTEMS, ("tab:red", "tab:blue", "tab:orange", "tab:cyan", "tab:green")))
-    series = [(f"{system} ({cell})", [{**r, "x": r["T"]} for r in rows if (r["system"], r["cell"]) == (system, cell)],
-               dict(color=colors[system], ls=("-", "--", ":")[CELLS.index(cell)]))
-              for cell in CELLS for system in SYSTEMS]  # fmt: skip
-    panels = ("trace_seconds", "first_step_seconds", "graph_ops", "median_step_ms", "memory_bytes", "export_bytes")
+    series = []
+    for cell in CELLS:
+        for system in SYSTEMS:
+            points = [{**r, "x": r["T"]} for r in rows if (r["system"], r["cell"]) == (system, cell)]
+            style = dict(color=colors[system], ls=("-", "--", ":")[CELLS.index(cell)])
+            series.append((f"{system} ({cell})", points, style))
+    panels = ("trace_seconds", "first_step_seconds", "graph_ops", "median_step_ms", "memory_bytes")
+    panels += ("export_bytes",)
     harness.plot(paths["png"], panels, series, "static versus dynamic: growth with T "
                  "(MNIST pixels, T steps of 784/T)", "T (sequence length)")  # fmt: skip
 

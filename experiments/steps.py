@@ -33,30 +33,18 @@ QUICK = dict(units=16, batch_sizes=[32], rounds=3, steps=2, warmup_steps=1)
 HELP = dict(systems="Systems (default: all this machine runs)")
 
 
+CHOICES = dict(systems=SYSTEMS)
+POSITIVE = ("units", "rounds", "steps", "batch_sizes")
+
+
 def check(s):
-    unknown = set(s["systems"]) - set(SYSTEMS)
-    if unknown:
-        raise ValueError(f"--systems: {', '.join(sorted(unknown))} not among {', '.join(SYSTEMS)}")
-    for name in ("units", "rounds", "steps"):
-        if s[name] <= 0:
-            raise ValueError(f"--{name}={s[name]} must be > 0")
-    if s["warmup_steps"] < 0 or not s["batch_sizes"] or min(s["batch_sizes"]) <= 0:
-        raise ValueError("--warmup_steps must be >= 0 and --batch_sizes positive")
+    if s["warmup_steps"] < 0 or not s["batch_sizes"]:
+        raise ValueError("--warmup_steps must be >= 0, --batch_sizes one or more")
 
 
 def rotate(names, by):
     by %= len(names)
     return list(names[by:]) + list(names[:by])
-
-
-def systems(chosen):
-    """`chosen` (all this machine runs when empty); keras_cudnn needs a GPU."""
-    import tensorflow as tf
-
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    if "keras_cudnn" in chosen and not gpu:
-        raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
-    return list(chosen) or [s for s in SYSTEMS if s != "keras_cudnn" or gpu]
 
 
 def measure_batch(s, names, x, y, log):
@@ -91,7 +79,11 @@ def measure(s, log=print):
 
     from tfrnn import data
 
-    names, arrays = systems(s["systems"]), data.load_arrays("mnist")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if "keras_cudnn" in s["systems"] and not gpu:
+        raise ValueError("keras_cudnn needs a GPU that TensorFlow sees; drop it")
+    names = list(s["systems"]) or [name for name in SYSTEMS if name != "keras_cudnn" or gpu]
+    arrays = data.load_arrays("mnist")
     records = []
     for batch in s["batch_sizes"]:
         x = tf.constant(data.to_sequences(arrays.x_train[:batch], "rows"))
@@ -100,8 +92,9 @@ def measure(s, log=print):
         for name in names:
             ratio = baseline and statistics.median(a / b for a, b in zip(round_ms[name], baseline))
             config = dict(batch_size=batch, system=name, units=s["units"])
-            values = dict(parameters=parameters[name], round_ms=[round(ms, 3) for ms in round_ms[name]],
-                          median_ms=statistics.median(round_ms[name]), ratio_to_keras_while=ratio)  # fmt: skip
+            values = dict(parameters=parameters[name], ratio_to_keras_while=ratio,
+                          round_ms=[round(ms, 3) for ms in round_ms[name]],
+                          median_ms=statistics.median(round_ms[name]))
             records.append(harness.Record(NAME, config, values=values).flat())
     return records
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 from absl import flags
 
-from tfrnn import inference, predict, training
+from tfrnn import config as config_lib
+from tfrnn import inference, loop, predict
 from tfrnn.errors import RunDirError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ TINY = dict(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("trained")
-    training.train(training.Config(model_dir=str(model_dir), **TINY), log=lambda _: 0)
+    loop.train(config_lib.Config(model_dir=str(model_dir), **TINY), log=lambda _: 0)
     assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.index")) == [
         "ckpt-2.index",
         "ckpt-4.index",
@@ -49,8 +50,8 @@ def garble(path):
 
 def train_again(model_dir, **changes):
     lines = []
-    config = training.Config(model_dir=str(model_dir), **{**TINY, **changes})
-    report = training.train(config, log=lines.append)
+    config = config_lib.Config(model_dir=str(model_dir), **{**TINY, **changes})
+    report = loop.train(config, log=lines.append)
     return report, lines
 
 

@@ -55,17 +55,10 @@ def assert_png(path):
 # --- static_vs_dynamic -------------------------------------------------------------
 
 GROWTH_NUMBERS = (
-    "trace_seconds",
-    "first_step_seconds",
-    "median_step_ms",
-    "examples_per_second",
-    "memory_bytes",
-    "peak_memory_bytes",
-    "memory_before_build_bytes",
-    "export_bytes",
-    "export_seconds",
-    "export_load_seconds",
-)
+    "trace_seconds", "first_step_seconds", "median_step_ms", "examples_per_second",
+    "memory_bytes", "peak_memory_bytes", "memory_before_build_bytes", "export_bytes",
+    "export_seconds", "export_load_seconds",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -518,7 +511,7 @@ def test_command_lines_refuse_bad_flags(tmp_path):
     """The CLIs check their flags before TensorFlow starts (the quick runs above
     go through the same `settings` functions in-process)."""
     for module, flag, message in (
-        ("experiments.static_vs_dynamic", "--time_steps=100", "does not divide 784"),
+        ("experiments.static_vs_dynamic", "--time_steps=100", "--time_steps=100 must divide 784"),
         (
             "experiments.static_vs_dynamic",
             "--cells=lstm,bogus",
@@ -527,8 +520,10 @@ def test_command_lines_refuse_bad_flags(tmp_path):
         ("experiments.gradient_flow", "--time_steps=100", "must divide 784"),
         ("experiments.cells", "--models=lstm,bogus", "'bogus' is not one of"),
         ("experiments.steps", "--batch_sizes=128,x", "give integers"),
+        ("experiments.gradient_flow", "--cells=", "--cells: name one or more of rnn, gru, lstm"),
+        ("experiments.spectrum", "--long_T=100", "--long_T=100 must divide 784"),
         ("experiments.steps", "--rounds=0", "--rounds=0 must be > 0"),
-        ("experiments.steps", "--systems=torch", "torch not among"),
+        ("experiments.steps", "--systems=torch", "'torch' is not one of"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", module, flag, f"--output={tmp_path}"],

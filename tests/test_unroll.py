@@ -6,6 +6,8 @@ not with T, and one trace for every T.
 against a plain Python loop and Keras's own `RNN`.
 """
 
+import collections
+
 import keras
 import numpy as np
 import pytest
@@ -183,6 +185,43 @@ def test_graph_grows_with_unroll_not_with_time():
     static = tf.function(lambda x: tfrnn.static_rnn(cell, x))
     static_ops = count_ops(static.get_concrete_function(tf.TensorSpec([None, 28, F])))
     assert by_unroll[7] < static_ops
+
+
+def op_types(concrete_function):
+    """Op type -> count in a traced function and the functions it calls."""
+    graph_def = concrete_function.graph.as_graph_def()
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes += function.node_def
+    return collections.Counter(node.op for node in nodes)
+
+
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_no_masking_ops_without_lengths_or_mask(unroll):
+    # T unknown when traced and not a multiple of k at run time: whole blocks
+    # and the steps left run unmasked; with lengths every step selects.
+    cell = built(keras.layers.LSTMCell(H), F)
+
+    def loss_and_gradients(x, lengths=None):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs, _ = tfrnn.dynamic_rnn(
+                cell, x, sequence_length=lengths, unroll=unroll
+            )
+            loss = tf.reduce_sum(outputs)
+        return tape.gradient(loss, [x] + cell.trainable_variables)
+
+    spec = tf.TensorSpec([None, None, F])
+    unmasked = tf.function(loss_and_gradients).get_concrete_function(spec)
+    masked = tf.function(loss_and_gradients).get_concrete_function(
+        spec, tf.TensorSpec([None], tf.int32)
+    )
+    assert op_types(unmasked)["SelectV2"] == 0
+    assert op_types(masked)["SelectV2"] >= 2 * unroll  # output and state, per step
+    inputs = random_inputs(B, T, F, seed=6)
+    expected = loss_and_gradients(inputs, tf.fill([B], T))  # masked, all valid
+    for got, want in zip(unmasked(inputs), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_one_trace_serves_every_length():

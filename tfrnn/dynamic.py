@@ -35,16 +35,21 @@ def dynamic_rnn(
 
     ```
     state = initial_state or zero_state(cell, batch)
-    t = 0
-    while t < last valid step of any row + 1:   # T without lengths or mask
-        for t in t, ..., t + k - 1:             # k = unroll steps per iteration
-            output[t], state = cell(inputs[t], state)
-            valid = mask[b, t] and t < sequence_length[b]   # per row b
-            if not valid:                       # also steps past T (k overshoots)
-                output[t][b] = 0; state[b] = previous state[b]
-            else:
-                last[b] = output[t][b]          # for return_sequences=False
-    output[t:] = 0                              # steps no row needs
+    n = last valid step of any row + 1          # T without lengths or mask
+    for block in range(n // k):                 # a while loop, k steps unrolled
+        for t in block * k, ..., block * k + k - 1:
+            output[t], state = step(t, state)
+    for t in n // k * k, ..., n - 1:            # a while loop of one step
+        output[t], state = step(t, state)
+    output[n:] = 0                              # steps no row needs
+
+    step(t, state):
+        output, new_state = cell(inputs[t], state)
+        valid = mask[b, t] and t < sequence_length[b]   # per row b; only
+        if not valid:                                   # with lengths or mask
+            output[b] = 0; new_state[b] = state[b]
+        else:
+            last[b] = output[b]                 # for return_sequences=False
     return outputs, state                       # state: after the last valid step
     ```
 
@@ -153,81 +158,135 @@ def dynamic_rnn(
 
 
 class _BlockLoop:
-    """A `tf.while_loop` over blocks of `unroll` steps, on time-major inputs.
+    """Loops over time-major inputs in blocks of `unroll` steps, then one step
+    at a time for the steps left over.
 
     The loop runs `steps_to_run` steps (through the last valid step of any
-    row), rounded up to whole blocks. Steps past the inputs' end (when the
-    rounding overshoots) read zeros and do not count, so the rule of
-    `rnn_step` keeps them out of outputs and states; after the loop, outputs
-    are cut back and padded with zeros to the inputs' length.
+    row): `loop_steps // unroll` iterations of a block of `unroll` steps
+    unrolled, then the `loop_steps % unroll` steps left in a loop of one step,
+    so no step past the inputs' end is ever run and, without lengths or a
+    mask, no step pays for masking. A block reads its inputs with one
+    `TensorArray` read (a block of `unroll` steps; a step left reads its block
+    and takes its step) and writes each step's output. After the loops,
+    outputs are padded with zeros to the inputs' length.
     """
 
     def __init__(self, step_fn, inputs, valid, unroll, output_dtype, output_size):
         self.step_fn = step_fn
         self.unroll = unroll
+        self.valid = valid
         self.time_steps = tf.shape(inputs)[0]
+        self.static_time = inputs.shape[0]
         self.loop_steps = step.steps_to_run(valid, self.time_steps)
-        self.blocks = -(-self.loop_steps // unroll)  # rounded up
+        self.block_steps = self.loop_steps // unroll * unroll
         self.step_input_shape = inputs.shape[1:]
         self.output_spec = ([inputs.shape[1], output_size], output_dtype)
         self.batch_size = inputs.shape[1] or tf.shape(inputs)[1]
-        static_time = self.static_time = inputs.shape[0]
-        if unroll > 1 and (static_time is None or static_time % unroll):
-            inputs, valid = self._padded(inputs, valid)
-        self.valid = valid
-        self.input_ta = tf.TensorArray(
-            inputs.dtype, size=tf.shape(inputs)[0], element_shape=self.step_input_shape
+        self.input_ta = self._input_blocks(inputs)
+
+    def _input_blocks(self, inputs):
+        """A `TensorArray` of `[unroll, batch, features]` blocks (of steps when
+        `unroll` is 1), the last one padded with zeros that no step reads."""
+        element_shape, k = self.step_input_shape, self.unroll
+        if k > 1:
+            blocks = -(-self.time_steps // k)  # rounded up
+            if self.static_time is None or self.static_time % k:
+                padding = blocks * k - self.time_steps
+                inputs = tf.pad(inputs, [[0, padding], [0, 0], [0, 0]])
+            block_shape = tf.concat([[blocks, k], tf.shape(inputs)[1:]], 0)
+            inputs = tf.reshape(inputs, block_shape)
+            element_shape = tf.TensorShape([k]).concatenate(element_shape)
+        return tf.TensorArray(
+            inputs.dtype,
+            size=tf.shape(inputs)[0],
+            element_shape=element_shape,
+            clear_after_read=False,  # the steps left read their block each
         ).unstack(inputs)
 
-    def _padded(self, inputs, valid):
-        """Inputs and validity to a whole number of blocks; padding never counts."""
-        padded = -(-self.time_steps // self.unroll) * self.unroll
-        extra = padded - self.time_steps
-        inputs = tf.pad(inputs, [[0, extra], [0, 0], [0, 0]])
-        if valid is None:  # every real step counts, for every row
-            return inputs, tf.range(padded)[:, tf.newaxis] < self.time_steps
-        return inputs, tf.pad(valid, [[0, extra], [0, 0]], constant_values=False)
+    def _loops(self):
+        """`(blocks, steps_left)`: which of the two loops the graph needs."""
+        time, k, masked = self.static_time, self.unroll, self.valid is not None
+        blocks = k > 1 and (time is None or time >= k)
+        steps_left = k > 1 and (time is None or masked or time % k != 0)
+        return blocks or k == 1, steps_left
 
     def _block(self, time, state, outputs, state_tas):
-        """`unroll` steps through `rnn_step`, from step `time`."""
-        for offset in range(self.unroll):
-            t = time + offset
-            step_input = self.input_ta.read(t)
+        """`unroll` steps through `rnn_step`, from step `time` (a multiple of
+        `unroll`): one read of their inputs, no masking without lengths or a mask."""
+        k = self.unroll
+        step_inputs = tf.unstack(self.input_ta.read(time // k), k)
+        valid = [None] * k
+        if self.valid is not None:
+            valid = tf.unstack(tf.slice(self.valid, [time, 0], [k, -1]), k)
+        for offset, (step_input, step_valid) in enumerate(zip(step_inputs, valid)):
             step_input.set_shape(self.step_input_shape)
-            valid = None if self.valid is None else tf.gather(self.valid, t)
-            output, state = step.rnn_step(self.step_fn, step_input, state, valid)
-            if isinstance(outputs, tf.TensorArray):
-                outputs = outputs.write(t, output)
-            else:
-                outputs = step.last_valid_output(outputs, output, valid)
-            if tf.nest.flatten(state_tas):  # return_all_states
-                state_tas = tf.nest.map_structure(
-                    lambda ta, s, t=t: ta.write(t, s), state_tas, state
-                )
-        return time + self.unroll, state, outputs, state_tas
+            state, outputs, state_tas = self._step_from(
+                time + offset, step_input, step_valid, state, outputs, state_tas
+            )
+        return time + k, state, outputs, state_tas
+
+    def _step(self, time, state, outputs, state_tas):
+        """One step through `rnn_step`, at step `time`."""
+        if self.unroll == 1:
+            step_input = self.input_ta.read(time)
+        else:
+            block = self.input_ta.read(time // self.unroll)
+            step_input = tf.gather(block, time % self.unroll)
+        step_input.set_shape(self.step_input_shape)
+        valid = None if self.valid is None else tf.gather(self.valid, time)
+        state, outputs, state_tas = self._step_from(
+            time, step_input, valid, state, outputs, state_tas
+        )
+        return time + 1, state, outputs, state_tas
+
+    def _step_from(self, time, step_input, valid, state, outputs, state_tas):
+        """Step `time` through `rnn_step`; its output and state written."""
+        output, state = step.rnn_step(self.step_fn, step_input, state, valid)
+        if isinstance(outputs, tf.TensorArray):
+            outputs = outputs.write(time, output)
+        else:
+            outputs = step.last_valid_output(outputs, output, valid)
+        if tf.nest.flatten(state_tas):  # return_all_states
+            state_tas = tf.nest.map_structure(
+                lambda ta, s: ta.write(time, s), state_tas, state
+            )
+        return state, outputs, state_tas
 
     def run(self, state, return_sequences, return_all_states, parallel, swap):
         """`(outputs, final_state, all_states or ())`, time-major."""
-        run_steps = self.blocks * self.unroll
         shape, dtype = self.output_spec
         if return_sequences:
-            outputs = tf.TensorArray(dtype, size=run_steps, element_shape=shape)
+            outputs = tf.TensorArray(dtype, size=self.time_steps, element_shape=shape)
         else:  # the last valid output, zeros until a row's first valid step
             outputs = tf.zeros([self.batch_size, shape[1]], dtype)
         state_tas = ()
         if return_all_states:
             state_tas = tf.nest.map_structure(
-                lambda s: tf.TensorArray(s.dtype, run_steps, element_shape=s.shape),
+                lambda s: tf.TensorArray(
+                    s.dtype, self.time_steps, element_shape=s.shape
+                ),
                 state,
             )
-        _, state, outputs, state_tas = tf.while_loop(
-            lambda time, *_: time < self.loop_steps,
-            self._block,
-            (tf.constant(0), state, outputs, state_tas),
-            parallel_iterations=parallel,
-            swap_memory=swap,
-            maximum_iterations=-(-self.time_steps // self.unroll),
-        )
+        loop_vars = (tf.constant(0), state, outputs, state_tas)
+        blocks, steps_left = self._loops()
+        options = dict(parallel_iterations=parallel, swap_memory=swap)
+        if blocks:
+            loop_vars = tf.while_loop(
+                lambda time, *_: time < self.block_steps,
+                self._block if self.unroll > 1 else self._step,
+                loop_vars,
+                maximum_iterations=self.time_steps // self.unroll,
+                **options,
+            )
+        if steps_left:
+            loop_vars = tf.while_loop(
+                lambda time, *_: time < self.loop_steps,
+                self._step,
+                loop_vars,
+                maximum_iterations=self.unroll - 1,
+                **options,
+            )
+        _, state, outputs, state_tas = loop_vars
         if return_sequences:
             stacked = outputs.stack()
             outputs = self._to_input_length(stacked, tf.zeros_like(stacked[0]))
