@@ -138,10 +138,11 @@ def test_time_major_and_last_valid_output(unroll):
     np.testing.assert_array_equal(last, h)  # each row's last valid output
 
 
-def test_loop_runs_whole_blocks_but_padding_steps_do_not_count():
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_loop_runs_whole_blocks_but_padding_steps_do_not_count(unroll):
     # A cell that counts its calls in its state: steps past the inputs' end
-    # (T = 10 rounded up to 12 for k = 4) or past every row's length must
-    # leave the count alone.
+    # (T = 10 rounded up to 12 for k = 4), past a row's length or past the
+    # longest row must leave the count alone.
     class CountingCell(keras.layers.Layer):
         state_size = 1
         output_size = 1
@@ -149,12 +150,12 @@ def test_loop_runs_whole_blocks_but_padding_steps_do_not_count():
         def call(self, inputs, state):
             return state + 1.0, state + 1.0
 
-    for lengths in (None, [2, 9, 0]):
+    for lengths in (None, [2, 9, 0], [2, 4, 0]):
         outputs, state, all_states = tfrnn.dynamic_rnn(
             CountingCell(),
             tf.zeros([3, T, 1]),
             sequence_length=lengths,
-            unroll=4,
+            unroll=unroll,
             return_all_states=True,
         )
         expected = np.minimum(
