@@ -60,15 +60,23 @@ def seeds_reset(cell):
     return lambda: [v.assign(value) for v, value in zip(seeds, values)]
 
 
-def results(fn, cell, inputs, reset_seeds=lambda: None, **kwargs):
-    """Outputs, final and per-step states, and d loss / d (inputs, weights)."""
-    reset_seeds()
+def leaves_and_gradients(compute, cell, inputs):
+    """The leaves of `compute()`, then d loss / d (inputs, weights) of a fixed
+    random weighting of them (seeded: the same loss for every run)."""
     rng = np.random.default_rng(7)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        leaves = tf.nest.flatten(fn(cell, inputs, return_all_states=True, **kwargs))
+        leaves = tf.nest.flatten(compute())
         loss = sum(tf.reduce_sum(leaf * rng.normal(size=leaf.shape)) for leaf in leaves)
     return leaves + tape.gradient(loss, [inputs] + cell.trainable_variables)
+
+
+def results(fn, cell, inputs, reset_seeds=lambda: None, **kwargs):
+    """Outputs, final and per-step states, and d loss / d (inputs, weights)."""
+    reset_seeds()
+    return leaves_and_gradients(
+        lambda: fn(cell, inputs, return_all_states=True, **kwargs), cell, inputs
+    )
 
 
 def assert_same(got, expected, what):
