@@ -17,11 +17,7 @@ float32's rounding, so one step amplifies 1e-7 differences).
 
 import functools
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -30,6 +26,7 @@ import tensorflow as tf
 
 import tf1_programs
 import tfrnn
+from test_tf1_reference import run_beside_tf1
 from tfrnn import data as tfrnn_data
 from tfrnn import tf1_checkpoint
 from tfrnn.compat.v1 import nn
@@ -98,8 +95,8 @@ def mnist_subset():
             *prepare(arrays.x_test, arrays.y_test, 200))
 
 
-def start_tf1(folder):
-    """Starts TF1 on every job; returns the process and its log path."""
+def write_tf1_jobs(folder):
+    """Writes every job and its data for TF1; returns the script's arguments."""
     jobs = [{"kind": "rnn", "name": name, "spec": s} for name, s in CASES.items()]
     jobs += [
         {"kind": "tutorial", "name": f"tutorial_{kind}", "tutorial": kind,
@@ -113,16 +110,7 @@ def start_tf1(folder):
     (folder / "jobs.json").write_text(json.dumps(jobs))
     np.savez(folder / "in.npz", **dict(zip(("x_train", "y_train", "x_test", "y_test"),
                                           mnist_subset())))
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    script = Path(__file__).with_name("tf1_compat_reference.py")
-    log = folder / "log.txt"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(script), str(folder / "jobs.json"),
-             str(folder / "in.npz"), str(folder / "out.npz")],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    return process, log
+    return [folder / "jobs.json", folder / "in.npz", folder / "out.npz"]
 
 
 def compat_session_results(folder):
@@ -151,17 +139,10 @@ def runs(tmp_path_factory):
     checkpoint). TF1 runs in its subprocess while tfrnn runs here: on two
     cores the two overlap."""
     folder = tmp_path_factory.mktemp("tf1_compat")
-    process, log = start_tf1(folder)
-    try:
-        mine = compat_session_results(folder)
-        returncode = process.wait(timeout=900)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    if returncode != 0:
-        pytest.fail(f"tf1_compat_reference.py failed:\n{log.read_text()[-8000:]}",
-                    pytrace=False)
+    mine = run_beside_tf1(
+        "tf1_compat_reference.py", write_tf1_jobs(folder), folder / "log.txt",
+        lambda: compat_session_results(folder), timeout=900,
+    )
     results = {}
     with np.load(folder / "out.npz") as data:
         for key in data.files:

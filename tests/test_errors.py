@@ -82,28 +82,20 @@ def test_sequence_length_not_integer(unroll, lstm):
         unroll(lstm, tf.ones([2, 4, 3]), sequence_length=tf.constant([1.0, 2.0]))
 
 
+@pytest.mark.parametrize(
+    "lengths, message",
+    [([-1, 2], "must be >= 0"), ([5, 2], "<= the number of time steps in inputs")],
+    ids=["negative", "longer_than_time"],
+)
 @pytest.mark.parametrize("in_function", [False, True], ids=["eager", "function"])
 @pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
-def test_sequence_length_negative(unroll, lstm, in_function):
+def test_sequence_length_out_of_range(unroll, lstm, in_function, lengths, message):
     def run(x, n):
         return unroll(lstm, x, sequence_length=n)
 
     run = tf.function(run) if in_function else run
-    with pytest.raises(tf.errors.InvalidArgumentError, match="must be >= 0"):
-        run(tf.ones([2, 4, 3]), tf.constant([-1, 2]))
-
-
-@pytest.mark.parametrize("in_function", [False, True], ids=["eager", "function"])
-@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
-def test_sequence_length_longer_than_time(unroll, lstm, in_function):
-    def run(x, n):
-        return unroll(lstm, x, sequence_length=n)
-
-    run = tf.function(run) if in_function else run
-    with pytest.raises(
-        tf.errors.InvalidArgumentError, match="<= the number of time steps in inputs"
-    ):
-        run(tf.ones([2, 4, 3]), tf.constant([5, 2]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        run(tf.ones([2, 4, 3]), tf.constant(lengths))
 
 
 @pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
@@ -167,24 +159,26 @@ def test_constant_valid_lengths_run_under_xla():
     np.testing.assert_allclose(run(inputs)[0], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "not_a_cell, message",
+    [
+        (
+            lambda: keras.layers.Dense(3),
+            r"cell must be an RNN cell.*keras\.layers\.LSTMCell\(units\); got "
+            r"Dense, which has no state_size",
+        ),
+        (
+            lambda: keras.layers.LSTM(3),
+            r"cell is a Keras RNN layer \(LSTM\).*pass a cell instead: the "
+            r"layer's \.cell, or keras\.layers\.LSTMCell\(3\)",
+        ),
+    ],
+    ids=["dense_layer", "keras_rnn_layer"],
+)
 @pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
-def test_dense_layer_as_cell(unroll):
-    with pytest.raises(
-        TypeError,
-        match=r"cell must be an RNN cell.*keras\.layers\.LSTMCell\(units\); got "
-        r"Dense, which has no state_size",
-    ):
-        unroll(keras.layers.Dense(3), tf.ones([2, 4, 3]))
-
-
-@pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)
-def test_keras_rnn_layer_as_cell(unroll):
-    with pytest.raises(
-        TypeError,
-        match=r"cell is a Keras RNN layer \(LSTM\).*pass a cell instead: the "
-        r"layer's \.cell, or keras\.layers\.LSTMCell\(3\)",
-    ):
-        unroll(keras.layers.LSTM(3), tf.ones([2, 4, 3]))
+def test_not_a_cell(unroll, not_a_cell, message):
+    with pytest.raises(TypeError, match=message):
+        unroll(not_a_cell(), tf.ones([2, 4, 3]))
 
 
 @pytest.mark.parametrize("unroll", UNROLLS, ids=IDS)

@@ -38,23 +38,6 @@ def test_dynamic_serves_every_length_from_one_trace():
     assert fn.experimental_get_tracing_count() == 1
 
 
-def test_dynamic_loop_stops_at_longest_row():
-    # A cell that counts its calls shows the loop ran max(sequence_length) steps.
-    class CountingCell(keras.layers.Layer):
-        state_size = 1
-        output_size = 1
-
-        def call(self, inputs, state):
-            return state + 1.0, state + 1.0
-
-    lengths = tf.constant([2, 4, 0])
-    outputs, state = tfrnn.dynamic_rnn(
-        CountingCell(), tf.zeros([3, 10, 1]), sequence_length=lengths
-    )
-    np.testing.assert_allclose(state[:, 0], [2.0, 4.0, 0.0])
-    np.testing.assert_allclose(outputs[1, :, 0], [1, 2, 3, 4, 0, 0, 0, 0, 0, 0])
-
-
 def test_tf1_style_graph_and_session():
     # TF1 code migrates by swapping the import: placeholders, a session, feeds.
     with tf.Graph().as_default():

@@ -13,18 +13,20 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def linear_cell(recurrent="ones"):
+    """`h_t = x_t . 1 + h_{t-1} . recurrent`: no activation, bias zero, one unit."""
+    return keras.layers.SimpleRNNCell(
+        1,
+        activation=None,
+        kernel_initializer="ones",
+        recurrent_initializer=recurrent,
+        bias_initializer="zeros",
+    )
+
+
 def test_linear_vanilla_rnn_is_a_running_sum(unroll):
     # h_t = x_t . 1 + h_{t-1}: the running sum of all inputs so far.
-    cell = built(
-        keras.layers.SimpleRNNCell(
-            1,
-            activation=None,
-            kernel_initializer="ones",
-            recurrent_initializer="ones",
-            bias_initializer="zeros",
-        ),
-        2,
-    )
+    cell = built(linear_cell(), 2)
     inputs = tf.constant([[[1.0, 0.0], [2.0, 1.0], [0.5, 0.5], [1.0, 1.0]]] * 3)
     outputs, state = unroll(cell, inputs, sequence_length=[4, 2, 0])
     np.testing.assert_allclose(
@@ -90,16 +92,7 @@ def test_peepholes_clip_and_projection_by_hand(unroll):
 
 def test_multi_rnn_cell_feeds_each_layer_the_one_below(unroll):
     # Two linear running-sum layers: layer 2 sums layer 1's running sums.
-    def summing():
-        return keras.layers.SimpleRNNCell(
-            1,
-            activation=None,
-            kernel_initializer="ones",
-            recurrent_initializer="ones",
-            bias_initializer="zeros",
-        )
-
-    cell = built(tfrnn.MultiRNNCell([summing(), summing()]), 1)
+    cell = built(tfrnn.MultiRNNCell([linear_cell(), linear_cell()]), 1)
     outputs, (lower, top) = unroll(cell, tf.ones([1, 4, 1]))
     np.testing.assert_allclose(outputs[0, :, 0], [1.0, 3.0, 6.0, 10.0])
     np.testing.assert_allclose(lower, [[4.0]])
@@ -108,16 +101,7 @@ def test_multi_rnn_cell_feeds_each_layer_the_one_below(unroll):
 
 @pytest.mark.parametrize("time_major", [False, True])
 def test_time_major_layout(unroll, time_major):
-    cell = built(
-        keras.layers.SimpleRNNCell(
-            1,
-            activation=None,
-            kernel_initializer="ones",
-            recurrent_initializer="zeros",
-            bias_initializer="zeros",
-        ),
-        1,
-    )
+    cell = built(linear_cell(recurrent="zeros"), 1)
     batch_major = tf.reshape(tf.range(6, dtype=tf.float32), [2, 3, 1])
     inputs = tf.transpose(batch_major, [1, 0, 2]) if time_major else batch_major
     outputs, state = unroll(cell, inputs, time_major=time_major)

@@ -13,6 +13,13 @@ from conftest import built, random_inputs
 
 B, T, F, H = 4, 6, 3, 5
 
+# Cells whose state is their last output.
+SINGLE_LAYER_CELLS = pytest.mark.parametrize(
+    "make_cell",
+    [lambda: keras.layers.SimpleRNNCell(H), lambda: keras.layers.GRUCell(H)],
+    ids=["vanilla", "gru"],
+)
+
 
 def assert_equal(a, b):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
@@ -22,14 +29,7 @@ def assert_differs(a, b):
     assert np.max(np.abs(np.asarray(a) - np.asarray(b))) > 1e-3
 
 
-@pytest.mark.parametrize(
-    "make_cell",
-    [
-        lambda: keras.layers.SimpleRNNCell(H),
-        lambda: keras.layers.GRUCell(H),
-    ],
-    ids=["vanilla", "gru"],
-)
+@SINGLE_LAYER_CELLS
 def test_single_layer_state_is_last_output(unroll, make_cell):
     cell = built(make_cell(), F)
     outputs, state = unroll(cell, random_inputs(B, T, F))
@@ -72,14 +72,7 @@ def test_stack_only_top_layer_state_is_output(unroll, make_stack):
     assert_differs(lower_h, outputs[:, -1, :])
 
 
-@pytest.mark.parametrize(
-    "make_cell",
-    [
-        lambda: keras.layers.SimpleRNNCell(H),
-        lambda: keras.layers.GRUCell(H),
-    ],
-    ids=["vanilla", "gru"],
-)
+@SINGLE_LAYER_CELLS
 def test_padded_rows_zero_outputs_and_state_at_length(unroll, make_cell):
     cell = built(make_cell(), F)
     lengths = [T, 0, 1, 3]

@@ -267,28 +267,29 @@ def make_cases():
 # TF1, in a subprocess ------------------------------------------------------
 
 
-def start_tf1(cases, folder):
-    """Starts tf1_reference.py on all cases; returns (process, out, log)."""
-    in_path, out_path = folder / "in.npz", folder / "out.npz"
-    log_path = folder / "tf1_reference.log"
-    np.savez(
-        in_path,
-        **{
-            f"{name}/{key}": value
-            for name, case in cases.items()
-            for key, value in case["tf1"].items()
-        },
-    )
+def run_beside_tf1(script, args, log_path, run_mine, timeout):
+    """Runs `tests/script args` under TF1 (tf-keras) in a subprocess and
+    `run_mine()` here meanwhile (on two cores the two overlap); returns
+    `run_mine()`'s result, or fails with the end of TF1's log."""
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    script = Path(__file__).with_name("tf1_reference.py")
+    command = [sys.executable, str(Path(__file__).with_name(script))]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(script), str(in_path), str(out_path)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command + [str(a) for a in args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    return process, out_path, log_path
+    try:
+        mine = run_mine()
+        returncode = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if returncode != 0:
+        pytest.fail(
+            f"{script} failed (exit {returncode}):\n{log_path.read_text()[-10000:]}",
+            pytrace=False,
+        )
+    return mine
 
 
 def tf1_results(cases, out_path):
@@ -449,22 +450,20 @@ def results(tmp_path_factory):
     long (building graphs, mostly), so on two cores they overlap.
     """
     cases, weights = make_cases()
-    process, out_path, log_path = start_tf1(
-        cases, tmp_path_factory.mktemp("tf1_reference")
+    folder = tmp_path_factory.mktemp("tf1_reference")
+    in_path, out_path = folder / "in.npz", folder / "out.npz"
+    np.savez(
+        in_path,
+        **{
+            f"{name}/{key}": value
+            for name, case in cases.items()
+            for key, value in case["tf1"].items()
+        },
     )
-    try:
-        mine = tfrnn_results(cases, weights)
-        returncode = process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    if returncode != 0:
-        pytest.fail(
-            f"tf1_reference.py failed (exit {returncode}):\n"
-            f"{log_path.read_text()[-10000:]}",
-            pytrace=False,
-        )
+    mine = run_beside_tf1(
+        "tf1_reference.py", [in_path, out_path], folder / "tf1_reference.log",
+        lambda: tfrnn_results(cases, weights), timeout=600,
+    )
     return tf1_results(cases, out_path), mine
 
 

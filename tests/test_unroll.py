@@ -60,15 +60,23 @@ def seeds_reset(cell):
     return lambda: [v.assign(value) for v, value in zip(seeds, values)]
 
 
-def results(fn, cell, inputs, reset_seeds=lambda: None, **kwargs):
-    """Outputs, final and per-step states, and d loss / d (inputs, weights)."""
-    reset_seeds()
+def leaves_and_gradients(compute, cell, inputs):
+    """The leaves of `compute()`, then d loss / d (inputs, weights) of a fixed
+    random weighting of them (seeded: the same loss for every run)."""
     rng = np.random.default_rng(7)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        leaves = tf.nest.flatten(fn(cell, inputs, return_all_states=True, **kwargs))
+        leaves = tf.nest.flatten(compute())
         loss = sum(tf.reduce_sum(leaf * rng.normal(size=leaf.shape)) for leaf in leaves)
     return leaves + tape.gradient(loss, [inputs] + cell.trainable_variables)
+
+
+def results(fn, cell, inputs, reset_seeds=lambda: None, **kwargs):
+    """Outputs, final and per-step states, and d loss / d (inputs, weights)."""
+    reset_seeds()
+    return leaves_and_gradients(
+        lambda: fn(cell, inputs, return_all_states=True, **kwargs), cell, inputs
+    )
 
 
 def assert_same(got, expected, what):
@@ -138,10 +146,11 @@ def test_time_major_and_last_valid_output(unroll):
     np.testing.assert_array_equal(last, h)  # each row's last valid output
 
 
-def test_loop_runs_whole_blocks_but_padding_steps_do_not_count():
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_loop_runs_whole_blocks_but_padding_steps_do_not_count(unroll):
     # A cell that counts its calls in its state: steps past the inputs' end
-    # (T = 10 rounded up to 12 for k = 4) or past every row's length must
-    # leave the count alone.
+    # (T = 10 rounded up to 12 for k = 4), past a row's length or past the
+    # longest row must leave the count alone.
     class CountingCell(keras.layers.Layer):
         state_size = 1
         output_size = 1
@@ -149,12 +158,12 @@ def test_loop_runs_whole_blocks_but_padding_steps_do_not_count():
         def call(self, inputs, state):
             return state + 1.0, state + 1.0
 
-    for lengths in (None, [2, 9, 0]):
+    for lengths in (None, [2, 9, 0], [2, 4, 0]):
         outputs, state, all_states = tfrnn.dynamic_rnn(
             CountingCell(),
             tf.zeros([3, T, 1]),
             sequence_length=lengths,
-            unroll=4,
+            unroll=unroll,
             return_all_states=True,
         )
         expected = np.minimum(

@@ -42,10 +42,10 @@ def load_drawn_values(session, variables, scale=0.5):
 # RNN cases: each cell and function of `nn`, forward and gradients ----------
 
 
-def user_cell_class(nn):
-    """A user's own TF1 cell: `build` with `add_variable`, `call`."""
+def units_cell_class(nn):
+    """A user's TF1 base cell: state and output both `num_units` wide."""
 
-    class MinimalRNNCell(nn.rnn_cell.RNNCell):
+    class UnitsCell(nn.rnn_cell.RNNCell):
         def __init__(self, num_units, **kwargs):
             super().__init__(**kwargs)
             self._num_units = num_units
@@ -58,6 +58,13 @@ def user_cell_class(nn):
         def output_size(self):
             return self._num_units
 
+    return UnitsCell
+
+
+def user_cell_class(nn):
+    """A user's own TF1 cell: `build` with `add_variable`, `call`."""
+
+    class MinimalRNNCell(units_cell_class(nn)):
         def build(self, inputs_shape):
             self._kernel = self.add_variable(
                 "kernel", [inputs_shape[-1] + self._num_units, self._num_units]
@@ -75,19 +82,7 @@ def old_style_cell_class(nn):
     """A user's TF1 cell of the older kind: its own `__call__`, variables by
     `tf.compat.v1.get_variable` in its own scope (graphs only)."""
 
-    class OldStyleCell(nn.rnn_cell.RNNCell):
-        def __init__(self, num_units):
-            super().__init__()
-            self._num_units = num_units
-
-        @property
-        def state_size(self):
-            return self._num_units
-
-        @property
-        def output_size(self):
-            return self._num_units
-
+    class OldStyleCell(units_cell_class(nn)):
         def __call__(self, inputs, state, scope=None):
             with v1.variable_scope(scope or "old_style_cell", reuse=v1.AUTO_REUSE):
                 depth = inputs.shape[-1] + self._num_units

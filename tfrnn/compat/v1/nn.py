@@ -113,6 +113,15 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None,
         return outputs, state
 
 
+def _steps(inputs):
+    """TF1's list of `[batch, depth]` steps, checked, as tensors."""
+    if not tf.nest.is_nested(inputs):
+        raise TypeError("inputs must be a sequence")
+    if not inputs:
+        raise ValueError("inputs must not be empty")
+    return [tf.convert_to_tensor(x) for x in inputs]
+
+
 def static_rnn(cell, inputs, initial_state=None, dtype=None,
                sequence_length=None, scope=None):
     """TF1's `tf.compat.v1.nn.static_rnn`, unrolled by tfrnn's `static_rnn`.
@@ -122,12 +131,8 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None,
     each row's `sequence_length`) and the final state in the cell's structure.
     """
     assert_like_rnncell("cell", cell)
-    if not tf.nest.is_nested(inputs):
-        raise TypeError("inputs must be a sequence")
-    if not inputs:
-        raise ValueError("inputs must not be empty")
+    steps = _steps(inputs)
     with _vs(scope or "rnn"):
-        steps = [tf.convert_to_tensor(x) for x in inputs]
         state = _initial_state(cell, initial_state, _batch_size(steps[0], 0), dtype)
         build_variables(cell, steps[0].shape, steps[0].dtype)
         return _tfrnn_static_rnn(
@@ -181,10 +186,7 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
     """
     assert_like_rnncell("cell_fw", cell_fw)
     assert_like_rnncell("cell_bw", cell_bw)
-    if not tf.nest.is_nested(inputs):
-        raise TypeError("inputs must be a sequence")
-    if not inputs:
-        raise ValueError("inputs must not be empty")
+    steps = _steps(inputs)
     with _vs(scope or "bidirectional_rnn"):
         def run(direction, steps):
             fw = direction == "fw"
@@ -198,7 +200,7 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
         (outputs_fw, outputs_bw), (state_fw, state_bw) = (
             bidirectional.run_both_directions(
                 run,
-                [tf.convert_to_tensor(x) for x in inputs],
+                steps,
                 lambda steps: bidirectional.reverse_steps(
                     steps, _lengths(sequence_length)
                 ),

@@ -254,13 +254,12 @@ def _zeros_initializer(dtype):
     return tf.compat.v1.zeros_initializer()
 
 
-class BasicRNNCell(RNNCell):
-    """TF1's `BasicRNNCell`: `h' = activation([x, h] @ kernel + bias)`."""
+class _SquareCell(RNNCell):
+    """A cell whose output is its new state, both `num_units` wide."""
 
-    def __init__(self, num_units, activation=None, reuse=None, name=None,
-                 dtype=None, **kwargs):
+    def __init__(self, num_units, activation, reuse, name, dtype, **kwargs):
         super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
-        self._num_units = _check_units("BasicRNNCell", num_units)
+        self._num_units = _check_units(type(self).__name__, num_units)
         self._activation = _activation(activation)
 
     @property
@@ -270,6 +269,14 @@ class BasicRNNCell(RNNCell):
     @property
     def output_size(self):
         return self._num_units
+
+
+class BasicRNNCell(_SquareCell):
+    """TF1's `BasicRNNCell`: `h' = activation([x, h] @ kernel + bias)`."""
+
+    def __init__(self, num_units, activation=None, reuse=None, name=None,
+                 dtype=None, **kwargs):
+        super().__init__(num_units, activation, reuse, name, dtype, **kwargs)
 
     def build(self, inputs_shape):
         depth = _input_depth(self, inputs_shape)
@@ -284,7 +291,7 @@ class BasicRNNCell(RNNCell):
         return output, output
 
 
-class GRUCell(RNNCell):
+class GRUCell(_SquareCell):
     """TF1's `GRUCell` (Cho et al. 2014): the reset gate acts before the matmul.
 
     ```
@@ -300,19 +307,9 @@ class GRUCell(RNNCell):
     def __init__(self, num_units, activation=None, reuse=None,
                  kernel_initializer=None, bias_initializer=None, name=None,
                  dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
-        self._num_units = _check_units("GRUCell", num_units)
-        self._activation = _activation(activation)
+        super().__init__(num_units, activation, reuse, name, dtype, **kwargs)
         self._kernel_initializer = kernel_initializer
         self._bias_initializer = bias_initializer
-
-    @property
-    def state_size(self):
-        return self._num_units
-
-    @property
-    def output_size(self):
-        return self._num_units
 
     def build(self, inputs_shape):
         depth = _input_depth(self, inputs_shape)
