@@ -77,5 +77,18 @@ def run(function, *args):
         signal.signal(signal.SIGTERM, previous)
 
 
+def main(define_flags, main_function):
+    """`app.run(main_function)` after `define_flags()`; a closed output pipe
+    (`python -m tfrnn.train --help | head`) ends quietly, as other tools do."""
+    from absl import app
+
+    define_flags()
+    try:
+        app.run(main_function)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
 def _raise_interrupt(number, frame):
     raise KeyboardInterrupt(number)

@@ -112,5 +112,4 @@ def _predict(model_dir, output_dir, examples, format):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, main)

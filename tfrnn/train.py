@@ -114,5 +114,4 @@ def _train(config):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, main)
