@@ -19,7 +19,8 @@ COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_bfloat16")
 # Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
-# of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU).
+# of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU;
+# experiments/README.md, "Evaluation batch").
 EVAL_BATCH = 5000
 CHOICES = {
     "mode": MODES,

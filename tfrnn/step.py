@@ -43,7 +43,8 @@ def step_function(cell, training=None):
     The cell runs whole at each step, its input matmul included. Computing the
     input projection of all steps in one matmul before the loop was measured
     slower on CPU (a `[T, B, 4H]` tensor to carry and differentiate instead of
-    small matmuls that stay in cache), so it is not done.
+    small matmuls that stay in cache; experiments/README.md lists it among the
+    optimisations tried), so it is not done.
     """
     return lambda step_input, state: call_cell(cell, step_input, state, training)
 
