@@ -345,11 +345,7 @@ def run(s, output, quick, log=print):
         records += measure_threads(s, log)
     if s["target_runs"]:
         records += measure_to_target(s, log)
-    paths = harness.result_paths(output, NAME, quick)
-    harness.write_json(paths["json"], records)
-    paths["md"].write_text(markdown(records, s))
-    log(markdown(records, s))
-    return paths
+    return harness.write_results(output, NAME, quick, records, markdown(records, s), log)
 
 
 if __name__ == "__main__":

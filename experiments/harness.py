@@ -537,6 +537,15 @@ def result_paths(output, name, quick, *kinds):
     return paths
 
 
+def write_results(output, name, quick, records, text, log=print):
+    """Writes `records` as JSON and `text` as Markdown; logs the Markdown."""
+    paths = result_paths(output, name, quick)
+    write_json(paths["json"], records)
+    paths["md"].write_text(text)
+    log(text)
+    return paths
+
+
 def define_flags(experiment):
     """A flag per key of `experiment.FULL`, typed by its value, default None."""
     from absl import flags

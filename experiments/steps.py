@@ -113,11 +113,7 @@ def markdown(records, s):
 
 def run(s, output, quick, log=print):
     records = measure(s, log)
-    paths = harness.result_paths(output, NAME, quick)
-    harness.write_json(paths["json"], records)
-    paths["md"].write_text(markdown(records, s))
-    log(markdown(records, s))
-    return paths
+    return harness.write_results(output, NAME, quick, records, markdown(records, s), log)
 
 
 if __name__ == "__main__":
