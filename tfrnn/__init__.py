@@ -5,8 +5,15 @@
 * `dynamic_rnn`: one cell in a `tf.while_loop` (TF1 `tf.nn.dynamic_rnn`, Keras
   `unroll=False`); the graph does not grow with the sequence length.
 
-Both share one step function and TF1's `sequence_length` rule: past a row's
-end, outputs are zeros and the state is copied through.
+* `dynamic_rnn(..., unroll=k)`: the spectrum between them, a loop over
+  blocks of k unrolled steps.
+* `RNN`: the same as a Keras layer (masks, `Bidirectional`, `.keras` files);
+  `bidirectional_dynamic_rnn`, `static_bidirectional_rnn`; TF1's own names,
+  state types and checkpoints in `tfrnn.compat.v1.nn`.
+
+Every unroll shares one step function and TF1's `sequence_length` rule, which
+`mask=` extends to any pattern: at a step that does not count, the output is
+zeros and the state is copied through.
 """
 
 import importlib

@@ -2,8 +2,8 @@
 
 `static_rnn`, `dynamic_rnn` and `dynamic_rnn(unroll=k)` differ only in how
 they iterate over time; each step is `rnn_step`, so they agree by
-construction. Which steps count (mask, `sequence_length`, padding to whole
-blocks) is one `[time, batch]` bool tensor, `valid_steps`.
+construction. Which steps count (`mask`, `sequence_length`) is one
+`[time, batch]` bool tensor, `valid_steps`, or None when every step does.
 
 State is a nest shaped like `cell.state_size`: a tensor for `SimpleRNNCell`
 and `GRUCell` (state_size is an int), `[h, c]` for an LSTM, one entry per
