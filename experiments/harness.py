@@ -432,6 +432,65 @@ def isolated(function, config, budget_seconds=None, log=print, workdir=None):
             "process_seconds": time.perf_counter() - started}  # fmt: skip
 
 
+def run_all(experiment, function, configs, budget, log, json_path, name=str, skip=None,
+            stop_key=None):
+    """Each of `configs` measured by `isolated(function, config, budget)`, its
+    `Record` written to `json_path` as it comes; returns the flat records.
+
+    `skip(config)`: None, or why it is not measured. Once one is over budget
+    or fails, the later configs with the same values of `stop_key` (e.g. the
+    larger T of a system and cell) are skipped. `name(config)` labels the log.
+    """
+    stopped, records = {}, []
+    for number, config in enumerate(configs, 1):
+        key = tuple(config[k] for k in stop_key or ())
+        note = (skip(config) if skip else None) or (stopped.get(key) if stop_key else None)
+        record = Record(experiment, config, status="skipped", note=note)
+        if note is None:
+            values = isolated(function, config, budget, lambda line: None)
+            record.status, record.note = values.pop("status"), values.pop("note")
+            record.environment = values.pop("environment", None) or record.environment
+            record.values = values
+            if record.status != "ok":
+                stopped[key] = f"{name(config)} was {record.status} (budget {budget} s)"
+        records.append(record.flat())
+        log(f"[{number}/{len(configs)}] {name(config)}: {summary(records[-1])}")
+        write_json(json_path, records)
+    return records
+
+
+def summary(record, keys=("trace_seconds", "median_step_ms", "memory_bytes", "export_bytes")):
+    """A record in one line: its status, or the `keys` it has."""
+    if record["status"] != "ok":
+        return f"{record['status']}: {record['note']}"
+    return ", ".join(f"{label(k)} {fmt(record[k], k)}" for k in keys if record.get(k) is not None)
+
+
+def rotate(names, by):
+    """`names` rotated left by `by`: the order of round `by`."""
+    by %= len(names)
+    return list(names[by:]) + list(names[:by])
+
+
+def interleaved_rounds(steps, rounds, steps_per_round, log=None):
+    """`{name: [mean ms per call of each round]}` for the zero-argument
+    callables `steps` (each returns a tensor; the last call's is read to wait
+    for it), in rounds whose order rotates so that a slow minute of a shared
+    machine reaches every one alike."""
+    round_ms = {name: [] for name in steps}
+    for index in range(rounds):
+        for name in rotate(list(steps), index):
+            started = time.perf_counter()
+            for _ in range(steps_per_round):
+                result = steps[name]()
+            float(result)
+            round_ms[name].append(1000.0 * (time.perf_counter() - started) / steps_per_round)
+        if log:
+            log(f"round {index + 1}/{rounds}: "
+                + ", ".join(f"{n} {ms[-1]:.1f} ms" for n, ms in round_ms.items()))  # fmt: skip
+    return round_ms
+
+
 def _spawn(function, config, budget_seconds, log, base):
     """Runs the worker on `base.spec.json`, its stdout relayed to `log`;
     returns (ok / failed / over_budget, exit status)."""
