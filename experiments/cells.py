@@ -42,7 +42,7 @@ MEASURED = ("parameters", "best_test_accuracy", "step_seconds", "eval_seconds", 
 
 def train_one(dataset, name, s):
     """Trains one model for the whole budget (the target is 1.0); its record."""
-    spec = dict(layers=1, model="rnn", **MODELS[name])
+    spec = {"layers": 1, "model": "rnn", **MODELS[name]}
     target = s["mnist_target" if dataset == "mnist" else "fashion_target"]
     started = time.perf_counter()
     run = harness.train_tfrnn(
@@ -80,7 +80,7 @@ def run(s, output, quick, log=print):
     json_path, records = harness.result_paths(output, NAME, quick)["json"], []
     for dataset, name in itertools.product(s["datasets"], s["models"]):
         records.append(train_one(dataset, name, s))
-        keys = ("test_accuracy", "seconds_to_target")
+        keys = ("test_accuracy", "target_reached", "seconds_to_target")
         log(f"{dataset} {name}: {harness.summary(records[-1], keys)}")
         harness.write_json(json_path, records)
     return harness.write_results(output, NAME, quick, records, markdown(records), log)
