@@ -44,6 +44,7 @@ parameters) and `.md`.
 
 import functools
 import statistics
+import sys
 import tempfile
 
 from experiments import harness
@@ -212,7 +213,10 @@ def markdown(records, s):
 
 
 def run(s, output, quick, log=print):
-    records = measure_threads(s, log) if s["thread_processes"] else measure(s, log)
+    try:
+        records = measure_threads(s, log) if s["thread_processes"] else measure(s, log)
+    except (ValueError, RuntimeError) as error:  # keras_cudnn without a GPU; a failed process
+        sys.exit(f"error: {error}")
     return harness.write_results(output, NAME, quick, records, markdown(records, s), log)
 
 
