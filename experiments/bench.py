@@ -91,6 +91,7 @@ def measure(config, partial=None):
         def progress(line):
             if line.startswith(("evaluation at", "target")):
                 peak["bytes"] = harness.peak_memory_bytes()
+                print(line, flush=True)  # relayed by harness.run_all
 
         keys = ("max_epochs", "units", "train_examples", "test_examples", "eval_every_steps", "seed")
         result = harness.train_tfrnn(progress, mode=system[6:], cell="lstm", **recipe,

@@ -132,16 +132,17 @@ def test_ratios_come_from_this_run_only(quick_run):
 
 
 def test_progress_is_shown(quick_run):
+    """A line per run, after the evaluation lines its process printed (relayed, indented)."""
     _, records, _, lines = quick_run
-    assert lines[0].startswith(f"benchmark {records[0]['run_id']}: {len(records)} runs")
+    assert lines[0] == f"benchmark {records[0]['run_id']}: {len(records)} runs"
+    start = 1
     for number, record in enumerate(records, 1):
         name = f"[{number}/{len(records)}] {record['system']} (shared, seed 0): "
-        ends = [line for line in lines if line.startswith(name)]
-        assert len(ends) == 1, ends
-        if record["status"] == "skipped":
-            assert "skipped" in ends[0]
-        else:
-            assert "median step ms" in ends[0]
+        end = next(i for i, line in enumerate(lines) if line.startswith(name))
+        evaluations = [x for x in lines[start:end] if x.startswith("    evaluation at step ")]
+        assert len(evaluations) == len(record.get("evaluations", [])), record["system"]
+        assert ("skipped" in lines[end]) == (record["status"] == "skipped")
+        start = end + 1
 
 
 def _one(config, budget, tmp_path):
