@@ -48,8 +48,8 @@ class Config:
     dataset: str = "mnist"
     data_dir: str = None
     sequence: str = "rows"
-    # The recipe: the fastest to 98 % of `python -m experiments.bench --sweep`
-    # (experiments/results/recipe_sweep.md): Adam 1e-2, clipped to global norm
+    # The recipe: the fastest to 98 % of the recipe sweep (`python -m experiments.bench
+    # --recipes=sweep`, experiments/results/recipe_sweep.md): Adam 1e-2, clipped to global norm
     # 1, decayed to 1e-3 over 2 epochs of batch 256.
     batch_size: int = 256
     optimizer: str = "adam"
