@@ -2,9 +2,11 @@
 
     python -m experiments.static_vs_dynamic --quick    # minutes: LSTM-32, T in {28, 56}
     python -m experiments.static_vs_dynamic            # LSTM/GRU/vanilla-128, T up to 784
+
+Each (T, cell, system of `harness.build_model`) is one `measure` in its own process.
+The claims, the method and the results: experiments/README.md.
 """
 
-import importlib
 import statistics
 import tempfile
 import time
@@ -128,8 +130,9 @@ def configurations(s):
 def why_skipped(config):
     """keras_cudnn runs on a GPU only (TensorFlow is imported to look) and not SimpleRNN."""
     if config["system"] == "keras_cudnn":
-        gpu = importlib.import_module("tensorflow").config.list_physical_devices("GPU")
-        return "no GPU visible (cuDNN runs only on a GPU)" if not gpu else (
+        import tensorflow as tf
+
+        return "no GPU visible (cuDNN runs only on a GPU)" if not tf.config.list_physical_devices("GPU") else (
             "Keras has no cuDNN SimpleRNN" if config["cell"] == "rnn" else None)  # fmt: skip
 
 
@@ -150,6 +153,12 @@ def growth(records):
     return sorted(rows, key=lambda r: (CELLS.index(r["cell"]), SYSTEMS.index(r["system"]), r["T"]))
 
 
+def verdict(holds, partly="depends (on T)"):
+    """confirmed when every one of `holds` is true, refuted when none is."""
+    return "not measured" if not holds else "confirmed" if all(holds) else (
+        "refuted" if not any(holds) else partly)  # fmt: skip
+
+
 def ratios(rows, cell, static, dynamic, key, larger=True):
     """(verdict, evidence) at the smallest and largest T with both systems: confirmed
     when every static / dynamic ratio is beyond 10 % (noise) in the claimed direction."""
@@ -159,13 +168,7 @@ def ratios(rows, cell, static, dynamic, key, larger=True):
     found = found[:1] + found[1:][-1:]
     holds = [a / b >= 1.1 if larger else a / b <= 1 / 1.1 for _, a, b in found]
     return verdict(holds), "; ".join(f"T={t}: {harness.fmt(a, key, 3)} vs {harness.fmt(b, key, 3)} "
-                                     f"{harness.METRICS[key].unit} (x{a / b:.3g})" for t, a, b in found)
-
-
-def verdict(holds, partly="depends (on T)"):
-    """confirmed when every one of `holds` is true, refuted when none is."""
-    return "not measured" if not holds else "confirmed" if all(holds) else (
-        "refuted" if not any(holds) else partly)  # fmt: skip
+                                     f"{harness.METRICS[key].unit} (x{a / b:.3g})" for t, a, b in found) or "-"
 
 
 CLAIMS = (  # (claim, key, static larger?)
@@ -182,8 +185,7 @@ STATE = ("static carries every step's intermediate state; dynamic keeps only the
          "True) returns every step's state too, forward time with vs without: {}; Keras's RNN layers "
          "expose per-step outputs (return_sequences) but never per-step states.")  # fmt: skip
 LENGTH_CLAIMS = (  # (claim, systems, accept T/2 steps?)
-    ("static must be used with the sequence length it was trained on",
-     ("tfrnn_static", "keras_unroll"), False),
+    ("static must be used with the sequence length it was trained on", ("tfrnn_static", "keras_unroll"), False),
     ("dynamic accepts other lengths", ("tfrnn_dynamic", "keras_while"), True),
 )
 
@@ -191,14 +193,13 @@ LENGTH_CLAIMS = (  # (claim, systems, accept T/2 steps?)
 def verdicts(records):
     """(claim, verdict, evidence) per claim, from the first cell measured: tfrnn static /
     dynamic at its smallest and largest T, Keras unroll=True / False beside."""
-    rows = growth(records)
-    if not rows:
-        return [("all claims", "not measured", "no growth records")]
-    cell, out = rows[0]["cell"], []
+    rows, out = growth(records), []
+    cell = rows[0]["cell"] if rows else CELLS[0]
     for claim, key, larger in CLAIMS:
-        (found, mine), keras = (ratios(rows, cell, *two, key, larger) for two in (SYSTEMS[:2], SYSTEMS[2:4]))
-        out.append((claim, found, f"{cell}, static vs dynamic, tfrnn: {mine or '-'}; Keras unroll=True "
-                    "vs False ({}): {}.".format(keras[0], keras[1] or "-")))  # fmt: skip
+        found, mine = ratios(rows, cell, "tfrnn_static", "tfrnn_dynamic", key, larger)
+        keras = "({}): {}".format(*ratios(rows, cell, "keras_unroll", "keras_while", key, larger))
+        evidence = f"{cell}, static vs dynamic, tfrnn: {mine}; Keras unroll=True vs False {keras}."
+        out.append((claim, found, evidence))
     dyn = [r for r in rows if (r["system"], r["cell"]) == ("tfrnn_dynamic", cell) and r.get("forward_ms")]
     forward = ", ".join(f"T={r['T']}: {r['forward_all_states_ms']:.3g} vs {r['forward_ms']:.3g} ms"
                         for r in dyn[:1] + dyn[1:][-1:])  # fmt: skip
@@ -229,8 +230,7 @@ def markdown(records, png_name):
         f"Sequences: {SEQUENCE_VIEW}. Memory, exports, method: experiments/README.md. Timings on "
         "a shared machine are noisy: compare ratios, not digits.", "## Verdicts", "Ratios static / "
         "dynamic at the smallest and largest T measured for both, first cell measured; confirmed "
-        "when every ratio is beyond 10 % in the claimed direction.",
-    )  # fmt: skip
+        "when every ratio is beyond 10 % in the claimed direction.")  # fmt: skip
     text += "\n".join(f"- **{c}**: {v}. {e}" for c, v, e in verdicts(records))
     text += f"\n\n![growth with T]({png_name})\n\n## Growth with T\n\n"
     return text + harness.table(growth(records), GROWTH_COLUMNS) + "\n"

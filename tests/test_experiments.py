@@ -188,7 +188,7 @@ def test_verdicts_from_made_up_records():
     length = found["static must be used with the sequence length it was trained on"]
     assert length == ("confirmed", "1 of 1 exported models (tfrnn_static) refused T/2 steps; e.g. `refused`.")
     assert found["dynamic accepts other lengths"][0] == "confirmed"
-    assert svd.verdicts([]) == [("all claims", "not measured", "no growth records")]
+    assert {verdict for _, verdict, _ in svd.verdicts([])} == {"not measured"}
     # the committed results still render: every claim judged, time to accuracy left out
     committed = json.loads((harness.RESULTS / "static_vs_dynamic.json").read_text())
     text = svd.markdown(committed, "growth.png")
