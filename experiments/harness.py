@@ -1,14 +1,9 @@
 """The harness every experiment runs on (as Keras's `benchmarks/layer_benchmark`).
 
-An experiment module declares `NAME`, its settings (`FULL`, `QUICK`, `HELP`,
-`check(s)`), `run(s, output, quick, log)` and its verdicts; `harness.main(module)`
-is its command line, `python -m experiments.NAME [--quick] [--output=DIR] [--KEY=...]`
-(a flag per key of FULL; a quick run writes to a new scratch directory, printed,
-unless `--output` says otherwise). Here too: `isolated` (a measurement in a
-process of its own, with a budget), the memory readers, `build_model` and
-`train_step` for every TensorFlow system, `Record`, and `METRICS`, the
-(label, unit, scale) of each measured key for the tables and plots. No
-TensorFlow is imported at import time: the PyTorch worker runs on this module.
+An experiment module declares `NAME`, `FULL`, `QUICK`, `HELP`, `CHOICES`,
+`POSITIVE`, `check(s)` and `run(s, output, quick, log)`; `harness.main(module)`
+is its command line, `python -m experiments.NAME [--quick] [--output=DIR] [--KEY=...]`.
+No TensorFlow is imported at import time: the PyTorch worker runs on this module.
 """
 
 import collections
@@ -35,10 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 PIXELS = 784
 
-# --- one table of metrics: JSON key -> (label, unit, scale) -------------------
-
-
-# the JSON holds value; tables and plots show value * scale
+# --- one table of metrics: JSON key -> (label, unit, scale of the tables and plots)
 Metric = collections.namedtuple("Metric", "label unit scale", defaults=("", 1.0))
 MIB = 2.0**-20
 METRICS = {
@@ -118,17 +110,16 @@ def header(title, records, *notes):
 
 
 def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
-    """One panel per METRICS key of `panels` (log y, `xscale` x); a line per
-    `(name, [row], matplotlib style)` of `series` (x = row["x"]), a horizontal
-    line per `(name, {key: value}, style)` of `references`."""
+    """A log-y panel per key of `panels`; a line per `(name, [row with "x"], style)`
+    of `series`, a horizontal line per `(name, {key: value}, style)` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    columns = min(3, len(panels))
-    figure = Figure(figsize=(5 * columns + 3, 4.2 * -(-len(panels) // columns)), layout="constrained")
-    axes = figure.subplots(-(-len(panels) // columns), columns, squeeze=False).flat
+    columns, rows = min(3, len(panels)), -(-len(panels) // 3)
+    figure = Figure(figsize=(5 * columns + 3, 4.2 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).flat
     xs = sorted({p["x"] for _, points, _ in series for p in points})
     for ax, key in zip(axes, panels):
         scale = METRICS[key].scale if key in METRICS else 1.0
@@ -144,9 +135,7 @@ def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
             ax.set_xticks(xs, [str(x) for x in xs], minor=False)
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, which="both", alpha=0.3)
-    handles, labels = next(iter(figure.axes)).get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="outside right center", fontsize=8)
+    figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
     figure.suptitle(title)
     figure.savefig(path, dpi=100)
 
@@ -183,8 +172,8 @@ def environment():
 def _device():
     """The GPU a framework already imported here sees, else the CPU's name."""
     tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")
-    if tf is not None and tf.config.list_physical_devices("GPU"):
-        gpus = tf.config.list_physical_devices("GPU")
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
+    if gpus:
         name = tf.config.experimental.get_device_details(gpus[0]).get("device_name")
         return f"{len(gpus)} x {name or 'GPU'}"
     if torch is not None and torch.cuda.is_available():
@@ -196,12 +185,8 @@ def _device():
 
 @dataclasses.dataclass
 class Record:
-    """One measurement: what was measured (`config`), how it ended, its values.
-
-    `status`: ok, skipped (`note` says why), failed (`note`: the error) or
-    over_budget (killed at its budget: `values` holds what it had measured).
-    Written flat: `{experiment, **config, status, note, environment, **values}`.
-    """
+    """One measurement, written flat: `{experiment, **config, status, note,
+    environment, **values}`; `status`: ok, skipped, failed or over_budget (`note`: why)."""
 
     experiment: str
     config: dict
@@ -217,11 +202,11 @@ class Record:
 
 def write_json(path, records):
     """`records` (flat dicts, as `Record.flat()`) to `path`, atomically."""
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(pathlib.Path(path), json.dumps(records, indent=2, default=_jsonable) + "\n")
 
 
 def _write_atomic(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
         f.write(text)
     os.chmod(f.name, 0o644)
@@ -233,7 +218,6 @@ def _jsonable(value):
 
 
 # --- memory -----------------------------------------------------------------------
-
 
 def rss_bytes(field="VmRSS"):
     """This process's resident set (VmRSS) or its high-water mark (VmHWM)."""
@@ -247,11 +231,8 @@ def rss_bytes(field="VmRSS"):
 
 
 def peak_memory_bytes():
-    """The GPU allocator's peak when TensorFlow sees a GPU, else peak RSS (VmHWM).
-
-    Not `ru_maxrss`: a process started from a Python parent keeps the
-    parent's peak as its `ru_maxrss` across exec.
-    """
+    """The GPU allocator's peak when TensorFlow sees a GPU, else peak RSS (VmHWM;
+    not `ru_maxrss`, which a process keeps from its Python parent across exec)."""
     tf = sys.modules.get("tensorflow")
     if tf is not None and tf.config.list_physical_devices("GPU"):
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
@@ -259,12 +240,8 @@ def peak_memory_bytes():
 
 
 class MemoryMeter:
-    """Memory used from `start()` to `stop()`: peak minus what was in use at start.
-
-    CPU: VmHWM reset at start (`/proc/self/clear_refs`, Linux >= 4.0;
-    `peak_rss_reset` says whether it was) minus VmRSS at start; GPU: the
-    allocator's peak minus its use at start.
-    """
+    """Memory used from `start()` to `stop()`: the peak minus the use at start
+    (CPU: VmHWM, reset at start through `/proc/self/clear_refs`: `peak_rss_reset`)."""
 
     def start(self):
         import gc
@@ -318,9 +295,7 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unro
     from tfrnn import models
 
     if system in TFRNN_SYSTEMS:
-        return models.build_classifier(
-            system[6:], cell, units, 1, 10, time_steps, features, unroll=unroll
-        )
+        return models.build_classifier(system[6:], cell, units, 1, 10, time_steps, features, unroll=unroll)
     layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(cell, keras.layers.SimpleRNN)
     options = {"unroll": system == "keras_unroll"}
     if cell != "rnn":
@@ -333,12 +308,8 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unro
 
 
 def train_step(model, optimizer=None, variables=None, from_logits=False):
-    """`step(x, y) -> loss`: one optimizer step on the mean sparse cross-entropy.
-
-    `model(x, training=True)` gives probabilities (logits with `from_logits`);
-    Adam 1e-3 unless `optimizer` is given. A `tf.function` without AutoGraph,
-    as `tfrnn.loop`: its trace is not timed converting Python code.
-    """
+    """`step(x, y) -> loss`: one step (Adam 1e-3 unless `optimizer`) on the mean
+    sparse cross-entropy of `model(x, training=True)`; no AutoGraph, as `tfrnn.loop`."""
     import keras
     import tensorflow as tf
 
@@ -348,11 +319,8 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
 
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(
-                    y, model(x, training=True), from_logits=from_logits
-                )
-            )
+            predicted = model(x, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, predicted, from_logits))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
@@ -360,10 +328,9 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
 
 
 def train_tfrnn(log=None, **config):
-    """`tfrnn.loop.train(Config(**config))` in a scratch model_dir (removed
-    afterwards); its report flattened: timing, target fields, `best_test_accuracy`,
-    `final_test_accuracy`, `steps`, `wall_seconds` and `train_seconds` (at the
-    last evaluation), `export_bytes`, and the rest but the run's config."""
+    """`tfrnn.loop.train(Config(**config))` in a scratch model_dir; its report
+    flattened (timing, target fields, `export_bytes`, ...) with `best_test_accuracy`,
+    and `final_test_accuracy`, `steps`, `wall_seconds`, `train_seconds` of the last evaluation."""
     from tfrnn import config as config_lib
     from tfrnn import loop
 
@@ -404,15 +371,10 @@ def time_steps_of(step, batches, warmup, timed, max_seconds=None):
 
 
 def isolated(function, config, budget_seconds=None, log=print, workdir=None):
-    """`function(config, partial)` in a fresh Python process; returns its dict.
-
-    `function` is "module:name"; it returns a dict (its values) and may call
-    `partial(values)` along the way, so that a process killed at
-    `budget_seconds` (its whole process group, TensorFlow's import included)
-    leaves what it had measured. Its stdout lines go to `log`. The result
-    carries `status`: ok, failed (a crash; `note`: the stderr's tail) or
-    over_budget, and `process_seconds`.
-    """
+    """`function(config, partial)` ("module:name") in a fresh Python process,
+    its stdout lines to `log`; returns its values with `status` (ok, failed:
+    `note` the error, over_budget: its process group killed at `budget_seconds`,
+    the values `partial(values)` had saved kept) and `process_seconds`."""
     with tempfile.TemporaryDirectory(prefix="tfrnn-experiment-") as scratch:
         base = pathlib.Path(workdir or scratch) / uuid.uuid4().hex[:10]
         started = time.perf_counter()
@@ -439,7 +401,8 @@ def run_all(experiment, function, configs, budget, log, json_path, name=str, ski
 
     `skip(config)`: None, or why it is not measured. Once one is over budget
     or fails, the later configs with the same values of `stop_key` (e.g. the
-    larger T of a system and cell) are skipped. `name(config)` labels the log.
+    larger T of a system and cell) are skipped. `name(config)` labels the log;
+    the process's own lines are relayed to it, indented.
     """
     stopped, records = {}, []
     for number, config in enumerate(configs, 1):
@@ -447,7 +410,7 @@ def run_all(experiment, function, configs, budget, log, json_path, name=str, ski
         note = (skip(config) if skip else None) or (stopped.get(key) if stop_key else None)
         record = Record(experiment, config, status="skipped", note=note)
         if note is None:
-            values = isolated(function, config, budget, lambda line: None)
+            values = isolated(function, config, budget, lambda line: log("    " + line))
             record.status, record.note = values.pop("status"), values.pop("note")
             record.environment = values.pop("environment", None) or record.environment
             record.values = values

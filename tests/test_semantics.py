@@ -1,6 +1,7 @@
 """Output versus state: what the final state is, and is not, for each cell.
 
-Every test runs four ways: {static, dynamic} x {eager, tf.function}.
+Every test runs four ways, {static, dynamic} x {eager, tf.function}, but the
+last: the gradients of static_rnn's per-step tensors are the true dL/dh_t.
 """
 
 import keras
@@ -169,3 +170,65 @@ def test_last_output_only_is_each_rows_last_valid_output(unroll, lengths, time_m
     ):
         np.testing.assert_allclose(gradient, reference, rtol=1e-5, atol=1e-6)
     assert np.max(np.abs(np.asarray(tape.gradient(loss_last, variables)[0]))) > 0
+
+
+
+def perturbed_step(cell):
+    """`step(x, state, eps) -> state`: one step of a plain loop that adds eps to
+    the state it feeds on. For `tfrnn.LSTMCell` the step is written out, with
+    eps_c added where c_t is made, so that dL/d eps_c counts c_t's path through
+    h_t too (as dL/dc_t does)."""
+    if not isinstance(cell, tfrnn.LSTMCell):
+        return lambda x, state, eps: [
+            s + e for s, e in zip(tf.nest.flatten(cell(x, state)[1]), eps)
+        ]
+
+    def lstm_step(x, state, eps):
+        z = x @ cell.kernel + state[0] @ cell.recurrent_kernel + cell.bias
+        i, f, j, o = tf.split(z, 4, axis=-1)
+        c = tf.sigmoid(f + cell.forget_bias) * state[1] + tf.sigmoid(i) * tf.tanh(j)
+        c += eps[1]
+        return [tf.sigmoid(o) * tf.tanh(c) + eps[0], c]
+
+    return lstm_step
+
+
+@pytest.mark.parametrize(
+    "make_cell",
+    [keras.layers.SimpleRNNCell, keras.layers.GRUCell, tfrnn.LSTMCell],
+    ids=["vanilla", "gru", "lstm"],
+)
+def test_static_list_outputs_carry_the_true_state_gradients(make_cell):
+    """`static_rnn` in TF1's list form returns the tensors it feeds on, so
+    `tape.gradient(loss, outputs[t])` is dL/dh_t through every later step, and
+    that of its per-step states' c is dL/dc_t, as experiments/gradient_flow
+    measures: equal to dL/d eps_t of a plain loop (`perturbed_step`, eps_t = 0).
+    The stacked `[B, T, H]` tensors (`return_all_states`, outputs) are built
+    after the fact: their gradient is not the true one."""
+    cell = make_cell(H, dtype="float64")
+    inputs = tf.cast(random_inputs(B, T, F), tf.float64)
+    steps = tf.unstack(inputs, axis=1)
+    tfrnn.static_rnn(cell, inputs[:, :1])  # builds the cell
+    weights = tf.constant(np.random.default_rng(1).normal(size=[H]))
+    loss_of = lambda h: tf.reduce_sum(tf.tanh(h) * weights)  # noqa: E731
+    step, sizes = perturbed_step(cell), tf.nest.flatten(cell.state_size)
+    eps = [[tf.zeros([B, n], tf.float64) for n in sizes] for _ in steps]
+    with tf.GradientTape() as tape:  # the reference: a loop without tfrnn
+        tape.watch(eps)
+        state = [tf.zeros([B, n], tf.float64) for n in sizes]
+        for step_input, step_eps in zip(steps, eps):
+            state = step(step_input, state, step_eps)
+        loss = loss_of(state[0])
+    true = np.asarray(tape.gradient(loss, eps, unconnected_gradients="zero"))
+    assert np.min(np.linalg.norm(true[:, :, 0], axis=-1)) > 0  # dL/dh_t, every t
+    with tf.GradientTape(persistent=True) as tape:
+        outputs, _, states = tfrnn.static_rnn(cell, steps, return_all_states=True)
+        loss = loss_of(outputs[-1])
+        stacked_outputs, _, stacked = tfrnn.static_rnn(cell, inputs, return_all_states=True)
+        stacked_loss = loss_of(stacked_outputs[:, -1])
+    targets = [[h] + tf.nest.flatten(s)[1:] for h, s in zip(outputs, states)]
+    from_tape = tape.gradient(loss, targets, unconnected_gradients="zero")
+    np.testing.assert_allclose(np.asarray(from_tape), true, rtol=1e-12, atol=1e-14)
+    for tensor in (stacked_outputs, tf.nest.flatten(stacked)[0]):
+        gradient = tape.gradient(stacked_loss, tensor, unconnected_gradients="zero")
+        assert np.max(np.abs(np.transpose(gradient, [1, 0, 2]) - true[:, 0])) > 1e-3

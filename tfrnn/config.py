@@ -66,10 +66,11 @@ class Config:
     seed: int = 0
     train_examples: int = None
     test_examples: int = None
-    # The fast path, measured on a 2-core CPU (`python -m experiments.fast_path`,
-    # experiments/results/fast_path.md): TensorFlow's thread pools at 1 thread
-    # per op, 2 ops at once (0: TensorFlow's choice) made the training step
-    # faster; XLA, unroll=k and mixed_bfloat16 did not, so they stay off.
+    # The fast path, measured on a 2-core CPU (experiments/results/fast_path.md;
+    # rerun with `python -m experiments.steps`, see experiments/README.md):
+    # TensorFlow's thread pools at 1 thread per op, 2 ops at once (0: TensorFlow's
+    # choice) made the training step faster; XLA, unroll=k and mixed_bfloat16
+    # did not, so they stay off.
     jit_compile: bool = False
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 computations
     intra_op_threads: int = 1  # set before TensorFlow starts (tfrnn.loop.set_threads)

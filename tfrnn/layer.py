@@ -62,7 +62,12 @@ class RNN(keras.layers.Layer):
 
     `return_sequences=False` returns each row's last *valid* output (its output
     at its last unmasked step, as Keras does), not `outputs[:, -1]`, which is
-    zeros for every right-padded row.
+    zeros for every right-padded row. `keras.layers.RNN(...,
+    zero_output_for_mask=True, return_sequences=False)` returns those zeros:
+    `Embedding(mask_zero=True)` -> that layer -> `Dense` stays at chance on a
+    task `tfrnn.RNN` learns (tests/test_layer_keras.py). Against
+    `keras.layers.RNN(..., zero_output_for_mask=True)` under random masks, and
+    in `Bidirectional`, outputs, states and gradients are equal to the bit.
 
     Args:
       cell: a Keras RNN cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell`,

@@ -6,8 +6,9 @@
 
 Re-running the same command with the same --model_dir resumes where it stopped.
 The defaults are the fastest to 98 % measured on a 2-core CPU
-(`python -m experiments.fast_path`): TensorFlow's thread pools at 1 thread per
-op and 2 ops at once; float32, no XLA, one step per loop iteration.
+(experiments/results/fast_path.md, rerun with `python -m experiments.steps`):
+TensorFlow's thread pools at 1 thread per op and 2 ops at once; float32, no
+XLA, one step per loop iteration.
 """
 
 import dataclasses
