@@ -23,7 +23,8 @@ FULL = dict(
 )  # fmt: skip
 QUICK = dict(cells=["lstm"], units=16, short_unrolls=[1, 4, 28], long_T=112, long_unrolls=[1, 16])
 QUICK.update(references="none", warmup_steps=1, timed_steps=3)
-HELP = dict(short_unrolls="k at short_T", long_unrolls="k at long_T (none: only short_T)")
+HELP = dict(short_unrolls="k at short_T", long_unrolls="k at long_T (none: only short_T)", references="tfrnn "
+            "static and Keras unroll=True/False: committed (static_vs_dynamic.json), measure or none")
 CHOICES = dict(cells=CELLS, references=("committed", "measure", "none"))
 name = "{system} {cell}-{units} T={T} k={unroll}".format_map  # a configuration in the log
 
