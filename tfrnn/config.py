@@ -111,11 +111,14 @@ class Config:
         """Raises `ConfigError`, saying what to do, for any value out of range."""
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ConfigError(f"--{name}={getattr(self, name)} is not one of: {', '.join(allowed)}")
+                allowed = ", ".join(allowed)
+                raise ConfigError(f"--{name}={getattr(self, name)} is not one of: {allowed}")
         if self.dataset not in ("mnist", "fashion_mnist") and not self.dataset.startswith("tfds:"):
-            raise ConfigError(f"--dataset={self.dataset} is not one of: mnist, fashion_mnist, tfds:NAME")
+            raise ConfigError(
+                f"--dataset={self.dataset} is not one of: mnist, fashion_mnist, tfds:NAME")
         if not 0.0 < self.target_accuracy <= 1.0:
-            raise ConfigError(f"--target_accuracy={self.target_accuracy} must be in (0, 1], e.g. 0.98")
+            raise ConfigError(
+                f"--target_accuracy={self.target_accuracy} must be in (0, 1], e.g. 0.98")
         positive = ("units", "layers", "batch_size", "max_epochs", "eval_every_steps",
                     "checkpoint_every_steps", "log_every_steps", "learning_rate", "decay_epochs")
         for name in positive:
@@ -124,7 +127,8 @@ class Config:
         if isinstance(self.unroll, bool) or not isinstance(self.unroll, int):
             raise ConfigError(f"--unroll={self.unroll!r} must be an int >= 1")
         if self.unroll < 1:
-            raise ConfigError(f"--unroll={self.unroll} must be >= 1 (1: one step per while-loop iteration)")
+            raise ConfigError(
+                f"--unroll={self.unroll} must be >= 1 (1: one step per while-loop iteration)")
         if self.mode == "static" and self.unroll != 1:
             raise ConfigError(
                 f"--unroll={self.unroll} applies to --mode=dynamic (a while loop over blocks of K "
@@ -135,7 +139,8 @@ class Config:
             raise ConfigError(f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)")
         for name in ("intra_op_threads", "inter_op_threads"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be >= 0 (0: TensorFlow's choice)")
+                raise ConfigError(
+                    f"--{name}={getattr(self, name)} must be >= 0 (0: TensorFlow's choice)")
         for name in ("train_examples", "test_examples"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be > 0 (or unset)")
