@@ -18,7 +18,7 @@ From TF1 to `nn` (TF1's conventions) to tfrnn's main API (Keras's):
     rnn_cell.MultiRNNCell,               the same names              tfrnn.MultiRNNCell,
       DropoutWrapper, ResidualWrapper                                  tfrnn.DropoutWrapper, -
     rnn_cell.LSTMStateTuple(c, h)        nn.rnn_cell.LSTMStateTuple  [h, c]  (Keras's order)
-    a tf.train.Saver checkpoint          Saver().restore(...)        tfrnn.load_tf1_checkpoint(path,
+    a tf.train.Saver checkpoint          Saver().restore(...)        tfrnn.load_tf1_checkpoint(checkpoint,
                                                                        cell, scope="rnn")
 
 The one difference when moving on to the main API is the LSTM state order:
