@@ -606,6 +606,9 @@ def main(experiment):
         if quick and not values["output"]:
             output = pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{experiment.NAME}-quick-"))
             print(f"quick run: results go to the scratch directory {output}")
+        from tfrnn.cli import quiet_tensorflow
+
+        quiet_tensorflow()  # no C++ start-up lines unless TF_CPP_MIN_LOG_LEVEL is set
         try:
             paths = experiment.run(s, output, quick, log=lambda x: print(x, flush=True))
         except KeyboardInterrupt:

@@ -21,14 +21,16 @@ from tfrnn import data  # noqa: E402
 NUMBER = (int, float)
 
 
-def run_module(module, *flags, timeout=300):
+def run_module(module, *flags, timeout=300, log_level="2"):
     env = {
         **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_CPP_MIN_LOG_LEVEL": log_level,
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
         ),
     }
+    if log_level is None:  # as a user runs it
+        del env["TF_CPP_MIN_LOG_LEVEL"]
     result = subprocess.run(
         [sys.executable, "-m", module, *flags],
         cwd=ROOT,
@@ -419,7 +421,8 @@ def test_steps_quick(tmp_path):
 
 
 def test_quick_without_output_writes_to_a_scratch_directory():
-    """`--quick` never writes over experiments/results: a new directory, printed."""
+    """`--quick` never writes over experiments/results: a new directory, printed;
+    and without TF_CPP_MIN_LOG_LEVEL, no TensorFlow start-up lines on stderr."""
     before = sorted(p.name for p in harness.RESULTS.iterdir())
     result = run_module(
         "experiments.steps",
@@ -428,7 +431,10 @@ def test_quick_without_output_writes_to_a_scratch_directory():
         "--rounds=1",
         "--steps=1",
         "--batch_sizes=4",
+        log_level=None,
     )
+    for noise in ("absl::InitializeLog", "oneDNN", "cuda", "I0000"):
+        assert noise not in result.stderr, result.stderr[-2000:]
     line = next(x for x in result.stdout.splitlines() if "scratch directory" in x)
     scratch = pathlib.Path(line.rsplit(" ", 1)[1])
     try:
