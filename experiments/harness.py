@@ -16,7 +16,6 @@ import os
 import pathlib
 import platform
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,9 @@ import tempfile
 import threading
 import time
 import uuid
+
+from tfrnn import machine  # TensorFlow-free
+from tfrnn.machine import peak_memory_bytes, rss_bytes  # noqa: F401 - the experiments' too
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
@@ -170,17 +172,11 @@ def environment():
 
 
 def _device():
-    """The GPU a framework already imported here sees, else the CPU's name."""
-    tf, torch = sys.modules.get("tensorflow"), sys.modules.get("torch")
-    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
-    if gpus:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name")
-        return f"{len(gpus)} x {name or 'GPU'}"
-    if torch is not None and torch.cuda.is_available():
+    """`tfrnn.machine.device()`, or the GPU PyTorch sees where TensorFlow sees none."""
+    torch, name = sys.modules.get("torch"), machine.device()
+    if name.startswith("CPU") and torch is not None and torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    names = re.findall(r"model name\s*: (.*)", cpuinfo.read_text() if cpuinfo.exists() else "")
-    return f"CPU: {(names or [platform.processor() or 'unknown'])[0]} ({os.cpu_count()} cores)"
+    return name
 
 
 @dataclasses.dataclass
@@ -217,27 +213,7 @@ def _jsonable(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-# --- memory -----------------------------------------------------------------------
-
-def rss_bytes(field="VmRSS"):
-    """This process's resident set (VmRSS) or its high-water mark (VmHWM)."""
-    try:
-        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def peak_memory_bytes():
-    """The GPU allocator's peak when TensorFlow sees a GPU, else peak RSS (VmHWM;
-    not `ru_maxrss`, which a process keeps from its Python parent across exec)."""
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and tf.config.list_physical_devices("GPU"):
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    return rss_bytes("VmHWM")
-
+# --- memory (read by tfrnn.machine) --------------------------------------------------
 
 class MemoryMeter:
     """Memory used from `start()` to `stop()`: the peak minus the use at start

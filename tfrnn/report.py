@@ -1,16 +1,14 @@
 """What ran and how fast: environment, memory, the run report and its table."""
 
 import datetime
-import os
-import pathlib
 import platform
-import resource
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import tfrnn
+from tfrnn import machine
 from tfrnn import models
 from tfrnn.export import directory_bytes  # noqa: F401 - also the report's
 from tfrnn.clock import median_ms  # noqa: F401 - also the report's
@@ -21,56 +19,17 @@ from tfrnn.run_dir import write_json  # noqa: F401 - also the report's
 
 def environment():
     """Versions, device and date, for every record tfrnn writes."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        device = f"{len(gpus)} x {details.get('device_name', 'GPU')}"
-    else:
-        device = f"CPU: {cpu_name()} ({os.cpu_count()} cores)"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
-        "device": device,
+        "device": machine.device(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
         "tfrnn": tfrnn.__version__,
     }
-
-
-def cpu_name():
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def peak_memory_bytes():
-    """Peak GPU memory when there is a GPU, else the process's peak host RSS."""
-    if tf.config.list_physical_devices("GPU"):
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    return host_peak_bytes()
-
-
-def host_peak_bytes():
-    """This process's peak resident memory: `VmHWM` in /proc/self/status.
-
-    Not `getrusage(RUSAGE_SELF).ru_maxrss`: on Linux a process started from a
-    Python parent keeps the parent's peak as its `ru_maxrss` across exec.
-    `ru_maxrss` is the fallback where /proc is missing.
-    """
-    try:
-        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_report(
@@ -107,7 +66,7 @@ def run_report(
                 )
             },
         },
-        "peak_memory_bytes": peak_memory_bytes(),
+        "peak_memory_bytes": machine.peak_memory_bytes(),
         "evaluations": clock.evaluations,
         **target_fields(clock.evaluations, config.target_accuracy),
         "export": exported,
