@@ -6,6 +6,11 @@ trip must give the same predictions to the bit; a small masked task must be
 learnt by `fit`.
 """
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -219,6 +224,27 @@ def test_keras_file_round_trip_is_bit_equal(tmp_path, unroll):
     layer = loaded.layers[-1]
     assert isinstance(layer, tfrnn.RNN)
     assert layer.unroll == unroll and layer.go_backwards
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+@pytest.mark.parametrize(
+    "imports",
+    ["import keras, tfrnn", "import tfrnn, keras", "import tfrnn\nimport tensorflow\nimport keras"],
+)
+def test_a_keras_file_loads_after_import_tfrnn_alone(tmp_path, imports):
+    """A fresh process that imports tfrnn, in any order with Keras, and touches
+    none of its names loads a `.keras` file holding tfrnn's layer and cells."""
+    model = keras.Sequential([keras.Input((4, 3)), tfrnn.RNN(tfrnn.LSTMCell(2))])
+    model.save(tmp_path / "model.keras")
+    code = f"{imports}\nmodel = keras.saving.load_model({str(tmp_path / 'model.keras')!r})\n"
+    code += "print(type(model.layers[0]).__module__, type(model.layers[0].cell).__module__)"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    process = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-2000:]
+    assert process.stdout.split() == ["tfrnn.layer", "tfrnn.cells"]
 
 
 @pytest.mark.parametrize("unroll", ["dynamic", "static"])

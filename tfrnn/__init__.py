@@ -17,6 +17,8 @@ zeros and the state is copied through.
 """
 
 import importlib
+import importlib.abc
+import sys
 
 __version__ = "0.1.0"
 
@@ -48,3 +50,46 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_PUBLIC))
+
+
+# The modules of the classes a `.keras` file names (`tfrnn>RNN`, `tfrnn>LSTMCell`,
+# ...): Keras finds them only once they are imported (it imports no module
+# outside its own packages), so `import tfrnn` imports them as soon as Keras is
+# imported, now or later, and no sooner: `--help` still loads no TensorFlow.
+_KERAS_CLASSES = ("tfrnn.cells", "tfrnn.layer")
+
+
+def _register_with_keras():
+    for module in _KERAS_CLASSES:
+        importlib.import_module(module)
+
+
+class _AfterKeras(importlib.abc.MetaPathFinder):
+    """Finds `keras` as the other finders do, its loader made to run
+    `_register_with_keras` right after Keras's own module; it leaves
+    `sys.meta_path` once Keras is imported (a mere `find_spec("keras")`, as
+    TensorFlow's import makes, imports nothing)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        spec = next(filter(None, (finder.find_spec(name, path, target)
+                                  for finder in sys.meta_path if finder is not self
+                                  and hasattr(finder, "find_spec"))), None)  # fmt: skip
+        if spec is not None and spec.loader is not None:
+            exec_module = spec.loader.exec_module
+
+            def exec_then_register(module):
+                exec_module(module)
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
+                _register_with_keras()
+
+            spec.loader.exec_module = exec_then_register
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_with_keras()
+elif not any(isinstance(finder, _AfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKeras())
