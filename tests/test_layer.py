@@ -140,6 +140,20 @@ def test_lengths_with_a_mask_or_backwards_are_a_mask(unroll, go_backwards):
     )
 
 
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backward"])
+def test_lengths_are_checked_in_either_direction(go_backwards):
+    """Read backwards, lengths become a mask in the layer, checked as the
+    unroll checks them forwards: none outside [0, T], one per sequence."""
+    layer = tfrnn.RNN(keras.layers.GRUCell(H), go_backwards=go_backwards)
+    inputs = random_inputs(B, T, F)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be <= the number"):
+        layer(inputs, sequence_length=tf.constant([T + 1, 1, 1, 1]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be >= 0"):
+        layer(inputs, sequence_length=tf.constant([-1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="3 entries for a batch of 4"):
+        layer(inputs, sequence_length=tf.constant([1, 1, 1]))
+
+
 @pytest.mark.parametrize("unroll", UNROLL_KINDS)
 def test_every_steps_state(unroll):
     """`return_all_states`: `[output, *states, *all_states]`; each step's state

@@ -119,7 +119,7 @@ def bidirectional_dynamic_rnn(
     time_axis = 0 if time_major else 1
 
     def run(direction, x):
-        results = dynamic_rnn(
+        return dynamic_rnn(
             cell_fw if direction == "fw" else cell_bw,
             x,
             initial_state_fw if direction == "fw" else initial_state_bw,
@@ -134,9 +134,6 @@ def bidirectional_dynamic_rnn(
             training=training,
             scope=direction,
         )
-        if return_sequences:  # dynamic_rnn's time dimension is left unknown
-            results[0].set_shape(x.shape[:2].concatenate([None]))
-        return results
 
     with tf.name_scope(scope or "bidirectional_rnn"):
         inputs = tf.convert_to_tensor(inputs)

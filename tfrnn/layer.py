@@ -206,13 +206,23 @@ class RNN(keras.layers.Layer):
 
         Keras masks are `[batch, time]` whatever the layout (the unrolls take
         `[time, batch]` when time-major). Read backwards, lengths become the
-        mask they stand for and are reversed with it, as Keras reverses masks.
+        mask they stand for and are reversed with it, as Keras reverses masks;
+        the unroll then sees no lengths, so they are checked here as it would.
         """
         if mask is not None:
             mask = tf.cast(tf.nest.flatten(mask)[0], tf.bool)
         if sequence_length is not None and self.go_backwards:
-            time_steps = tf.shape(sequences)[self.time_axis]
-            length_mask = tf.sequence_mask(sequence_length, time_steps)
+            shape = sequences.shape
+            batch_size = shape[1 - self.time_axis]
+            time_steps = shape[self.time_axis]
+            if batch_size is None:
+                batch_size = tf.shape(sequences)[1 - self.time_axis]
+            if time_steps is None:
+                time_steps = tf.shape(sequences)[self.time_axis]
+            lengths = checks.sequence_length(
+                sequence_length, batch_size, time_steps, "tfrnn.RNN"
+            )
+            length_mask = tf.sequence_mask(lengths, time_steps)
             mask = length_mask if mask is None else mask & length_mask
             sequence_length = None
         if mask is not None and self.go_backwards:
