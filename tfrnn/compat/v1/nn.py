@@ -103,14 +103,11 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None,
             cell, initial_state, _batch_size(inputs, 1 if time_major else 0), dtype
         )
         build_variables(cell, inputs.shape[:1].concatenate(inputs.shape[2:]), inputs.dtype)
-        outputs, state = _tfrnn_dynamic_rnn(
+        return _tfrnn_dynamic_rnn(
             _UnrolledCell(cell), inputs, state, _lengths(sequence_length),
             time_major, parallel_iterations=parallel_iterations,
             swap_memory=swap_memory,
         )
-        # TF1's outputs keep the inputs' static time dimension.
-        outputs.set_shape(inputs.shape[:2].concatenate([cell.output_size]))
-        return outputs, state
 
 
 def _steps(inputs):
