@@ -249,11 +249,6 @@ def _input_depth(cell, inputs_shape):
     return int(inputs_shape[-1])
 
 
-def _zeros_initializer(dtype):
-    del dtype  # given to the variable, as TF1's get_variable does
-    return tf.compat.v1.zeros_initializer()
-
-
 class _SquareCell(RNNCell):
     """A cell whose output is its new state, both `num_units` wide."""
 
@@ -282,7 +277,7 @@ class BasicRNNCell(_SquareCell):
         depth = _input_depth(self, inputs_shape)
         self._kernel = self.add_variable("kernel", [depth + self._num_units, self._num_units])
         self._bias = self.add_variable(
-            "bias", [self._num_units], initializer=_zeros_initializer(self.dtype)
+            "bias", [self._num_units], initializer=tf.compat.v1.zeros_initializer()
         )
 
     def call(self, inputs, state):
@@ -329,7 +324,7 @@ class GRUCell(_SquareCell):
         )
         self._candidate_bias = self.add_variable(
             "candidate/bias", [units],
-            initializer=self._bias_initializer or _zeros_initializer(self.dtype),
+            initializer=self._bias_initializer or tf.compat.v1.zeros_initializer(),
         )
 
     def call(self, inputs, state):
@@ -383,7 +378,7 @@ class _LSTM(RNNCell):
             partitioner=shards and tf.compat.v1.fixed_size_partitioner(shards),
         )
         self._bias = self.add_variable(
-            "bias", [4 * units], initializer=_zeros_initializer(self.dtype)
+            "bias", [4 * units], initializer=tf.compat.v1.zeros_initializer()
         )
         if self._use_peepholes:
             self._w_f_diag, self._w_i_diag, self._w_o_diag = (
