@@ -16,6 +16,7 @@ variables are named as TF1 named them and TF1 checkpoints restore.
 import tensorflow as tf
 
 from tfrnn import bidirectional
+from tfrnn import checks
 from tfrnn.compat.v1 import rnn_cell
 from tfrnn.compat.v1.wrappers import assert_like_rnncell
 from tfrnn.compat.v1.wrappers import build_variables
@@ -93,24 +94,16 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None,
                 "tfrnn.compat.v1.nn.dynamic_rnn takes one inputs tensor; "
                 "concatenate nested inputs along the last axis first."
             )
-        inputs = tf.convert_to_tensor(inputs)
-        if inputs.shape.rank != 3:
-            raise ValueError(
-                "dynamic_rnn: inputs must be [batch, time, depth] ([time, batch, "
-                f"depth] with time_major); got shape {inputs.shape}."
-            )
+        inputs = checks.sequence_tensor(inputs, time_major, "dynamic_rnn")
         state = _initial_state(
             cell, initial_state, _batch_size(inputs, 1 if time_major else 0), dtype
         )
         build_variables(cell, inputs.shape[:1].concatenate(inputs.shape[2:]), inputs.dtype)
-        outputs, state = _tfrnn_dynamic_rnn(
+        return _tfrnn_dynamic_rnn(
             _UnrolledCell(cell), inputs, state, _lengths(sequence_length),
             time_major, parallel_iterations=parallel_iterations,
             swap_memory=swap_memory,
         )
-        # TF1's outputs keep the inputs' static time dimension.
-        outputs.set_shape(inputs.shape[:2].concatenate([cell.output_size]))
-        return outputs, state
 
 
 def _steps(inputs):

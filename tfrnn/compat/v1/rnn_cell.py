@@ -249,11 +249,6 @@ def _input_depth(cell, inputs_shape):
     return int(inputs_shape[-1])
 
 
-def _zeros_initializer(dtype):
-    del dtype  # given to the variable, as TF1's get_variable does
-    return tf.compat.v1.zeros_initializer()
-
-
 class _SquareCell(RNNCell):
     """A cell whose output is its new state, both `num_units` wide."""
 
@@ -282,7 +277,7 @@ class BasicRNNCell(_SquareCell):
         depth = _input_depth(self, inputs_shape)
         self._kernel = self.add_variable("kernel", [depth + self._num_units, self._num_units])
         self._bias = self.add_variable(
-            "bias", [self._num_units], initializer=_zeros_initializer(self.dtype)
+            "bias", [self._num_units], initializer=tf.compat.v1.zeros_initializer()
         )
 
     def call(self, inputs, state):
@@ -329,7 +324,7 @@ class GRUCell(_SquareCell):
         )
         self._candidate_bias = self.add_variable(
             "candidate/bias", [units],
-            initializer=self._bias_initializer or _zeros_initializer(self.dtype),
+            initializer=self._bias_initializer or tf.compat.v1.zeros_initializer(),
         )
 
     def call(self, inputs, state):
@@ -342,88 +337,24 @@ class GRUCell(_SquareCell):
         return new_h, new_h
 
 
-class BasicLSTMCell(RNNCell):
-    """TF1's `BasicLSTMCell`: gates i, j, f, o from one `[x, h] @ kernel`.
+class _LSTM(RNNCell):
+    """TF1's LSTM, for `BasicLSTMCell` and `LSTMCell` (its options, which a
+    `BasicLSTMCell` lacks, default to off here): see `LSTMCell`.
 
-    ```
-    i, j, f, o = split([x, h] @ kernel + bias)
-    c' = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(j)
-    h' = activation(c') * sigmoid(o)
-    return h', LSTMStateTuple(c', h')   # or concat([c', h']) if not state_is_tuple
-    ```
+    A `BasicLSTMCell` is an `LSTMCell` without peepholes, clipping or
+    projection: the same variables and the same numbers (its TF1 code orders
+    some commuting products differently and splits a concatenated state with
+    `split` instead of `slice`, which change no bit).
     """
 
-    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True,
-                 activation=None, reuse=None, name=None, dtype=None, **kwargs):
+    _use_peepholes = False
+    _cell_clip = _initializer = _num_proj = _proj_clip = None
+    _num_unit_shards = _num_proj_shards = None
+
+    def __init__(self, num_units, forget_bias, state_is_tuple, activation, reuse,
+                 name, dtype, **kwargs):
         super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
-        self._num_units = _check_units("BasicLSTMCell", num_units)
-        self._forget_bias = forget_bias
-        self._state_is_tuple = state_is_tuple
-        self._activation = _activation(activation)
-
-    @property
-    def state_size(self):
-        units = self._num_units
-        return LSTMStateTuple(units, units) if self._state_is_tuple else 2 * units
-
-    @property
-    def output_size(self):
-        return self._num_units
-
-    def build(self, inputs_shape):
-        depth = _input_depth(self, inputs_shape)
-        units = self._num_units
-        self._kernel = self.add_variable("kernel", [depth + units, 4 * units])
-        self._bias = self.add_variable(
-            "bias", [4 * units], initializer=_zeros_initializer(self.dtype)
-        )
-
-    def call(self, inputs, state):
-        if self._state_is_tuple:
-            c, h = state
-        else:
-            c, h = tf.split(value=state, num_or_size_splits=2, axis=1)
-        gate_inputs = tf.matmul(tf.concat([inputs, h], 1), self._kernel)
-        gate_inputs = tf.nn.bias_add(gate_inputs, self._bias)
-        i, j, f, o = tf.split(value=gate_inputs, num_or_size_splits=4, axis=1)
-        forget_bias = tf.constant(self._forget_bias, dtype=f.dtype)
-        new_c = tf.add(
-            tf.multiply(c, tf.sigmoid(tf.add(f, forget_bias))),
-            tf.multiply(tf.sigmoid(i), self._activation(j)),
-        )
-        new_h = tf.multiply(self._activation(new_c), tf.sigmoid(o))
-        if self._state_is_tuple:
-            return new_h, LSTMStateTuple(new_c, new_h)
-        return new_h, tf.concat([new_c, new_h], 1)
-
-
-class LSTMCell(RNNCell):
-    """TF1's `LSTMCell`: peepholes, cell and projection clipping, projection.
-
-    ```
-    i, j, f, o = split([x, m] @ kernel + bias)          # m: previous output
-    c' = sigmoid(f + forget_bias + w_f_diag * c) * c + sigmoid(i + w_i_diag * c) * act(j)
-    c' = clip(c', -cell_clip, cell_clip)                 # if cell_clip
-    m' = sigmoid(o + w_o_diag * c') * act(c')            # peephole terms if use_peepholes
-    m' = clip(m' @ projection/kernel, -proj_clip, proj_clip)   # if num_proj
-    return m', LSTMStateTuple(c', m')
-    ```
-    """
-
-    def __init__(self, num_units, use_peepholes=False, cell_clip=None,
-                 initializer=None, num_proj=None, proj_clip=None,
-                 num_unit_shards=None, num_proj_shards=None, forget_bias=1.0,
-                 state_is_tuple=True, activation=None, reuse=None, name=None,
-                 dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, _reuse=reuse, **kwargs)
-        self._num_units = _check_units("LSTMCell", num_units)
-        self._use_peepholes = use_peepholes
-        self._cell_clip = cell_clip
-        self._initializer = initializer
-        self._num_proj = num_proj
-        self._proj_clip = proj_clip
-        self._num_unit_shards = num_unit_shards
-        self._num_proj_shards = num_proj_shards
+        self._num_units = _check_units(type(self).__name__, num_units)
         self._forget_bias = forget_bias
         self._state_is_tuple = state_is_tuple
         self._activation = _activation(activation)
@@ -447,7 +378,7 @@ class LSTMCell(RNNCell):
             partitioner=shards and tf.compat.v1.fixed_size_partitioner(shards),
         )
         self._bias = self.add_variable(
-            "bias", [4 * units], initializer=_zeros_initializer(self.dtype)
+            "bias", [4 * units], initializer=tf.compat.v1.zeros_initializer()
         )
         if self._use_peepholes:
             self._w_f_diag, self._w_i_diag, self._w_o_diag = (
@@ -491,6 +422,52 @@ class LSTMCell(RNNCell):
         if self._state_is_tuple:
             return m, LSTMStateTuple(c, m)
         return m, tf.concat([c, m], 1)
+
+
+class BasicLSTMCell(_LSTM):
+    """TF1's `BasicLSTMCell`: gates i, j, f, o from one `[x, h] @ kernel`.
+
+    ```
+    i, j, f, o = split([x, h] @ kernel + bias)
+    c' = c * sigmoid(f + forget_bias) + sigmoid(i) * activation(j)
+    h' = activation(c') * sigmoid(o)
+    return h', LSTMStateTuple(c', h')   # or concat([c', h']) if not state_is_tuple
+    ```
+    """
+
+    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True,
+                 activation=None, reuse=None, name=None, dtype=None, **kwargs):
+        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse,
+                         name, dtype, **kwargs)
+
+
+class LSTMCell(_LSTM):
+    """TF1's `LSTMCell`: peepholes, cell and projection clipping, projection.
+
+    ```
+    i, j, f, o = split([x, m] @ kernel + bias)          # m: previous output
+    c' = sigmoid(f + forget_bias + w_f_diag * c) * c + sigmoid(i + w_i_diag * c) * act(j)
+    c' = clip(c', -cell_clip, cell_clip)                 # if cell_clip
+    m' = sigmoid(o + w_o_diag * c') * act(c')            # peephole terms if use_peepholes
+    m' = clip(m' @ projection/kernel, -proj_clip, proj_clip)   # if num_proj
+    return m', LSTMStateTuple(c', m')
+    ```
+    """
+
+    def __init__(self, num_units, use_peepholes=False, cell_clip=None,
+                 initializer=None, num_proj=None, proj_clip=None,
+                 num_unit_shards=None, num_proj_shards=None, forget_bias=1.0,
+                 state_is_tuple=True, activation=None, reuse=None, name=None,
+                 dtype=None, **kwargs):
+        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse,
+                         name, dtype, **kwargs)
+        self._use_peepholes = use_peepholes
+        self._cell_clip = cell_clip
+        self._initializer = initializer
+        self._num_proj = num_proj
+        self._proj_clip = proj_clip
+        self._num_unit_shards = num_unit_shards
+        self._num_proj_shards = num_proj_shards
 
 
 from tfrnn.compat.v1.wrappers import DropoutWrapper  # noqa: E402
