@@ -300,8 +300,6 @@ class TrainingLoop:
             else bool(self.config.jit_compile)
         )
 
-    _xla_ran = xla_ran  # the old name
-
 
 class _Progress:
     """Loss, accuracy and speed over the steps since the last progress line."""
