@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfrnn import data as data_lib
 from tfrnn import run_dir
 from tfrnn.errors import RunDirError
+from tfrnn.errors import one_line
 
 META_FILE = "tfrnn.json"
 
@@ -128,10 +129,9 @@ def load(directory, what_to_do="delete it and export the model again"):
     try:
         module = tf.saved_model.load(str(directory))
     except Exception as error:  # noqa: BLE001 - a damaged protobuf raises anything
-        reason = (str(error).strip().splitlines() or [""])[0][:120]
         raise RunDirError(
             f"{directory / 'saved_model.pb'} cannot be read "
-            f"({type(error).__name__}: {reason}): {what_to_do}"
+            f"({one_line(error)}): {what_to_do}"
         ) from None
     module.meta = run_dir.read_json(directory / META_FILE, what_to_do)
     return module

@@ -21,7 +21,7 @@ import tfrnn
 from tfrnn import data, export, models, state
 from tfrnn.run_dir import RunDir, read_json
 from tfrnn.config import Config
-from tfrnn.errors import RunDirError
+from tfrnn.errors import RunDirError, one_line
 
 FORMATS = ("auto", "saved_model", "keras")
 TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
@@ -116,9 +116,8 @@ def load_keras(model_dir):
     try:
         return keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - a damaged zip raises anything
-        reason = (str(error).strip().splitlines() or [""])[0][:120]
         raise RunDirError(
-            f"{path} cannot be read ({type(error).__name__}: {reason}): delete it "
+            f"{path} cannot be read ({one_line(error)}): delete it "
             f"and rerun the training command (its flags are in "
             f"{model_dir}/config.json) to write it again"
         ) from None
