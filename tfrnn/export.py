@@ -137,16 +137,21 @@ def load(directory, what_to_do="delete it and export the model again"):
     return module
 
 
+def config_meta(config):
+    """The fields of `meta_for` that the run's `Config` alone gives: how the
+    model was built, and on which data set and sequence view."""
+    return {
+        name: getattr(config, name)
+        for name in (
+            "mode", "unroll", "bidirectional", "cell", "model", "dataset", "sequence"
+        )
+    }
+
+
 def meta_for(config, data):
     """What an exported model needs to know about its training data."""
     return {
-        "mode": config.mode,
-        "unroll": config.unroll,
-        "bidirectional": config.bidirectional,
-        "cell": config.cell,
-        "model": config.model,
-        "dataset": config.dataset,
-        "sequence": config.sequence,
+        **config_meta(config),
         "time_steps": data.time_steps,
         "features": data.features,
         "num_classes": data.num_classes,

@@ -170,11 +170,7 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
         def classify(images):
             return model(data.to_sequences(images.numpy(), sequence), training=False)
 
-        meta = {
-            key: getattr(config, key)
-            for key in ("mode", "unroll", "bidirectional", "cell", "model")
-        }
-        meta.update(dataset=config.dataset, sequence=config.sequence)
+        meta = export.config_meta(config)
         path = RunDir(model_dir).keras_model
     images, labels, _ = load_test_set(
         meta["dataset"], config.data_dir, config.test_examples
