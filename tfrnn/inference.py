@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import data, export, models, state
+from tfrnn import data, evaluation, export, models, state
 from tfrnn.run_dir import RunDir, read_json
 from tfrnn.config import Config
 from tfrnn.errors import RunDirError, one_line
@@ -175,13 +175,7 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
     images, labels, _ = load_test_set(
         meta["dataset"], config.data_dir, config.test_examples
     )
-    probabilities = np.concatenate(
-        [
-            np.asarray(classify(tf.constant(images[start : start + batch_size])))
-            .astype(np.float32)
-            for start in range(0, len(images), batch_size)
-        ]
-    )
+    probabilities = evaluation.probabilities(classify, images, batch_size)
     correct = int(np.sum(np.argmax(probabilities, -1) == labels))
     return Evaluation(
         format=format,
