@@ -31,7 +31,7 @@ from tfrnn import export as export_lib
 from tfrnn import report as report_lib
 from tfrnn import state as state_lib
 from tfrnn.clock import Clock
-from tfrnn.clock import target_fields
+from tfrnn.clock import first_at_target
 from tfrnn.errors import ConfigError
 from tfrnn.errors import Interrupted
 from tfrnn.run_dir import RunDir
@@ -249,10 +249,8 @@ class TrainingLoop:
         if not (ended and self.run_dir.exported()):
             return False  # to train, or stopped while exporting: export again
         if self.clock.reached:
-            epochs = target_fields(self.clock.evaluations, config.target_accuracy)[
-                "epochs_to_target"
-            ]
-            how = f"target {config.target_accuracy} reached at epoch {epochs}"
+            first = first_at_target(self.clock.evaluations, config.target_accuracy)
+            how = f"target {config.target_accuracy} reached at epoch {first['epoch']}"
         else:
             how = (
                 f"--max_epochs={config.max_epochs} run, short of the target "
