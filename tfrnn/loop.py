@@ -70,6 +70,7 @@ class TrainingLoop:
             config.train_examples,
             config.test_examples,
             config.data_dir,
+            pipelines=False,  # the loop batches example indices (index_batches)
         )
         self.steps_per_epoch = steps_per_epoch(config, len(self.data.x_train))
         notice = static_build_notice(config, self.data.time_steps)
