@@ -53,7 +53,6 @@ class TrainingLoop:
         self.already_finished = False  # set by `run`
         self.run_dir = RunDir(config.model_dir)
         self.run_dir.check(config)
-        self.model_dir = self.run_dir.path
         # Thread pools and a multi-worker strategy must be set before
         # TensorFlow starts its runtime (in a CLI, here).
         self.threads = set_threads(config.intra_op_threads, config.inter_op_threads)
@@ -94,7 +93,7 @@ class TrainingLoop:
         if self.chief:
             return self.run_dir.checkpoints
         # Other workers write where nobody reads.
-        return self.model_dir / f"worker-{self.strategy.cluster_resolver.task_id}"
+        return self.run_dir.path / f"worker-{self.strategy.cluster_resolver.task_id}"
 
     # --- the steps -----------------------------------------------------------
 
@@ -258,7 +257,7 @@ class TrainingLoop:
                 f"{config.target_accuracy}"
             )
         self.log(
-            f"{self.model_dir} holds a finished run ({how}): nothing to do; its "
+            f"{self.run_dir} holds a finished run ({how}): nothing to do; its "
             f"report is {self.run_dir.report} (raise --max_epochs to train on)"
         )
         return True
