@@ -234,6 +234,16 @@ def test_load_builds_sequences_and_pipelines():
     assert sum(train, []) != d.y_train.tolist()  # shuffled
 
 
+def test_load_without_pipelines_has_the_same_arrays():
+    kwargs = dict(batch_size=32, train_examples=96, test_examples=40)
+    full = data.load("mnist", "pixels", **kwargs)
+    bare = data.load("mnist", "pixels", **kwargs, pipelines=False)
+    assert bare.train is None and bare.test is None
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(bare, name), getattr(full, name))
+    assert bare[6:] == full[6:] == (784, 1, 10, "mnist", (28, 28))  # time_steps ...
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"train_examples": 0}, {"test_examples": -5}, {"test_examples": 10001}]
 )

@@ -445,7 +445,7 @@ def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
         indices = tf.range(config.batch_size, dtype=tf.int32)
         losses[jit_compile] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
         weights[jit_compile] = [v.numpy() for v in trainer.model.trainable_variables]
-        assert trainer._xla_ran() is jit_compile
+        assert trainer.xla_ran() is jit_compile
     assert losses[True][1] < losses[True][0]  # the first step changed the weights
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
     for compiled, plain in zip(weights[True], weights[False]):

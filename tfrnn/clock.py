@@ -40,7 +40,7 @@ class Clock:
         self.start = None
         self.first_step_seconds = None  # this process's first step
         self.step_seconds = []  # this process's steps after its first
-        self.reached = any(e["test_accuracy"] >= target for e in self.evaluations)
+        self.reached = first_at_target(self.evaluations, target) is not None
 
     def begin(self):
         """Starts the wall clock (a resumed clock continues its `state`'s)."""
@@ -100,9 +100,7 @@ class Clock:
         wall = last["seconds"] if last else self.seconds()
         median = median_ms(self.step_seconds)
         at_target = target_fields(self.evaluations, self.target)
-        first = next(
-            (e for e in self.evaluations if e["test_accuracy"] >= self.target), None
-        )
+        first = first_at_target(self.evaluations, self.target)
         return {
             **at_target,
             "steps_to_target": first["step"] if first else None,
@@ -120,9 +118,14 @@ class Clock:
         }
 
 
+def first_at_target(evaluations, target):
+    """The first evaluation record at or above `target`, or None."""
+    return next((e for e in evaluations if e["test_accuracy"] >= target), None)
+
+
 def target_fields(evaluations, target):
     """Report fields of the first evaluation at or above `target` (None if none)."""
-    at = next((e for e in evaluations if e["test_accuracy"] >= target), None)
+    at = first_at_target(evaluations, target)
     return {
         "target_reached": at is not None,
         "seconds_to_target": at["seconds"] if at else None,

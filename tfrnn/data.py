@@ -65,8 +65,8 @@ class Arrays(NamedTuple):
 
 
 class Data(NamedTuple):
-    train: tf.data.Dataset  # shuffled (x, y) batches
-    test: tf.data.Dataset  # unshuffled (x, y) batches
+    train: tf.data.Dataset  # shuffled (x, y) batches (None: load(pipelines=False))
+    test: tf.data.Dataset  # unshuffled (x, y) batches (None: load(pipelines=False))
     x_train: np.ndarray  # float32 [N, time_steps, features]
     y_train: np.ndarray  # int64 [N]
     x_test: np.ndarray
@@ -316,8 +316,14 @@ def load(
     train_examples: Optional[int] = None,
     test_examples: Optional[int] = None,
     data_dir=None,
+    *,
+    pipelines: bool = True,
 ) -> Data:
     """Loads `dataset` as `sequence` views and builds train/test pipelines.
+
+    `pipelines=False` leaves `train` and `test` None, for a caller that reads
+    the arrays only: each pipeline holds a copy of its arrays (for MNIST,
+    1.4 s and 375 MB more at start-up on a 2-core CPU).
 
     The train pipeline is shuffled with `seed`; the `permuted` order is fixed
     (permutation_seed=0) so the task does not change with the training seed.
@@ -330,9 +336,13 @@ def load(
         test_examples, "test_examples", arrays.x_test, arrays.y_test
     )
     x_train, x_test = to_sequences(x_train, sequence), to_sequences(x_test, sequence)
+    train = test = None
+    if pipelines:
+        train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed)
+        test = make_dataset(x_test, y_test, batch_size, shuffle=False)
     return Data(
-        train=make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed),
-        test=make_dataset(x_test, y_test, batch_size, shuffle=False),
+        train=train,
+        test=test,
         x_train=x_train,
         y_train=y_train,
         x_test=x_test,

@@ -26,3 +26,14 @@ class Interrupted(TfrnnError):
             "rerun the same command to resume"
         )
         self.exit_code = 128 + signal_number
+
+
+def one_line(error):
+    """`error` as "TypeName: first line of its message" (at most 120 characters
+    of it), for the one-line messages about a file that cannot be read.
+
+    >>> one_line(ValueError("bad magic\\nmore detail"))
+    'ValueError: bad magic'
+    """
+    reason = (str(error).strip().splitlines() or [""])[0][:120]
+    return f"{type(error).__name__}: {reason}"

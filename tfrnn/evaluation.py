@@ -1,4 +1,5 @@
-"""Test accuracy of a classifier, over the whole test set in fixed batches."""
+"""A classifier over the whole test set in fixed batches: its probabilities,
+its accuracy."""
 
 import numpy as np
 import tensorflow as tf
@@ -12,12 +13,21 @@ def predictor(model):
     return tf.function(lambda x: model(x, training=False), autograph=False)
 
 
+def probabilities(predict, x, batch_size=EVAL_BATCH):
+    """`predict` over all of `x`, in batches of `batch_size` rows: float32
+    class probabilities `[len(x), num_classes]`."""
+    return np.concatenate(
+        [
+            np.asarray(predict(tf.constant(x[start : start + batch_size]))).astype(
+                np.float32
+            )
+            for start in range(0, len(x), batch_size)
+        ]
+    )
+
+
 def accuracy(predict, x_test, y_test, batch_size=EVAL_BATCH):
     """The fraction of `x_test` whose most probable class under `predict` is
     its label in `y_test`; `predict` sees batches of `batch_size` rows."""
-    correct = 0
-    for start in range(0, len(x_test), batch_size):
-        probabilities = predict(tf.constant(x_test[start : start + batch_size]))
-        labels = y_test[start : start + batch_size]
-        correct += int(np.sum(np.argmax(probabilities, -1) == labels))
-    return correct / len(x_test)
+    predicted = np.argmax(probabilities(predict, x_test, batch_size), -1)
+    return int(np.sum(predicted == y_test)) / len(x_test)

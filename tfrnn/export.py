@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfrnn import data as data_lib
 from tfrnn import run_dir
 from tfrnn.errors import RunDirError
+from tfrnn.errors import one_line
 
 META_FILE = "tfrnn.json"
 
@@ -128,25 +129,29 @@ def load(directory, what_to_do="delete it and export the model again"):
     try:
         module = tf.saved_model.load(str(directory))
     except Exception as error:  # noqa: BLE001 - a damaged protobuf raises anything
-        reason = (str(error).strip().splitlines() or [""])[0][:120]
         raise RunDirError(
             f"{directory / 'saved_model.pb'} cannot be read "
-            f"({type(error).__name__}: {reason}): {what_to_do}"
+            f"({one_line(error)}): {what_to_do}"
         ) from None
     module.meta = run_dir.read_json(directory / META_FILE, what_to_do)
     return module
 
 
+def config_meta(config):
+    """The fields of `meta_for` that the run's `Config` alone gives: how the
+    model was built, and on which data set and sequence view."""
+    return {
+        name: getattr(config, name)
+        for name in (
+            "mode", "unroll", "bidirectional", "cell", "model", "dataset", "sequence"
+        )
+    }
+
+
 def meta_for(config, data):
     """What an exported model needs to know about its training data."""
     return {
-        "mode": config.mode,
-        "unroll": config.unroll,
-        "bidirectional": config.bidirectional,
-        "cell": config.cell,
-        "model": config.model,
-        "dataset": config.dataset,
-        "sequence": config.sequence,
+        **config_meta(config),
         "time_steps": data.time_steps,
         "features": data.features,
         "num_classes": data.num_classes,

@@ -95,14 +95,15 @@ def plot_predictions(evaluation, output_path, examples=16):
 def plot_steps(steps, output_path):
     """Writes the class probabilities after each step (`inference.Steps`) of
     each example under its image; returns the path written."""
-    figure = _steps_figure(steps, steps.config)
+    figure = _steps_figure(steps)
     output_path = pathlib.Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output_path, dpi=100)
     return output_path
 
 
-def _steps_figure(steps, config):
+def _steps_figure(steps):
+    config = steps.config
     batch, time_steps, num_classes = steps.probabilities.shape
     names = class_names(config.dataset, num_classes)
     colors = [f"C{c % 10}" for c in range(num_classes)]
@@ -113,7 +114,7 @@ def _steps_figure(steps, config):
         what = "feature-map row"
     else:
         what = "row" if config.sequence == "rows" else "pixel"
-    both_ways = getattr(config, "bidirectional", False)
+    both_ways = config.bidirectional
     ends = " from each end" if both_ways else ""
     for b in range(batch):
         true = int(steps.labels[b])

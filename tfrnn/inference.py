@@ -10,7 +10,6 @@ Library functions; each raises a `tfrnn.errors.TfrnnError` (`RunDirError`,
 command line over them; `tfrnn.figures` draws what they return.
 """
 
-import pathlib
 from typing import NamedTuple
 
 import keras
@@ -18,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import data, export, models, state
+from tfrnn import data, evaluation, export, models, state
 from tfrnn.run_dir import RunDir, read_json
 from tfrnn.config import Config
-from tfrnn.errors import RunDirError
+from tfrnn.errors import RunDirError, one_line
 
 FORMATS = ("auto", "saved_model", "keras")
 TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
@@ -64,63 +63,61 @@ class Steps(NamedTuple):
 # --- reading a run -------------------------------------------------------------
 
 
-def _model_dir(model_dir):
-    model_dir = pathlib.Path(model_dir)
-    if not model_dir.is_dir():
+def _run_dir(model_dir):
+    """The `RunDir` of `model_dir`; `RunDirError` when there is no such directory."""
+    run = RunDir(model_dir)
+    if not run.path.is_dir():
         raise RunDirError(
-            f"--model_dir={model_dir} does not exist; "
-            + TRAIN_FIRST.format(model_dir=model_dir)
+            f"--model_dir={run} does not exist; " + TRAIN_FIRST.format(model_dir=run)
         )
-    return model_dir
+    return run
 
 
 def read_config(model_dir):
     """The `Config` of the run in `model_dir` (from config.json)."""
-    model_dir = _model_dir(model_dir)
-    path = model_dir / "config.json"
-    if not path.exists():
+    run = _run_dir(model_dir)
+    if not run.config.exists():
         raise RunDirError(
-            f"{path} is missing: {model_dir} holds no tfrnn run; "
-            + TRAIN_FIRST.format(model_dir=model_dir)
+            f"{run.config} is missing: {run} holds no tfrnn run; "
+            + TRAIN_FIRST.format(model_dir=run)
         )
-    return RunDir(model_dir).read_config(RETRAIN.format(model_dir=model_dir))
+    return run.read_config(RETRAIN.format(model_dir=run))
 
 
 def load_export(model_dir):
     """The exported module of the run in `model_dir`, with its `.meta`."""
-    model_dir = _model_dir(model_dir)
-    directory = model_dir / "export"
+    run = _run_dir(model_dir)
+    directory = run.export
     if not (directory / "saved_model.pb").exists():
         raise RunDirError(
             f"no exported model in {directory}; "
-            + TRAIN_FIRST.format(model_dir=model_dir)
+            + TRAIN_FIRST.format(model_dir=run)
             + " (it exports to MODEL_DIR/export and MODEL_DIR/model.keras when "
             "training ends)"
         )
     return export.load(
         directory,
         f"delete {directory} and rerun the training command (its flags are in "
-        f"{model_dir}/config.json) to export it again",
+        f"{run}/config.json) to export it again",
     )
 
 
 def load_keras(model_dir):
     """The Keras model of MODEL_DIR/model.keras."""
-    model_dir = _model_dir(model_dir)
-    path = RunDir(model_dir).keras_model
+    run = _run_dir(model_dir)
+    path = run.keras_model
     if not path.exists():
         raise RunDirError(
-            f"no {path}; " + TRAIN_FIRST.format(model_dir=model_dir)
+            f"no {path}; " + TRAIN_FIRST.format(model_dir=run)
             + " (it writes MODEL_DIR/model.keras when training ends)"
         )
     try:
         return keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - a damaged zip raises anything
-        reason = (str(error).strip().splitlines() or [""])[0][:120]
         raise RunDirError(
-            f"{path} cannot be read ({type(error).__name__}: {reason}): delete it "
+            f"{path} cannot be read ({one_line(error)}): delete it "
             f"and rerun the training command (its flags are in "
-            f"{model_dir}/config.json) to write it again"
+            f"{run}/config.json) to write it again"
         ) from None
 
 
@@ -129,8 +126,7 @@ def resolve_format(model_dir, format="auto"):
     MODEL_DIR/export holds one, else model.keras when it is there."""
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of: {', '.join(FORMATS)}")
-    model_dir = _model_dir(model_dir)
-    run = RunDir(model_dir)
+    run = _run_dir(model_dir)
     if format != "auto":
         return format
     if (run.export / "saved_model.pb").exists() or not run.keras_model.exists():
@@ -147,7 +143,7 @@ def load_test_set(dataset, data_dir=None, test_examples=None):
 
 def last_reported(model_dir):
     """The last evaluation recorded in report.json, or None."""
-    path = pathlib.Path(model_dir) / "report.json"
+    path = RunDir(model_dir).report
     if not path.exists():
         return None
     evaluations = read_json(path, "delete it or retrain").get("evaluations")
@@ -174,22 +170,12 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
         def classify(images):
             return model(data.to_sequences(images.numpy(), sequence), training=False)
 
-        meta = {
-            key: getattr(config, key)
-            for key in ("mode", "unroll", "bidirectional", "cell", "model")
-        }
-        meta.update(dataset=config.dataset, sequence=config.sequence)
+        meta = export.config_meta(config)
         path = RunDir(model_dir).keras_model
     images, labels, _ = load_test_set(
         meta["dataset"], config.data_dir, config.test_examples
     )
-    probabilities = np.concatenate(
-        [
-            np.asarray(classify(tf.constant(images[start : start + batch_size])))
-            .astype(np.float32)
-            for start in range(0, len(images), batch_size)
-        ]
-    )
+    probabilities = evaluation.probabilities(classify, images, batch_size)
     correct = int(np.sum(np.argmax(probabilities, -1) == labels))
     return Evaluation(
         format=format,
@@ -211,18 +197,17 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
 def checkpoint_paths(model_dir):
     """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
     was reached), then MODEL_DIR/checkpoints newest first."""
-    model_dir = _model_dir(model_dir)
+    run = _run_dir(model_dir)
     paths = []
-    target = model_dir / "target" / "ckpt"
-    if target.with_name("ckpt.index").exists():
-        paths.append(str(target))
-    state = tf.train.get_checkpoint_state(str(model_dir / "checkpoints"))
+    if run.target.with_name("ckpt.index").exists():
+        paths.append(str(run.target))
+    state = tf.train.get_checkpoint_state(str(run.checkpoints))
     if state is not None:
         paths += list(state.all_model_checkpoint_paths)[::-1]
     if not paths:
         raise RunDirError(
-            f"no checkpoint in {model_dir}/target or {model_dir}/checkpoints; "
-            + TRAIN_FIRST.format(model_dir=model_dir)
+            f"no checkpoint in {run}/target or {run}/checkpoints; "
+            + TRAIN_FIRST.format(model_dir=run)
         )
     return paths
 

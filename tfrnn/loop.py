@@ -31,7 +31,7 @@ from tfrnn import export as export_lib
 from tfrnn import report as report_lib
 from tfrnn import state as state_lib
 from tfrnn.clock import Clock
-from tfrnn.clock import target_fields
+from tfrnn.clock import first_at_target
 from tfrnn.errors import ConfigError
 from tfrnn.errors import Interrupted
 from tfrnn.run_dir import RunDir
@@ -53,7 +53,6 @@ class TrainingLoop:
         self.already_finished = False  # set by `run`
         self.run_dir = RunDir(config.model_dir)
         self.run_dir.check(config)
-        self.model_dir = self.run_dir.path
         # Thread pools and a multi-worker strategy must be set before
         # TensorFlow starts its runtime (in a CLI, here).
         self.threads = set_threads(config.intra_op_threads, config.inter_op_threads)
@@ -70,6 +69,7 @@ class TrainingLoop:
             config.train_examples,
             config.test_examples,
             config.data_dir,
+            pipelines=False,  # the loop batches example indices (index_batches)
         )
         self.steps_per_epoch = steps_per_epoch(config, len(self.data.x_train))
         notice = static_build_notice(config, self.data.time_steps)
@@ -93,7 +93,7 @@ class TrainingLoop:
         if self.chief:
             return self.run_dir.checkpoints
         # Other workers write where nobody reads.
-        return self.model_dir / f"worker-{self.strategy.cluster_resolver.task_id}"
+        return self.run_dir.path / f"worker-{self.strategy.cluster_resolver.task_id}"
 
     # --- the steps -----------------------------------------------------------
 
@@ -249,17 +249,15 @@ class TrainingLoop:
         if not (ended and self.run_dir.exported()):
             return False  # to train, or stopped while exporting: export again
         if self.clock.reached:
-            epochs = target_fields(self.clock.evaluations, config.target_accuracy)[
-                "epochs_to_target"
-            ]
-            how = f"target {config.target_accuracy} reached at epoch {epochs}"
+            first = first_at_target(self.clock.evaluations, config.target_accuracy)
+            how = f"target {config.target_accuracy} reached at epoch {first['epoch']}"
         else:
             how = (
                 f"--max_epochs={config.max_epochs} run, short of the target "
                 f"{config.target_accuracy}"
             )
         self.log(
-            f"{self.model_dir} holds a finished run ({how}): nothing to do; its "
+            f"{self.run_dir} holds a finished run ({how}): nothing to do; its "
             f"report is {self.run_dir.report} (raise --max_epochs to train on)"
         )
         return True
@@ -299,8 +297,6 @@ class TrainingLoop:
             if concrete
             else bool(self.config.jit_compile)
         )
-
-    _xla_ran = xla_ran  # the old name
 
 
 class _Progress:

@@ -13,7 +13,6 @@ from tfrnn import models
 from tfrnn.export import directory_bytes  # noqa: F401 - also the report's
 from tfrnn.clock import median_ms  # noqa: F401 - also the report's
 from tfrnn.clock import target_fields
-from tfrnn.run_dir import read_json  # noqa: F401 - also the report's
 from tfrnn.run_dir import write_json  # noqa: F401 - also the report's
 
 

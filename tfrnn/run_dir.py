@@ -59,7 +59,7 @@ class RunDir:
                     f"{self.start_over}"
                 )
             return
-        saved = Config.from_saved(read_json(self.config, self.start_over)).as_dict()
+        saved = self.read_config(self.start_over).as_dict()
         differs = [
             f"{name}={saved[name]!r} there, {value!r} now"
             for name, value in config.as_dict().items()

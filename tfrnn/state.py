@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfrnn import models
 from tfrnn.config import COSINE_FLOOR
 from tfrnn.errors import RunDirError
+from tfrnn.errors import one_line
 
 KEEP = 2  # checkpoints kept: the newest, and one to fall back to
 
@@ -162,8 +163,7 @@ def restore_first_readable(restore, paths, log, what_to_do):
         try:
             restore(path)
         except Exception as error:  # noqa: BLE001 - damaged files raise anything
-            reason = (str(error).strip().splitlines() or [""])[0][:120]
-            warnings.append((damaged_file(path), f"{type(error).__name__}: {reason}"))
+            warnings.append((damaged_file(path), one_line(error)))
             continue
         for name, reason in warnings:
             log(f"warning: {name} cannot be read ({reason}); using an older one")
