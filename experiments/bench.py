@@ -17,6 +17,7 @@ import time
 import uuid
 
 from experiments import baselines, harness
+from tfrnn.clock import first_at_target  # TF-free
 
 NAME = "bench"
 TFRNN_SYSTEMS, KERAS_SYSTEMS = harness.TFRNN_SYSTEMS, harness.KERAS_SYSTEMS
@@ -107,7 +108,7 @@ def measure(config, partial=None):
     if result["train_seconds_to_target"] is not None:
         result["overhead_seconds_to_target"] = (
             result["train_seconds_to_target"] - result["step_seconds_to_target"] - trace)  # fmt: skip
-    at = next((e for e in result["evaluations"] if e["test_accuracy"] >= s["target"]), {})
+    at = first_at_target(result["evaluations"], s["target"]) or {}
     best = max((e["test_accuracy"] for e in result["evaluations"]), default=None)
     result.update(steps_to_target=at.get("step"), best_test_accuracy=best)
     return {**{k: result.get(k) for k in RESULT_FIELDS}, "environment": harness.environment()}
