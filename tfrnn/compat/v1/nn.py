@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfrnn import bidirectional
 from tfrnn import checks
 from tfrnn.compat.v1 import rnn_cell
-from tfrnn.compat.v1.wrappers import assert_like_rnncell
+from tfrnn.compat.v1.rnn_cell_base import assert_like_rnncell
 from tfrnn.compat.v1.wrappers import build_variables
 from tfrnn.dynamic import dynamic_rnn as _tfrnn_dynamic_rnn
 from tfrnn.static import static_rnn as _tfrnn_static_rnn

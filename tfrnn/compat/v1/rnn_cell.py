@@ -20,37 +20,20 @@ functions before their loop), in a TF1 variable scope named as TF1 names it:
 `tf.compat.v1` graph they are made by `tf.compat.v1.get_variable`, so
 `variable_scope(reuse=...)`, scope initializers and `tf.compat.v1.train.Saver`
 work as in TF1; eagerly and in `tf.function` each cell owns its variables.
-"""
 
-import collections
-import contextlib
-import re
+`RNNCell` and `LSTMStateTuple` are defined in `rnn_cell_base`, and
+`MultiRNNCell`, `DropoutWrapper` and `ResidualWrapper` in `wrappers`; this
+module gathers them with the cells.
+"""
 
 import keras
 import tensorflow as tf
 
-_vs = tf.compat.v1.variable_scope
-
-
-class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
-    """TF1's LSTM state: `(c, h)`, cell state first (Keras's is `[h, c]`)."""
-
-    __slots__ = ()
-
-    @property
-    def dtype(self):
-        if self.c.dtype != self.h.dtype:
-            raise TypeError(
-                f"Inconsistent LSTMStateTuple dtypes: {self.c.dtype} vs {self.h.dtype}"
-            )
-        return self.c.dtype
-
-
-def _snake_case(name):
-    """TF1's layer naming: `BasicLSTMCell` -> `basic_lstm_cell`."""
-    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
-    name = re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-    return name if name[0] != "_" else "private" + name
+from tfrnn.compat.v1.rnn_cell_base import LSTMStateTuple
+from tfrnn.compat.v1.rnn_cell_base import RNNCell
+from tfrnn.compat.v1.wrappers import DropoutWrapper
+from tfrnn.compat.v1.wrappers import MultiRNNCell
+from tfrnn.compat.v1.wrappers import ResidualWrapper
 
 
 def _activation(activation):
@@ -58,180 +41,6 @@ def _activation(activation):
     if activation is None:
         return tf.math.tanh
     return keras.activations.get(activation) if isinstance(activation, str) else activation
-
-
-def _in_graph_mode():
-    """A `tf.compat.v1` graph (Session), as opposed to eager or `tf.function`."""
-    return not tf.compat.v1.executing_eagerly_outside_functions()
-
-
-class RNNCell:
-    """TF1's RNN cell base class, for built-in cells and users' own.
-
-    A subclass defines `state_size`, `output_size` and either `call(inputs,
-    state)` (with `build(inputs_shape)` creating variables by `add_variable`),
-    or `__call__(inputs, state, scope=None)` itself, exactly as for
-    `tf.compat.v1.nn.rnn_cell.RNNCell`:
-
-    >>> class Counter(RNNCell):
-    ...     state_size = 1
-    ...     output_size = 1
-    ...     def call(self, inputs, state):
-    ...         return state + 1, state + 1
-    >>> Counter().zero_state(2, tf.float32).shape
-    TensorShape([2, 1])
-    """
-
-    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
-        reuse = kwargs.pop("_reuse", None)  # TF1's cells pass their `reuse` so
-        unknown = set(kwargs) - {"_scope", "autocast"}
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unexpected arguments {sorted(unknown)}."
-            )
-        self.trainable = trainable
-        self._name = name
-        self._dtype = tf.as_dtype(dtype) if dtype is not None else None
-        self._reuse = reuse
-        self._scope = None
-        self._own_variables = []
-        self.built = False
-
-    @property
-    def name(self):
-        return getattr(self, "_name", None) or _snake_case(type(self).__name__)
-
-    @property
-    def dtype(self):
-        return getattr(self, "_dtype", None)
-
-    @property
-    def state_size(self):
-        raise NotImplementedError(f"{type(self).__name__} must define state_size.")
-
-    @property
-    def output_size(self):
-        raise NotImplementedError(f"{type(self).__name__} must define output_size.")
-
-    def build(self, inputs_shape):
-        """Creates the cell's variables (with `add_variable`); called once."""
-
-    def call(self, inputs, state):
-        raise NotImplementedError(
-            f"{type(self).__name__} must define call(inputs, state) or __call__."
-        )
-
-    def __call__(self, inputs, state, scope=None):
-        """`(output, new_state)`: one step, building the cell on its first call."""
-        inputs = tf.convert_to_tensor(inputs)
-        with self._variable_scope(scope):
-            self._maybe_build(inputs.shape, inputs.dtype)
-            return self.call(inputs, state)
-
-    def zero_state(self, batch_size, dtype):
-        """Zeros shaped like `state_size`, `[batch_size, size]` each."""
-        with tf.name_scope(type(self).__name__ + "ZeroState"):
-            return tf.nest.map_structure(
-                lambda size: tf.zeros(
-                    tf.concat([[batch_size], tf.TensorShape(size).as_list()], 0),
-                    dtype,
-                ),
-                self.state_size,
-            )
-
-    def get_initial_state(self, inputs=None, batch_size=None, dtype=None):
-        """TF2's spelling of `zero_state`."""
-        if inputs is not None:
-            batch_size, dtype = tf.shape(inputs)[0], inputs.dtype
-        return self.zero_state(batch_size, dtype)
-
-    # Variables ---------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _variable_scope(self, scope=None):
-        """Enters the cell's variable scope, captured on the first call as TF1's
-        layers do: `scope`, or the enclosing scope + the cell's name."""
-        if getattr(self, "_scope", None) is None:
-            if getattr(self, "_reuse", None):
-                opened = _vs(scope if scope is not None else self.name)
-            else:
-                opened = _vs(scope, default_name=self.name)
-            with opened as captured:
-                self._scope = captured
-        with _vs(
-            self._scope, reuse=getattr(self, "_reuse", None) or None,
-            auxiliary_name_scope=False,
-        ):
-            yield
-
-    def _maybe_build(self, inputs_shape, dtype):
-        if not getattr(self, "built", False):
-            if getattr(self, "_dtype", None) is None:
-                self._dtype = tf.as_dtype(dtype).base_dtype
-            self.build(tf.TensorShape(inputs_shape))
-            self.built = True
-
-    def build_variables(self, inputs_shape, dtype, scope=None):
-        """Creates the variables a call on `inputs_shape` would, in the scope
-        the call would use; `tfrnn.compat.v1.nn` calls this before its loops."""
-        with self._variable_scope(scope):
-            self._maybe_build(inputs_shape, dtype)
-
-    def add_variable(self, name, shape, dtype=None, initializer=None,
-                     trainable=None, partitioner=None):
-        """A variable `<cell scope>/<name>`, as TF1's `LayerRNNCell.add_variable`.
-
-        In a graph, `tf.compat.v1.get_variable` (the scope's reuse and
-        initializer apply); eagerly, a `tf.Variable` owned by the cell. The
-        default initializer is the scope's, else Glorot uniform (TF1's).
-        """
-        dtype = tf.as_dtype(dtype or self.dtype or tf.float32)
-        trainable = getattr(self, "trainable", True) if trainable is None else trainable
-        if _in_graph_mode():
-            variable = tf.compat.v1.get_variable(
-                name, shape, dtype, initializer=initializer,
-                trainable=trainable, partitioner=partitioner,
-            )
-        else:
-            if partitioner is not None:
-                raise ValueError(
-                    f"{type(self).__name__}: partitioned variables (num_unit_shards, "
-                    "num_proj_shards) exist only in a tf.compat.v1 graph; drop them."
-                )
-            scope = tf.compat.v1.get_variable_scope()
-            initializer = (
-                initializer or scope.initializer
-                or tf.compat.v1.glorot_uniform_initializer()
-            )
-            with tf.init_scope(), tf.compat.v1.name_scope(None):
-                variable = tf.Variable(
-                    initializer(shape, dtype=dtype), name=f"{scope.name}/{name}",
-                    trainable=trainable, dtype=dtype,
-                )
-        if not hasattr(self, "_own_variables"):
-            self._own_variables = []
-        self._own_variables.append(variable)
-        return variable
-
-    add_weight = add_variable
-
-    def _inner_cells(self):
-        return []
-
-    @property
-    def variables(self):
-        """The cell's variables and those of the cells inside it."""
-        found = list(getattr(self, "_own_variables", []))
-        found += [v for cell in self._inner_cells() for v in cell.variables]
-        return list({id(v): v for v in found}.values())  # a shared cell's once
-
-    weights = variables
-
-    @property
-    def trainable_variables(self):
-        return [v for v in self.variables if v.trainable]
-
-    trainable_weights = trainable_variables
 
 
 def _check_units(cell, num_units):
@@ -469,10 +278,6 @@ class LSTMCell(_LSTM):
         self._num_unit_shards = num_unit_shards
         self._num_proj_shards = num_proj_shards
 
-
-from tfrnn.compat.v1.wrappers import DropoutWrapper  # noqa: E402
-from tfrnn.compat.v1.wrappers import MultiRNNCell  # noqa: E402
-from tfrnn.compat.v1.wrappers import ResidualWrapper  # noqa: E402
 
 __all__ = [
     "BasicLSTMCell",

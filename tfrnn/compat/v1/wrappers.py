@@ -2,40 +2,21 @@
 
 As in TF1, a `MultiRNNCell` puts layer k's variables under
 `multi_rnn_cell/cell_k/`, while the wrappers add no scope of their own: a
-wrapped cell's variables are named as the bare cell's.
+wrapped cell's variables are named as the bare cell's. `build_variables`,
+which `tfrnn.compat.v1.nn`'s functions call before their loops, lives here
+because it must know the wrappers: they have a `__call__` of their own, yet
+build their cell's variables as a layer does.
 """
 
 import hashlib
-import numbers
 
 import tensorflow as tf
 
-from tfrnn.compat.v1.rnn_cell import LSTMStateTuple
-from tfrnn.compat.v1.rnn_cell import RNNCell
-from tfrnn.compat.v1.rnn_cell import _vs
+from tfrnn.compat.v1.rnn_cell_base import LSTMStateTuple
+from tfrnn.compat.v1.rnn_cell_base import RNNCell
+from tfrnn.compat.v1.rnn_cell_base import assert_like_rnncell
 
-
-def assert_like_rnncell(cell_name, cell):
-    """TF1's check that `cell` has what an unroll uses; TypeError otherwise."""
-    missing = [
-        message
-        for message, ok in (
-            ("'output_size' property is missing", hasattr(cell, "output_size")),
-            ("'state_size' property is missing", hasattr(cell, "state_size")),
-            (
-                "either 'zero_state' or 'get_initial_state' method is required",
-                hasattr(cell, "zero_state") or hasattr(cell, "get_initial_state"),
-            ),
-            ("is not callable", callable(cell)),
-        )
-        if not ok
-    ]
-    if missing:
-        raise TypeError(
-            f"The argument {cell_name!r} ({cell}) is not an RNNCell: "
-            f"{', '.join(missing)}. Use a cell of tfrnn.compat.v1.nn.rnn_cell or "
-            "subclass tfrnn.compat.v1.nn.rnn_cell.RNNCell."
-        )
+_vs = tf.compat.v1.variable_scope
 
 
 def build_variables(cell, inputs_shape, dtype):
