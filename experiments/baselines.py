@@ -12,13 +12,14 @@ import types
 import numpy as np
 
 from experiments import harness
-from tfrnn.clock import Clock  # TF-free: tfrnn's own evaluation clock
-from tfrnn.config import COSINE_FLOOR, EVAL_BATCH, Config  # TF-free
+from tfrnn.training.clock import Clock, Target  # TF-free: tfrnn's own evaluation clock
+from tfrnn.tasks.classify.config import EVAL_BATCH, Config  # TF-free
+from tfrnn.training.config import COSINE_FLOOR  # TF-free
 
 
 def write_data(path, train=None, test=None):
     """MNIST rows (float32 `[N, 28, 28]`; the first `train` / `test` examples) as the npz `path`."""
-    from tfrnn import data
+    from tfrnn.tasks.classify import data
 
     a = data.load_arrays("mnist")
     np.savez(path, x_train=data.to_sequences(a.x_train[:train]), y_train=a.y_train[:train],
@@ -83,7 +84,8 @@ def train_keras(data, recipe, target, max_epochs, eval_every_steps, seed, units,
     import keras
     import tensorflow as tf
 
-    from tfrnn import data as data_lib, state
+    from tfrnn.tasks.classify import data as data_lib
+    from tfrnn.training import optimizers
 
     data = types.SimpleNamespace(**np.load(data))
     keras.utils.set_random_seed(seed)
@@ -91,13 +93,13 @@ def train_keras(data, recipe, target, max_epochs, eval_every_steps, seed, units,
         tf.config.experimental.enable_op_determinism()
     model, batch_size = harness.build_model(system, "lstm", units), recipe["batch_size"]
     config, steps_per_epoch = _checked(recipe, len(data.x_train))
-    optimizer = state.make_optimizer(config, steps_per_epoch)
+    optimizer = optimizers.make_optimizer(config, steps_per_epoch)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=recipe["jit_compile"])  # fmt: skip
     train = data_lib.make_dataset(data.x_train, data.y_train, batch_size, shuffle=True, seed=seed,
                                   drop_remainder=True)  # fmt: skip
     test = data_lib.make_dataset(data.x_test, data.y_test, EVAL_BATCH, shuffle=False)
-    clock = Clock(target, eval_every_steps, steps_per_epoch, log)
+    clock = Clock(Target("test_accuracy", target), eval_every_steps, steps_per_epoch, log)
 
     class Tracker(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):
@@ -107,7 +109,7 @@ def train_keras(data, recipe, target, max_epochs, eval_every_steps, seed, units,
             if clock.stepped(time.perf_counter() - self.started):
                 started = time.perf_counter()
                 accuracy = self.model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
-                if clock.evaluated(float(accuracy), time.perf_counter() - started):
+                if clock.evaluated({"test_accuracy": float(accuracy)}, time.perf_counter() - started):
                     self.model.stop_training = True
 
     clock.begin()
@@ -173,7 +175,7 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
     cosine = config.schedule == "cosine"
     factor = lambda step: cosine_decay(step, decay_steps) if cosine else 1.0  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    clock = Clock(target, eval_every_steps, steps_per_epoch, log)
+    clock = Clock(Target("test_accuracy", target), eval_every_steps, steps_per_epoch, log)
     clock.begin()
     for epoch in range(max_epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
@@ -195,7 +197,7 @@ def train_torch(data, recipe, target, max_epochs, eval_every_steps, seed, units,
                     batches = range(0, len(x_test), EVAL_BATCH)
                     logits = torch.cat([model(x_test[i : i + EVAL_BATCH]) for i in batches])
                 accuracy = float((logits.argmax(-1) == y_test).double().mean())
-                if clock.evaluated(accuracy, time.perf_counter() - started):
+                if clock.evaluated({"test_accuracy": accuracy}, time.perf_counter() - started):
                     break
         if clock.reached:
             break

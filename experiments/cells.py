@@ -3,7 +3,7 @@
     python -m experiments.cells --quick     # tiny: MNIST, 1024 examples, 1 epoch, 16 units
     python -m experiments.cells             # 128 units, 5 epochs of MNIST and Fashion-MNIST
 
-Each model trains with `tfrnn.loop.train` (dynamic, Adam 5e-3, clip 1, batch
+Each model trains with `tfrnn.training.loop.train` (dynamic, Adam 5e-3, clip 1, batch
 128, image rows: T=28, F=28) for all `--epochs`, evaluated every
 `--eval_every_steps` steps and at epoch ends; time to the target (0.98 MNIST,
 0.88 Fashion-MNIST): that of the first evaluation at or above it. `rnn`, `gru`:
@@ -15,10 +15,10 @@ import itertools
 import time
 
 from experiments import harness
-from tfrnn.clock import target_fields  # TF-free
+from tfrnn.training.clock import Target, target_fields  # TF-free
 
 NAME = "cells"
-MODELS = dict(  # tfrnn.config.Config's cell, layers (1) and model ("rnn")
+MODELS = dict(  # tfrnn.tasks.classify.config.Config's cell, layers (1) and model ("rnn")
     rnn=dict(cell="rnn"), gru=dict(cell="gru"), lstm=dict(cell="lstm"),
     peephole_lstm=dict(cell="peephole_lstm"), lstm_2layers=dict(cell="lstm", layers=2),
     cnn_rnn=dict(cell="lstm", model="cnn_rnn"),
@@ -55,7 +55,7 @@ def train_one(dataset, name, s):
                   epochs=s["epochs"], train_examples=run["train_examples"],
                   test_examples=run["test_examples"], target_accuracy=target)  # fmt: skip
     values = dict(test_accuracy=run["final_test_accuracy"], **{k: run[k] for k in MEASURED},
-                  **target_fields(run["evaluations"], target),
+                  **target_fields(run["evaluations"], Target("test_accuracy", target)),
                   wall_seconds=time.perf_counter() - started)  # fmt: skip
     return harness.Record(NAME, config, values=values, environment=run["environment"]).flat()
 
@@ -68,7 +68,7 @@ COLUMNS = ("dataset", ("model", lambda r: r["model_name"]), "parameters", "test_
 
 def markdown(records):
     title = "Cells on MNIST and Fashion-MNIST rows (T=28, F=28), dynamic unrolling"
-    note = ("`tfrnn.loop.train`, Adam {learning_rate}, batch {batch}, {units} units, {epochs} "
+    note = ("`tfrnn.training.loop.train`, Adam {learning_rate}, batch {batch}, {units} units, {epochs} "
             "epoch(s). Seconds to target: wall time since the start at the first evaluation at "
             "or above the target; train s: the same without the evaluations; steps s: the "
             "whole budget's training steps. Timings on a shared machine are noisy.")

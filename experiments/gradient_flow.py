@@ -94,7 +94,7 @@ def train_cell(name, s, arrays):
     import tensorflow as tf
 
     import tfrnn
-    from tfrnn import models
+    from tfrnn.training import models
 
     keras.utils.set_random_seed(s["seed"])
     cell, dense = models.make_cell(name, s["units"]), keras.layers.Dense(10)
@@ -145,7 +145,7 @@ COLUMNS = ("cell", "phase", "test_accuracy", ("dL/dh_1", lambda r: r["grad_h_nor
 
 
 def run(s, output, quick, log=print):
-    from tfrnn import data
+    from tfrnn.tasks.classify import data
 
     paths = harness.result_paths(output, NAME, quick, "json", "png")
     arrays, records = data.load_arrays("mnist"), []

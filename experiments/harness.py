@@ -25,8 +25,8 @@ import threading
 import time
 import uuid
 
-from tfrnn import machine  # TensorFlow-free
-from tfrnn.machine import peak_memory_bytes, rss_bytes  # noqa: F401 - the experiments' too
+from tfrnn.training import machine  # TensorFlow-free
+from tfrnn.training.machine import peak_memory_bytes, rss_bytes  # noqa: F401 - the experiments' too
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
@@ -172,7 +172,7 @@ def environment():
 
 
 def _device():
-    """`tfrnn.machine.device()`, or the GPU PyTorch sees where TensorFlow sees none."""
+    """`tfrnn.training.machine.device()`, or the GPU PyTorch sees where TensorFlow sees none."""
     torch, name = sys.modules.get("torch"), machine.device()
     if name.startswith("CPU") and torch is not None and torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
@@ -213,7 +213,7 @@ def _jsonable(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-# --- memory (read by tfrnn.machine) --------------------------------------------------
+# --- memory (read by tfrnn.training.machine) --------------------------------------------------
 
 class MemoryMeter:
     """Memory used from `start()` to `stop()`: the peak minus the use at start
@@ -261,14 +261,14 @@ def chunked_pixels(images, time_steps):
 def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unroll=1):
     """LSTM/GRU/vanilla -> last output -> softmax Dense(10), as `system` runs it.
 
-    tfrnn_*: `tfrnn.models.build_classifier` (tfrnn_dynamic with `unroll=k`:
+    tfrnn_*: `tfrnn.tasks.classify.models.build_classifier` (tfrnn_dynamic with `unroll=k`:
     `dynamic_rnn(unroll=k)`); keras_while / keras_unroll / keras_cudnn:
     `keras.layers.LSTM/GRU/SimpleRNN` with `unroll=False / True`
     (`use_cudnn=False`) or `use_cudnn=True`.
     """
     import keras
 
-    from tfrnn import models
+    from tfrnn.tasks.classify import models
 
     if system in TFRNN_SYSTEMS:
         return models.build_classifier(system[6:], cell, units, 1, 10, time_steps, features, unroll=unroll)
@@ -285,7 +285,7 @@ def build_model(system, cell="lstm", units=128, time_steps=28, features=28, unro
 
 def train_step(model, optimizer=None, variables=None, from_logits=False):
     """`step(x, y) -> loss`: one step (Adam 1e-3 unless `optimizer`) on the mean
-    sparse cross-entropy of `model(x, training=True)`; no AutoGraph, as `tfrnn.loop`."""
+    sparse cross-entropy of `model(x, training=True)`; no AutoGraph, as `tfrnn.training.loop`."""
     import keras
     import tensorflow as tf
 
@@ -304,11 +304,11 @@ def train_step(model, optimizer=None, variables=None, from_logits=False):
 
 
 def train_tfrnn(log=None, **config):
-    """`tfrnn.loop.train(Config(**config))` in a scratch model_dir; its report
+    """`tfrnn.training.loop.train(Config(**config))` (the classifier's Config) in a scratch model_dir; its report
     flattened (timing, target fields, `export_bytes`, ...) with `best_test_accuracy`,
     and `final_test_accuracy`, `steps`, `wall_seconds`, `train_seconds` of the last evaluation."""
-    from tfrnn import config as config_lib
-    from tfrnn import loop
+    from tfrnn.tasks.classify import config as config_lib
+    from tfrnn.training import loop
 
     workdir = tempfile.mkdtemp(prefix="tfrnn-experiment-train-")
     try:
@@ -582,7 +582,7 @@ def main(experiment):
         if quick and not values["output"]:
             output = pathlib.Path(tempfile.mkdtemp(prefix=f"tfrnn-{experiment.NAME}-quick-"))
             print(f"quick run: results go to the scratch directory {output}")
-        from tfrnn.cli import quiet_tensorflow
+        from tfrnn.training.cli import quiet_tensorflow
 
         quiet_tensorflow()  # no C++ start-up lines unless TF_CPP_MIN_LOG_LEVEL is set
         try:

@@ -37,7 +37,8 @@ def measure(config, partial=lambda values: None):
     import keras
     import tensorflow as tf
 
-    from tfrnn import data, graphs
+    from tfrnn import graphs
+    from tfrnn.tasks.classify import data
 
     keras.utils.set_random_seed(0)
     t, batch, arrays = config["T"], config["batch"], data.load_arrays("mnist")
@@ -74,7 +75,8 @@ def measure_export(model, config, x_all, done):
     it takes T/2 steps, and (tfrnn) forward ms with and without all states, Keras-way export."""
     import tensorflow as tf
 
-    from tfrnn import export
+    from tfrnn.tasks.classify import export
+    from tfrnn.training.export import directory_bytes
 
     tfrnn, t = config["system"].startswith("tfrnn_"), config["T"]
     meta = dict(mode=config["system"][6:], cell=config["cell"], model="rnn", dataset="mnist",
@@ -85,7 +87,7 @@ def measure_export(model, config, x_all, done):
         path, started = f"{workdir}/export", time.perf_counter()
         export.export(model, path, meta) if tfrnn else model.export(path, **keras_way)
         done("export", export_seconds=time.perf_counter() - started,
-             export_bytes=export.directory_bytes(path))  # fmt: skip
+             export_bytes=directory_bytes(path))  # fmt: skip
         if "other_length" not in config.get("phases", ["other_length"]):
             return
         loaded = tf.saved_model.load(path)
@@ -98,7 +100,7 @@ def measure_export(model, config, x_all, done):
         if tfrnn:
             done("forward", **forward_timings(model, tf.constant(x_all[: config["batch"]]), config))
             model.export(f"{workdir}/keras_way", **keras_way)
-            done("keras_export", keras_export_bytes=export.directory_bytes(f"{workdir}/keras_way"))
+            done("keras_export", keras_export_bytes=directory_bytes(f"{workdir}/keras_way"))
 
 
 def forward_timings(model, x, config):

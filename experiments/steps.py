@@ -20,7 +20,7 @@ and likewise the ratio to `cli`. Systems, every one LSTM -> softmax Dense:
   when TensorFlow sees a GPU): `harness.train_step` (sparse cross-entropy, one
   Adam 1e-3 step) around the system's `harness.build_model`;
 - cli, cli_unroll_2, cli_unroll_4, cli_bf16, cli_xla: the CLI's own step,
-  `tfrnn.loop.TrainingLoop(Config(...)).train_step` (gather the batch,
+  `tfrnn.training.loop.TrainingLoop(Config(...)).train_step` (gather the batch,
   forward, cross-entropy, clipped Adam with its cosine schedule) of `Config()`
   with the one change `CLI_SYSTEMS` names, and this process's threads.
   Building one turns op determinism on for the whole process, as the CLI
@@ -99,8 +99,9 @@ def build_steps(s, names, batch, threads, workdir):
     import keras
     import tensorflow as tf
 
-    from tfrnn import config as config_lib
-    from tfrnn import data, loop
+    from tfrnn.tasks.classify import config as config_lib
+    from tfrnn.tasks.classify import data
+    from tfrnn.training import loop
 
     arrays = data.load_arrays("mnist")
     x = tf.constant(data.to_sequences(arrays.x_train[:batch], "rows"))
@@ -115,7 +116,7 @@ def build_steps(s, names, batch, threads, workdir):
             )  # fmt: skip
             trainer = loop.TrainingLoop(config, log=lambda line: None)
             model = trainer.model
-            steps[name] = lambda train_step=trainer.train_step: train_step(indices)[0]
+            steps[name] = lambda train_step=trainer.train_step: train_step(indices)["loss"]
         else:
             keras.utils.set_random_seed(0)
             model = harness.build_model(name, "lstm", s["units"])
@@ -131,9 +132,9 @@ def build_steps(s, names, batch, threads, workdir):
 def measure(s, log=print):
     """One record per batch size and system, timed in interleaved rounds in
     this process, whose thread pools are set first to `s["threads"]`."""
-    from tfrnn import loop
+    from tfrnn.training import runtime
 
-    threads = loop.set_threads(*s["threads"])  # before TensorFlow's runtime starts
+    threads = runtime.set_threads(*s["threads"])  # before TensorFlow's runtime starts
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # a tf.function per system is no retrace

@@ -8,8 +8,8 @@ import sys
 
 import tensorflow as tf
 
-from tfrnn import config as config_lib
-from tfrnn import loop
+from tfrnn.tasks.classify import config as config_lib
+from tfrnn.training import loop
 
 model_dir, replicas = sys.argv[1], int(sys.argv[2])
 cpu = tf.config.list_physical_devices("CPU")[0]

@@ -169,7 +169,7 @@ def test_a_hung_process_is_killed_and_recorded_over_budget(tmp_path):
 
 
 def test_tfrnn_recipe_is_tfrnn_trains_default():
-    from tfrnn import config as config_lib
+    from tfrnn.tasks.classify import config as config_lib
 
     defaults = config_lib.Config()
     for name, value in bench.TFRNN_RECIPE.items():

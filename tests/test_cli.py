@@ -37,7 +37,7 @@ def test_help_imports_no_tensorflow(module):
 
 def test_library_names_load_on_first_use():
     code = (
-        "import sys, tfrnn, tfrnn.config, tfrnn.errors\n"
+        "import sys, tfrnn, tfrnn.training.config, tfrnn.training.errors\n"
         "assert 'tensorflow' not in sys.modules\n"
         "assert callable(tfrnn.static_rnn) and 'tensorflow' in sys.modules\n"
         "from tfrnn import dynamic_rnn, LSTMCell, MultiRNNCell, zero_state\n"

@@ -1,4 +1,4 @@
-"""tfrnn.clock: the evaluation schedule and records, by hand; no TensorFlow."""
+"""tfrnn.training.clock: the evaluation schedule, records and target, by hand; no TensorFlow."""
 
 import os
 import pathlib
@@ -7,15 +7,18 @@ import sys
 
 import pytest
 
-from tfrnn.clock import Clock, target_fields
+from tfrnn.training.clock import Clock, Target, target_fields
+
+ACCURACY = Target("test_accuracy", 0.9)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_clock_config_and_run_dir_load_no_tensorflow():
+def test_clock_configs_and_run_dir_load_no_tensorflow():
     code = (
         "import sys\n"
-        "import tfrnn.clock, tfrnn.config, tfrnn.run_dir, tfrnn.errors, tfrnn.cli\n"
+        "import tfrnn.training.clock, tfrnn.training.config, tfrnn.training.run_dir\n"
+        "import tfrnn.training.errors, tfrnn.training.cli, tfrnn.tasks.classify.config\n"
         "print(sorted({'tensorflow', 'keras', 'numpy'} & set(sys.modules)))\n"
     )
     printed = subprocess.run(
@@ -32,13 +35,13 @@ def test_clock_config_and_run_dir_load_no_tensorflow():
 
 def test_schedule_records_and_result():
     lines = []
-    clock = Clock(target=0.9, eval_every_steps=3, steps_per_epoch=4, log=lines.append)
+    clock = Clock(target=ACCURACY, eval_every_steps=3, steps_per_epoch=4, log=lines.append)
     clock.begin()
     due = [clock.stepped(seconds) for seconds in (5.0, 1.0, 2.0, 3.0)]
     assert due == [False, False, True, True]  # step 3 (every 3), step 4 (epoch end)
-    assert not clock.evaluated(0.5, 0.25)
+    assert not clock.evaluated({"test_accuracy": 0.5}, 0.25)
     assert clock.stepped(4.0) is False
-    assert clock.evaluated(0.95, 0.5)  # at step 5: reached
+    assert clock.evaluated({"test_accuracy": 0.95}, 0.5)  # at step 5: reached
     assert [(e["step"], e["epoch"], e["step_seconds"]) for e in clock.evaluations] == [
         (4, 1.0, 11.0),
         (5, 1.25, 15.0),
@@ -55,17 +58,17 @@ def test_schedule_records_and_result():
 
 
 def test_state_resumes_records_and_sums():
-    clock = Clock(target=0.9, eval_every_steps=2, steps_per_epoch=10, log=len)
+    clock = Clock(target=ACCURACY, eval_every_steps=2, steps_per_epoch=10, log=len)
     clock.begin()
     clock.stepped(1.0)
     clock.stepped(2.0)
-    clock.evaluated(0.5, 0.5)
+    clock.evaluated({"test_accuracy": 0.5}, 0.5)
     state = clock.state()
-    resumed = Clock(0.9, 2, 10, log=len, state=state)
+    resumed = Clock(ACCURACY, 2, 10, log=len, state=state)
     assert resumed.step == 2 and resumed.evaluations == clock.evaluations
     assert resumed.step_sum == 3.0 and resumed.eval_seconds == 0.5
     assert not resumed.reached
-    assert Clock(0.4, 2, 10, log=len, state=state).reached  # a lower target
+    assert Clock(Target("test_accuracy", 0.4), 2, 10, log=len, state=state).reached  # lower
     resumed.begin()
     assert resumed.seconds() >= state["wall_seconds"]  # the wall clock goes on
 
@@ -77,7 +80,7 @@ def test_target_fields_take_the_first_evaluation_at_the_target(target, step):
              test_accuracy=a)
         for s, a in ((1, 0.4), (2, 0.6), (3, 0.8), (4, 0.7))
     ]
-    fields = target_fields(evaluations, target)
+    fields = target_fields(evaluations, Target("test_accuracy", target))
     assert fields["target_reached"] is (step is not None)
     assert fields["seconds_to_target"] == step
     assert fields["epochs_to_target"] == (step / 4 if step else None)

@@ -27,7 +27,7 @@ import tensorflow as tf
 import tf1_programs
 import tfrnn
 from test_tf1_reference import run_beside_tf1
-from tfrnn import data as tfrnn_data
+from tfrnn.tasks.classify import data as tfrnn_data
 from tfrnn import tf1_checkpoint
 from tfrnn.compat.v1 import nn
 

@@ -10,9 +10,11 @@ import sys
 import pytest
 from absl import flags
 
-from tfrnn import config as config_lib
-from tfrnn import inference, loop, predict
-from tfrnn.errors import RunDirError
+from tfrnn.tasks.classify import config as config_lib
+from tfrnn import predict
+from tfrnn.tasks.classify import inference
+from tfrnn.training import loop
+from tfrnn.training.errors import RunDirError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(

@@ -7,8 +7,8 @@ import socket
 import numpy as np
 import pytest
 
-from tfrnn import data
-from tfrnn.data import DataError
+from tfrnn.tasks.classify import data
+from tfrnn.training.errors import DataError
 
 MNIST_FILES = sorted(p.name for p in data.MNIST_DIR.glob("*.gz"))
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -17,7 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # experiments/ is not an installed package
 from experiments import harness  # noqa: E402
-from tfrnn import data  # noqa: E402
+from tfrnn.tasks.classify import data  # noqa: E402
 NUMBER = (int, float)
 
 
@@ -472,22 +472,6 @@ def test_steps_rounds_put_every_system_in_every_place():
     assert orders[1] == ["b", "c", "a"]
     for place in range(3):
         assert sorted(order[place] for order in orders) == names
-
-
-def test_target_fields_take_the_first_evaluation_at_the_target():
-    from tfrnn import report
-
-    evaluations = [
-        {"test_accuracy": 0.5, "seconds": 1.0},
-        {"test_accuracy": 0.9, "seconds": 2.0},
-        {"test_accuracy": 0.95, "seconds": 3.0},
-    ]
-    for e in evaluations:
-        e.update(train_seconds=e["seconds"] / 2, step_seconds=0.1, epoch=e["seconds"])
-    assert report.target_fields(evaluations, 0.9)["seconds_to_target"] == 2.0
-    assert report.target_fields(evaluations, 0.9)["target_reached"]
-    assert report.target_fields(evaluations, 0.99)["seconds_to_target"] is None
-    assert not report.target_fields(evaluations, 0.99)["target_reached"]
 
 
 def test_command_lines_refuse_bad_flags(tmp_path):

@@ -5,7 +5,7 @@ import pathlib
 import subprocess
 import sys
 
-from tfrnn import data
+from tfrnn.tasks.classify import data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

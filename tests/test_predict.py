@@ -13,10 +13,12 @@ import tensorflow as tf
 from absl import flags
 from matplotlib import image as mpimg
 
-from tfrnn import figures, inference, predict
-from tfrnn import config as config_lib
-from tfrnn import loop
-from tfrnn.errors import RunDirError
+from tfrnn import predict
+from tfrnn.tasks.classify import figures, inference
+from tfrnn.training import run_dir
+from tfrnn.tasks.classify import config as config_lib
+from tfrnn.training import loop
+from tfrnn.training.errors import RunDirError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -199,16 +201,16 @@ def test_auto_format_falls_back_to_the_keras_file(runs, tmp_path, capsys):
 def test_a_run_saved_before_the_new_flags_reads_as_it_ran(runs, tmp_path):
     """A config.json without unroll, bidirectional, precision and threads (a
     run of an earlier tfrnn) reads as what that run ran, and resumes."""
-    from tfrnn.run_dir import RunDir
+    from tfrnn.training.run_dir import RunDir
 
     copy = tmp_path / "run"
     shutil.copytree(runs["dynamic"], copy)
     saved = json.loads((copy / "config.json").read_text())
-    new_fields = ("unroll", "bidirectional", "precision", "intra_op_threads",
+    new_fields = ("task", "unroll", "bidirectional", "precision", "intra_op_threads",
                   "inter_op_threads")  # fmt: skip
     old = {k: v for k, v in saved.items() if k not in new_fields}
     (copy / "config.json").write_text(json.dumps(old))
-    config = inference.read_config(copy)
+    config = run_dir.read_run_config(copy)
     assert (config.unroll, config.bidirectional, config.precision) == (1, False, "float32")
     assert (config.intra_op_threads, config.inter_op_threads) == (0, 0)
     today = config_lib.Config(**{**saved, "intra_op_threads": 1, "inter_op_threads": 2})
@@ -250,6 +252,8 @@ def test_missing_export_says_train_first(runs, tmp_path):
 
 
 def test_cli_missing_export_exits_with_the_message(tmp_path):
+    """A run that has not exported yet (its config.json only, as in training)."""
+    shutil.copy(pathlib.Path(__file__).parent / "data/run-4669887/config.json", tmp_path)
     process = subprocess.run(
         [sys.executable, "-m", "tfrnn.predict", f"--model_dir={tmp_path}"],
         check=False,

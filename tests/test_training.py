@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrnn import data, export
-from tfrnn import config as config_lib
-from tfrnn import loop
-from tfrnn import state
-from tfrnn import report as report_lib
+from tfrnn.tasks.classify import config as config_lib
+from tfrnn.tasks.classify import data, export
+from tfrnn.training import loop, optimizers, run_dir, runtime
+from tfrnn.training import report as report_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SMALL = dict(
@@ -96,7 +95,7 @@ def test_files_are_written_0644(static_run, tmp_path):
         assert (model_dir / name).stat().st_mode & 0o777 == 0o644, name
     previous = os.umask(0o027)
     try:
-        report_lib.write_json(tmp_path / "r.json", {})
+        run_dir.write_json(tmp_path / "r.json", {})
     finally:
         os.umask(previous)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o640
@@ -334,9 +333,9 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
     from experiments import baselines
 
     config = config_lib.Config(learning_rate=0.01, schedule="cosine", decay_epochs=2)
-    optimizer = state.make_optimizer(config, steps_per_epoch=50)  # 100 steps
+    optimizer = optimizers.make_optimizer(config, steps_per_epoch=50)  # 100 steps
     optimizer.build([tf.Variable(0.0)])
-    floor = config_lib.COSINE_FLOOR
+    floor = optimizers.COSINE_FLOOR
     assert baselines.COSINE_FLOOR == floor  # PyTorch's schedule is the same
     assert baselines.EVAL_BATCH == config_lib.EVAL_BATCH  # and its evaluations
     quarter = floor + (1 - floor) * (1 + np.cos(np.pi / 4)) / 2
@@ -351,7 +350,7 @@ def test_cosine_schedule_decays_over_its_epochs_from_the_saved_step():
         expected = 0.01 * factor
         assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
         assert baselines.cosine_decay(step, 100) == pytest.approx(factor)
-    constant = state.make_optimizer(
+    constant = optimizers.make_optimizer(
         config_lib.Config(learning_rate=0.01, schedule="constant"), 50
     )
     constant.build([tf.Variable(0.0)])
@@ -408,7 +407,7 @@ def test_cli_refuses_bad_flags_with_messages(tmp_path):
 
 
 def test_permuted_export_reads_images_in_the_training_order(tmp_path):
-    from tfrnn import models
+    from tfrnn.tasks.classify import models
 
     model = models.build_classifier("dynamic", "gru", 8, time_steps=784, features=1)
     meta = {
@@ -443,7 +442,7 @@ def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
         )
         trainer = loop.TrainingLoop(config, log=lambda line: None)
         indices = tf.range(config.batch_size, dtype=tf.int32)
-        losses[jit_compile] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
+        losses[jit_compile] = [float(trainer.train_step(indices)["loss"]) for _ in range(2)]
         weights[jit_compile] = [v.numpy() for v in trainer.model.trainable_variables]
         assert trainer.xla_ran() is jit_compile
     assert losses[True][1] < losses[True][0]  # the first step changed the weights
@@ -464,9 +463,9 @@ def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
         )
         trainer = loop.TrainingLoop(config, log=lambda line: None)
         indices = tf.range(config.batch_size, dtype=tf.int32)
-        losses[name] = [float(trainer.train_step(indices)[0]) for _ in range(2)]
+        losses[name] = [float(trainer.train_step(indices)["loss"]) for _ in range(2)]
         weights[name] = [v.numpy() for v in trainer.model.trainable_variables]
-        ran = report_lib.unroll_ran(trainer.model, trainer.data.time_steps)
+        ran = report_lib.unroll_ran(trainer.model, trainer.task.time_steps)
         assert ran == {"loop": 1, "other": 28 if mode == "static" else unroll}[name]
     assert losses["other"][1] < losses["other"][0]
     np.testing.assert_allclose(losses["other"], losses["loop"], rtol=1e-5)
@@ -562,12 +561,10 @@ def tfrnn_dynamic(cell, sequences):
 def test_threads_are_reported_as_the_process_has_them(tmp_path):
     """In a process whose TensorFlow has started, thread pools no longer
     change: the report says the ones that ran, not the ones asked for."""
-    from tfrnn import loop
-
     tf.constant(1.0) + 1.0  # the runtime runs
-    kept = loop.set_threads(0, 0)
+    kept = runtime.set_threads(0, 0)
     asked = kept["intra_op"] + 3
-    assert loop.set_threads(asked, 0) == kept
+    assert runtime.set_threads(asked, 0) == kept
     assert kept == {
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -589,6 +586,6 @@ def test_mixed_bfloat16_trains_in_bfloat16_with_float32_weights(tmp_path):
     hidden = rnn(tf.zeros([2, 28, 28]))
     assert hidden.dtype == tf.bfloat16
     indices = tf.range(config.batch_size, dtype=tf.int32)
-    losses = [float(trainer.train_step(indices)[0]) for _ in range(3)]
+    losses = [float(trainer.train_step(indices)["loss"]) for _ in range(3)]
     assert losses[2] < losses[0]
     assert report_lib.unroll_ran(trainer.model, 28) == 1

@@ -23,7 +23,7 @@ import sys
 __version__ = "0.1.0"
 
 # The public names and their modules, imported on first use (PEP 562): a
-# CLI's `--help`, `tfrnn.config` and `tfrnn.clock` load no TensorFlow.
+# CLI's `--help` and `tfrnn.training.config` load no TensorFlow.
 _PUBLIC = {
     "DropoutWrapper": "tfrnn.cells",
     "LSTMCell": "tfrnn.cells",

@@ -1,9 +1,11 @@
-"""`python -m tfrnn.predict`: test accuracy and figures of a trained classifier.
+"""`python -m tfrnn.predict`: what a trained run measures, and its figures
+(the command; the run's task, `Task.predict`, does the work).
 
     python -m tfrnn.predict --model_dir=runs/default
     python -m tfrnn.predict --model_dir=runs/static --examples=25 --output_dir=/tmp/fig
 
-Reads the model `python -m tfrnn.train` wrote, as `--format` says:
+For a classifier (`--task=classify`), it reads the model `python -m
+tfrnn.train` wrote, as `--format` says:
 
 * `auto` (default): the SavedModel MODEL_DIR/export when it is there, else
   MODEL_DIR/model.keras (so either file alone is enough);
@@ -25,17 +27,17 @@ directory (MODEL_DIR by default):
   layer is applied; a bidirectional model's step t is both directions after
   t steps each. The last step is the model's own prediction.
 
-The library is `tfrnn.inference` (raises typed errors) and `tfrnn.figures`;
-this module only turns their errors into one line.
+The library is `tfrnn.tasks.classify.inference` (raises typed errors) and
+`tfrnn.tasks.classify.figures`; this module only turns their errors into one
+line.
 """
 
 import pathlib
-import sys
 
 from absl import app
 from absl import flags
 
-from tfrnn import cli
+from tfrnn.training import cli
 
 FLAGS = flags.FLAGS
 
@@ -84,31 +86,11 @@ def main(argv, flag_values=FLAGS):
 
 
 def _predict(model_dir, output_dir, examples, format):
-    from tfrnn import figures
-    from tfrnn import inference
+    from tfrnn import tasks
+    from tfrnn.training import run_dir
 
-    evaluation = inference.evaluate_export(model_dir, format)
-    print(
-        f"test accuracy {evaluation.accuracy:.4f} ({evaluation.correct} of "
-        f"{evaluation.examples} test examples of {evaluation.meta['dataset']}; "
-        f"{evaluation.path})"
-    )
-    if evaluation.reported is not None:
-        print(
-            f"training reported {evaluation.reported['test_accuracy']:.4f} at step "
-            f"{evaluation.reported['step']}"
-        )
-    path = figures.plot_predictions(
-        evaluation, output_dir / "predictions.png", examples
-    )
-    print(f"wrote {path}")
-    steps = inference.steps(
-        model_dir,
-        log=lambda line: print(line, file=sys.stderr),
-        weights="keras" if evaluation.format == "keras" else "checkpoint",
-    )
-    path = figures.plot_steps(steps, output_dir / "steps.png")
-    print(f"wrote {path} (weights of {steps.checkpoint})")
+    task = tasks.task_for(run_dir.read_run_config(model_dir))
+    task.predict(model_dir, output_dir, examples, format, print)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 
-from tfrnn.errors import Interrupted
-from tfrnn.errors import TfrnnError
+from tfrnn.training.errors import Interrupted
+from tfrnn.training.errors import TfrnnError
 
 
 def quiet_tensorflow():

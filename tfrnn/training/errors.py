@@ -13,6 +13,10 @@ class ConfigError(TfrnnError, ValueError):
     """A flag or `Config` field out of range, or a run directory of another run."""
 
 
+class DataError(TfrnnError, ValueError):
+    """A task's data is missing, corrupt or asked for with bad arguments."""
+
+
 class RunDirError(TfrnnError):
     """A run directory's file is missing or damaged; the message says what to do."""
 

@@ -1,26 +1,52 @@
 """The evaluation clock of a training run: step times, evaluations, target.
 
-No TensorFlow here (nor numpy): `tfrnn`'s training loop and the stock
-baselines of `experiments/` (Keras `fit`, and a PyTorch worker that must not
-load TensorFlow) time their runs with the same `Clock`, so their records
-mean the same:
+No TensorFlow here (nor numpy): the training loop and the stock baselines of
+`experiments/` (Keras `fit`, and a PyTorch worker that must not load
+TensorFlow) time their runs with the same `Clock`, so their records mean the
+same:
 
-    clock = Clock(target=0.98, eval_every_steps=100, steps_per_epoch=234)
+    clock = Clock(Target("test_accuracy", 0.98), eval_every_steps=100, steps_per_epoch=234)
     clock.begin()
     for each training step:
         if clock.stepped(seconds_of_the_step):   # every 100 steps, epoch ends
-            if clock.evaluated(test_accuracy, seconds_of_the_evaluation):
+            if clock.evaluated({"test_accuracy": a}, seconds_of_the_evaluation):
                 break                              # the target is reached
     result = clock.result(batch_size)
 
 An evaluation record holds `step`, `epoch` (fractional), `seconds` (wall
 clock since `begin`, evaluations included), `train_seconds` (the same less
-evaluation time), `step_seconds` (the sum of the timed steps) and
-`test_accuracy`. `state()` is what a checkpoint keeps to resume the clock.
+evaluation time), `step_seconds` (the sum of the timed steps) and the
+evaluation's metrics. `state()` is what a checkpoint keeps to resume the clock.
 """
 
 import statistics
 import time
+from typing import NamedTuple
+
+
+class Target(NamedTuple):
+    """Train until an evaluation's `metric` is at least `value` (at most,
+    when `higher_is_better` is False: a loss, bits per character).
+
+    >>> Target("test_accuracy", 0.98).met({"test_accuracy": 0.981})
+    True
+    >>> Target("test_bpc", 1.5, higher_is_better=False).best([{"test_bpc": 1.7}, {"test_bpc": 1.6}])
+    1.6
+    """
+
+    metric: str
+    value: float
+    higher_is_better: bool = True
+
+    def met(self, record):
+        """Whether the evaluation `record` reaches the target."""
+        measured = record[self.metric]
+        return measured >= self.value if self.higher_is_better else measured <= self.value
+
+    def best(self, evaluations):
+        """The best `metric` of `evaluations` (None for none)."""
+        values = [e[self.metric] for e in evaluations]
+        return (max if self.higher_is_better else min)(values, default=None)
 
 
 class Clock:
@@ -63,8 +89,9 @@ class Clock:
             or self.step % self.steps_per_epoch == 0
         )
 
-    def evaluated(self, accuracy, seconds):
-        """Records an evaluation that took `seconds`; returns whether it reached."""
+    def evaluated(self, metrics, seconds):
+        """Records an evaluation (`{name: value}`) that took `seconds`; returns
+        whether the target is reached."""
         self.eval_seconds += seconds
         wall = self.seconds()
         record = {
@@ -73,14 +100,16 @@ class Clock:
             "seconds": round(wall, 3),
             "train_seconds": round(wall - self.eval_seconds, 3),
             "step_seconds": round(self.step_sum, 3),
-            "test_accuracy": accuracy,
+            **metrics,
         }
         self.evaluations.append(record)
+        measured = ", ".join(f"{name.replace('_', ' ')} {value:.4f}"
+                             for name, value in metrics.items())  # fmt: skip
         self.log(
-            f"evaluation at step {self.step} (epoch {record['epoch']}): test accuracy "
-            f"{accuracy:.4f} after {record['seconds']:.1f} s"
+            f"evaluation at step {self.step} (epoch {record['epoch']}): {measured} "
+            f"after {record['seconds']:.1f} s"
         )
-        if accuracy >= self.target:
+        if self.target.met(record):
             self.reached = True
         return self.reached
 
@@ -119,12 +148,12 @@ class Clock:
 
 
 def first_at_target(evaluations, target):
-    """The first evaluation record at or above `target`, or None."""
-    return next((e for e in evaluations if e["test_accuracy"] >= target), None)
+    """The first evaluation record that meets `target` (a `Target`), or None."""
+    return next((e for e in evaluations if target.met(e)), None)
 
 
 def target_fields(evaluations, target):
-    """Report fields of the first evaluation at or above `target` (None if none)."""
+    """Report fields of the first evaluation that meets `target` (None if none)."""
     at = first_at_target(evaluations, target)
     return {
         "target_reached": at is not None,

@@ -5,9 +5,9 @@ reads; no tfrnn needed to load it) and the Keras file MODEL_DIR/model.keras
 (`keras.saving.load_model`, with tfrnn imported). `FORMATS` names them;
 "auto" takes the SavedModel when it is there, else model.keras.
 
-Library functions; each raises a `tfrnn.errors.TfrnnError` (`RunDirError`,
+Library functions; each raises a `tfrnn.training.errors.TfrnnError` (`RunDirError`,
 `DataError`) naming the file and what to do. `python -m tfrnn.predict` is the
-command line over them; `tfrnn.figures` draws what they return.
+command line over them (`Task.predict`); `figures` draws what they return.
 """
 
 from typing import NamedTuple
@@ -17,17 +17,15 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import data, evaluation, export, models, state
-from tfrnn.run_dir import RunDir, read_json
-from tfrnn.config import Config
-from tfrnn.errors import RunDirError, one_line
+from tfrnn.tasks.classify import data, evaluation, export, models
+from tfrnn.tasks.classify.config import Config
+from tfrnn.training import checkpoint
+from tfrnn.training.errors import RunDirError, one_line
+from tfrnn.training.models import recurrent_layers
+from tfrnn.training import run_dir
+from tfrnn.training.run_dir import RETRAIN, TRAIN_FIRST, RunDir, read_json
 
 FORMATS = ("auto", "saved_model", "keras")
-TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
-RETRAIN = (
-    "delete {model_dir} and train again with `python -m tfrnn.train "
-    "--model_dir={model_dir}` and the run's flags"
-)
 
 
 class Evaluation(NamedTuple):
@@ -63,30 +61,9 @@ class Steps(NamedTuple):
 # --- reading a run -------------------------------------------------------------
 
 
-def _run_dir(model_dir):
-    """The `RunDir` of `model_dir`; `RunDirError` when there is no such directory."""
-    run = RunDir(model_dir)
-    if not run.path.is_dir():
-        raise RunDirError(
-            f"--model_dir={run} does not exist; " + TRAIN_FIRST.format(model_dir=run)
-        )
-    return run
-
-
-def read_config(model_dir):
-    """The `Config` of the run in `model_dir` (from config.json)."""
-    run = _run_dir(model_dir)
-    if not run.config.exists():
-        raise RunDirError(
-            f"{run.config} is missing: {run} holds no tfrnn run; "
-            + TRAIN_FIRST.format(model_dir=run)
-        )
-    return run.read_config(RETRAIN.format(model_dir=run))
-
-
 def load_export(model_dir):
     """The exported module of the run in `model_dir`, with its `.meta`."""
-    run = _run_dir(model_dir)
+    run = run_dir.existing(model_dir)
     directory = run.export
     if not (directory / "saved_model.pb").exists():
         raise RunDirError(
@@ -104,7 +81,7 @@ def load_export(model_dir):
 
 def load_keras(model_dir):
     """The Keras model of MODEL_DIR/model.keras."""
-    run = _run_dir(model_dir)
+    run = run_dir.existing(model_dir)
     path = run.keras_model
     if not path.exists():
         raise RunDirError(
@@ -126,7 +103,7 @@ def resolve_format(model_dir, format="auto"):
     MODEL_DIR/export holds one, else model.keras when it is there."""
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of: {', '.join(FORMATS)}")
-    run = _run_dir(model_dir)
+    run = run_dir.existing(model_dir)
     if format != "auto":
         return format
     if (run.export / "saved_model.pb").exists() or not run.keras_model.exists():
@@ -162,7 +139,7 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
         module = load_export(model_dir)
         classify, meta = module.classify_images, module.meta
         path = RunDir(model_dir).export
-    config = read_config(model_dir)
+    config = run_dir.read_run_config(model_dir)
     if format == "keras":
         model = load_keras(model_dir)
         sequence = config.sequence
@@ -197,7 +174,7 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
 def checkpoint_paths(model_dir):
     """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
     was reached), then MODEL_DIR/checkpoints newest first."""
-    run = _run_dir(model_dir)
+    run = run_dir.existing(model_dir)
     paths = []
     if run.target.with_name("ckpt.index").exists():
         paths.append(str(run.target))
@@ -218,10 +195,10 @@ def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
 
     Returns `(model, checkpoint path)`.
     """
-    config = read_config(model_dir)
+    config = run_dir.read_run_config(model_dir)
     model = models.classifier_for(config, num_classes, time_steps, features)
-    path = state.restore_first_readable(
-        lambda path: state.restore_model(model, path),
+    path = checkpoint.restore_first_readable(
+        lambda path: checkpoint.restore_model(model, path),
         checkpoint_paths(model_dir),
         log,
         RETRAIN.format(model_dir=model_dir),
@@ -252,7 +229,7 @@ def step_probabilities(model, sequences):
             return_sequences=True,
             dtype=layer.dtype_policy,
         )(x, training=False)
-        for layer in models.recurrent_layers(model)
+        for layer in recurrent_layers(model)
     ]
     outputs = tf.concat(outputs, axis=-1)  # Bidirectional's merge_mode="concat"
     return np.asarray(model.get_layer("classes")(outputs))
@@ -266,7 +243,7 @@ def steps(model_dir, examples=4, log=print, weights="checkpoint"):
     of MODEL_DIR/model.keras. The probabilities of the last step must equal
     the model's own prediction (to 1e-5): an AssertionError says they do not.
     """
-    config = read_config(model_dir)
+    config = run_dir.read_run_config(model_dir)
     images, labels, num_classes = load_test_set(
         config.dataset, config.data_dir, config.test_examples
     )

@@ -4,7 +4,7 @@ its accuracy."""
 import numpy as np
 import tensorflow as tf
 
-from tfrnn.config import EVAL_BATCH
+from tfrnn.tasks.classify.config import EVAL_BATCH
 
 
 def predictor(model):

@@ -1,12 +1,13 @@
 """A run's directory (`--model_dir`): its files, and what may be written when.
 
-    MODEL_DIR/config.json      the run's `Config`, written right before step 1
+    MODEL_DIR/config.json      the run's config (its task's `Config`), written
+                               right before step 1
     MODEL_DIR/checkpoints/     the last two checkpoints (weights, optimizer,
                                data position, evaluations so far)
     MODEL_DIR/target/ckpt      the weights that first reached the target
-    MODEL_DIR/export/          the SavedModel (`tfrnn.export`)
+    MODEL_DIR/export/          the SavedModel (`tfrnn.training.export`)
     MODEL_DIR/model.keras      the Keras model (`keras.saving.load_model`)
-    MODEL_DIR/report.json      the run report (`tfrnn.report`)
+    MODEL_DIR/report.json      the run report (`tfrnn.training.report`)
     MODEL_DIR/logs/            TensorBoard
 
 `RunDir.check` reads and writes nothing but refuses a directory the run
@@ -18,9 +19,16 @@ import os
 import pathlib
 import tempfile
 
-from tfrnn.config import Config
-from tfrnn.errors import ConfigError
-from tfrnn.errors import RunDirError
+from tfrnn import tasks
+from tfrnn.training.errors import ConfigError
+from tfrnn.training.errors import RunDirError
+
+
+TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
+RETRAIN = (
+    "delete {model_dir} and train again with `python -m tfrnn.train "
+    "--model_dir={model_dir}` and the run's flags"
+)
 
 
 class RunDir:
@@ -47,7 +55,7 @@ class RunDir:
         """Refuses a directory this run cannot use; writes nothing.
 
         It must be creatable; its config.json, if any, must be readable and
-        hold this configuration (up to `Config.RESUMABLE`); checkpoints
+        hold this configuration (up to its `RESUMABLE` fields); checkpoints
         without a config.json are refused (they cannot be checked).
         """
         _check_writable(self.path)
@@ -61,9 +69,9 @@ class RunDir:
             return
         saved = self.read_config(self.start_over).as_dict()
         differs = [
-            f"{name}={saved[name]!r} there, {value!r} now"
+            f"{name}={saved.get(name)!r} there, {value!r} now"
             for name, value in config.as_dict().items()
-            if name not in Config.RESUMABLE and saved[name] != value
+            if name not in config.RESUMABLE and saved.get(name) != value
         ]
         if differs:
             raise ConfigError(
@@ -78,12 +86,35 @@ class RunDir:
         write_json(self.config, config.as_dict())
 
     def read_config(self, what_to_do):
-        """The `Config` in config.json (fields it does not know are dropped)."""
-        return Config.from_saved(read_json(self.config, what_to_do))
+        """The config in config.json, of the task it names (fields that task
+        does not know are dropped)."""
+        return tasks.config_from_saved(read_json(self.config, what_to_do))
 
     def exported(self):
         """Whether the run got as far as its export and report."""
         return (self.export / "saved_model.pb").exists() and self.report.exists()
+
+
+def existing(model_dir):
+    """The `RunDir` of `model_dir`; `RunDirError` when there is no such directory."""
+    run = RunDir(model_dir)
+    if not run.path.is_dir():
+        raise RunDirError(
+            f"--model_dir={run} does not exist; " + TRAIN_FIRST.format(model_dir=run)
+        )
+    return run
+
+
+def read_run_config(model_dir):
+    """The config of the finished or running run in `model_dir` (config.json),
+    for reading it back; `RunDirError` saying what to do when there is none."""
+    run = existing(model_dir)
+    if not run.config.exists():
+        raise RunDirError(
+            f"{run.config} is missing: {run} holds no tfrnn run; "
+            + TRAIN_FIRST.format(model_dir=run)
+        )
+    return run.read_config(RETRAIN.format(model_dir=run))
 
 
 def _check_writable(path):

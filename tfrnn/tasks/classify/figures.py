@@ -1,7 +1,7 @@
 """The figures of a trained run: test predictions, and probabilities per step.
 
 Matplotlib's Agg canvas only (no pyplot, no display). Each function takes
-what `tfrnn.inference` returns and writes one PNG.
+what `inference` returns and writes one PNG.
 """
 
 import math

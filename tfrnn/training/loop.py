@@ -1,19 +1,20 @@
-"""The training loop: to a target test accuracy, nothing lost when stopped.
+"""The training loop: to a task's target, nothing lost when stopped.
 
-The training set stays in memory as one tensor; a `tf.data` pipeline of
-example indices (a seeded permutation per epoch) says which rows make each
-batch. The data position is then two integers, `epoch` and `step`, saved in
-the same checkpoint as the weights and the optimizer (`tfrnn.state`): a run
-killed at any moment resumes from its last checkpoint and, with op
-determinism on, ends with the same weights as a run never interrupted.
-SIGINT and SIGTERM stop it at the next step boundary, after a checkpoint.
+What is learned is the task's (`tfrnn.training.task.Task`, chosen by
+`config.task`): its data, model, loss, evaluation, target and export. The
+loop owns the run. A task's batches are the same for every run of a config
+from `(epoch, step)` on, so the data position is two integers, saved in the
+same checkpoint as the weights, the optimizer and the task's own state
+(`tfrnn.training.checkpoint`): a run killed at any moment resumes from its
+last checkpoint and, with op determinism on, ends with the same weights as
+a run never interrupted. SIGINT and SIGTERM stop it at the next step
+boundary, after a checkpoint.
 
-    report = tfrnn.loop.train(tfrnn.config.Config(mode="static"))
+    report = loop.train(tasks.config_class("classify")(mode="static"))
 
-Pieces: `tfrnn.run_dir` (the directory and when it is written),
-`tfrnn.state` (the checkpoint), `tfrnn.clock` (times and evaluation
-records), `tfrnn.evaluation` (test accuracy), `tfrnn.export` and
-`tfrnn.report` (what a finished run leaves).
+Pieces: `run_dir` (the directory and when it is written), `checkpoint`,
+`runtime` (threads, strategy), `clock` (times, evaluation records, target),
+`report` (what a finished run says).
 """
 
 import contextlib
@@ -22,21 +23,18 @@ import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfrnn import data as data_lib
-from tfrnn import evaluation
-from tfrnn import export as export_lib
-from tfrnn import report as report_lib
-from tfrnn import state as state_lib
-from tfrnn.clock import Clock
-from tfrnn.clock import first_at_target
-from tfrnn.errors import ConfigError
-from tfrnn.errors import Interrupted
-from tfrnn.run_dir import RunDir
-from tfrnn.run_dir import read_json
-from tfrnn.run_dir import write_json
+from tfrnn import tasks
+from tfrnn.training import report as report_lib
+from tfrnn.training import runtime
+from tfrnn.training.checkpoint import TrainingState
+from tfrnn.training.clock import Clock
+from tfrnn.training.clock import first_at_target
+from tfrnn.training.errors import Interrupted
+from tfrnn.training.run_dir import RunDir
+from tfrnn.training.run_dir import read_json
+from tfrnn.training.run_dir import write_json
 
 
 def train(config, strategy=None, log=print):
@@ -55,38 +53,25 @@ class TrainingLoop:
         self.run_dir.check(config)
         # Thread pools and a multi-worker strategy must be set before
         # TensorFlow starts its runtime (in a CLI, here).
-        self.threads = set_threads(config.intra_op_threads, config.inter_op_threads)
-        self.strategy = strategy or state_lib.make_strategy(config.strategy)
-        self.chief = state_lib.is_chief(self.strategy)
+        self.threads = runtime.set_threads(config.intra_op_threads, config.inter_op_threads)
+        self.strategy = strategy or runtime.make_strategy(config.strategy)
+        self.chief = runtime.is_chief(self.strategy)
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        self.data = data_lib.load(
-            config.dataset,
-            config.sequence,
-            config.batch_size,
-            config.seed,
-            config.train_examples,
-            config.test_examples,
-            config.data_dir,
-            pipelines=False,  # the loop batches example indices (index_batches)
-        )
-        self.steps_per_epoch = steps_per_epoch(config, len(self.data.x_train))
-        notice = static_build_notice(config, self.data.time_steps)
+        self.task = tasks.task_for(config)
+        self.task.load_data()
+        self.steps_per_epoch = self.task.steps_per_epoch
+        notice = static_build_notice(config, self.task.time_steps)
         if notice:
             log(notice)
-        self.state = state_lib.TrainingState(
-            config, self.data, self.strategy, self.steps_per_epoch, self._checkpoints()
-        )
+        self.state = TrainingState(self.task, self.strategy, self._checkpoints())
         self.model, self.optimizer = self.state.model, self.state.optimizer
-        self.x_train = tf.constant(self.data.x_train)
-        self.y_train = tf.constant(self.data.y_train)
         # No AutoGraph: the step has no tensor-dependent Python control flow,
         # and converting the Keras call tree took most of the trace time.
         self.train_step = tf.function(
             self._train_step, jit_compile=config.jit_compile, autograph=False
         )
-        self.predict = evaluation.predictor(self.model)
         self.clock = self.writer = self.trace_seconds = None  # set by `run`
 
     def _checkpoints(self):
@@ -97,44 +82,35 @@ class TrainingLoop:
 
     # --- the steps -----------------------------------------------------------
 
-    def _train_step(self, indices):
-        def replica_step(indices):
-            x = tf.gather(self.x_train, indices)
-            y = tf.gather(self.y_train, indices)
+    def _train_step(self, batch):
+        """One step on `batch`: `{"loss": sum, **the task's sums}` over the
+        global batch."""
+
+        def replica_step(batch):
             with tf.GradientTape() as tape:
-                probabilities = self.model(x, training=True)
-                per_example = keras.losses.sparse_categorical_crossentropy(
-                    y, probabilities
-                )
-                loss = tf.reduce_sum(per_example) / self.config.batch_size
+                loss_sum, sums = self.task.loss(self.model, batch)
+                loss = loss_sum / self.task.examples_per_step
             variables = self.model.trainable_variables
             gradients = tape.gradient(loss, variables)
             self.optimizer.apply_gradients(zip(gradients, variables))
-            correct = tf.reduce_sum(
-                tf.cast(tf.argmax(probabilities, -1) == y, tf.float32)
-            )
-            return tf.reduce_sum(per_example), correct
+            return {"loss": loss_sum, **sums}
 
-        loss_sum, correct = self.strategy.run(replica_step, args=(indices,))
-        total = self.strategy.reduce("SUM", loss_sum, axis=None)
-        correct = self.strategy.reduce("SUM", correct, axis=None)
-        return total, correct
+        sums = self.strategy.run(replica_step, args=(batch,))
+        return {
+            name: self.strategy.reduce("SUM", value, axis=None)
+            for name, value in sums.items()
+        }
 
     def evaluate(self):
-        """Test accuracy over the whole test set."""
-        return evaluation.accuracy(self.predict, self.data.x_test, self.data.y_test)
+        """The task's metrics on its held-out data."""
+        return self.task.evaluate(self.model)
 
-    def index_batches(self, epoch, first_step):
-        """This epoch's batches of example indices, from step `first_step` on."""
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(
-            len(self.data.x_train)
+    def batches(self, epoch, first_step):
+        """This epoch's batches (the task's), from step `first_step` on,
+        distributed over the replicas."""
+        return self.strategy.experimental_distribute_dataset(
+            self.task.batches(epoch, first_step)
         )
-        batches = data_lib.without_autotune(
-            tf.data.Dataset.from_tensor_slices(order.astype(np.int32))
-            .skip(first_step * self.config.batch_size)
-            .batch(self.config.batch_size, drop_remainder=True)
-        )
-        return self.strategy.experimental_distribute_dataset(batches)
 
     # --- the run ---------------------------------------------------------------
 
@@ -159,10 +135,11 @@ class TrainingLoop:
             while not self.clock.reached and int(self.state.epoch) < config.max_epochs:
                 self._epoch(stop)
         if not self.clock.reached:
-            best = max(e["test_accuracy"] for e in self.clock.evaluations)
+            target = self.task.target
             self.log(
                 f"stopped at --max_epochs={config.max_epochs} short of the target "
-                f"{config.target_accuracy} (best test accuracy {best:.4f}); "
+                f"{target.value} (best {target.metric.replace('_', ' ')} "
+                f"{target.best(self.clock.evaluations):.4f}); "
                 "report.json says target_reached: false"
             )
         return self._finish()
@@ -173,7 +150,7 @@ class TrainingLoop:
         config = self.config
         path, clock_state = self.state.restore(self.log, self.run_dir.start_over)
         self.clock = Clock(
-            config.target_accuracy,
+            self.task.target,
             config.eval_every_steps,
             self.steps_per_epoch,
             self.log,
@@ -186,16 +163,16 @@ class TrainingLoop:
         """Steps through the rest of the current epoch (or to the target or a
         stop request, raising `Interrupted` after a checkpoint)."""
         config = self.config
-        for indices in self.index_batches(int(self.state.epoch), int(self.state.step)):
+        for batch in self.batches(int(self.state.epoch), int(self.state.step)):
             if self.trace_seconds is None:
                 started = time.perf_counter()
-                self.train_step.get_concrete_function(indices)
+                self.train_step.get_concrete_function(batch)
                 self.trace_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            loss_sum, correct = self.train_step(indices)
-            loss_sum = float(loss_sum)  # waits for the step to finish
+            sums = self.train_step(batch)
+            sums = {name: float(value) for name, value in sums.items()}  # waits for the step
             evaluate_now = self.clock.stepped(time.perf_counter() - started)
-            self.progress.add(config.batch_size, loss_sum, float(correct))
+            self.progress.add(self.task.examples_per_step, sums)
             epoch, step = self.state.position()
             end_of_epoch = self.state.advance()
             global_step = self.clock.step
@@ -218,26 +195,30 @@ class TrainingLoop:
                 return
 
     def _log_progress(self, epoch, step, global_step):
-        loss, accuracy, per_second = self.progress.take()
+        means, per_second = self.progress.take()
+        labels = {"loss": "loss", **self.task.progress_labels}
+        measured = " ".join(f"{labels[name]} {means[name]:.4f}" for name in labels)
+        unit = self.task.unit
         self.log(
-            f"epoch {epoch} step {step}/{self.steps_per_epoch} loss {loss:.4f} "
-            f"train acc {accuracy:.4f} {per_second:.0f} examples/s"
+            f"epoch {epoch} step {step}/{self.steps_per_epoch} {measured} "
+            f"{per_second:.0f} {unit}/s"
         )
         with self.writer.as_default(step=global_step):
-            tf.summary.scalar("train/loss", loss)
-            tf.summary.scalar("train/accuracy", accuracy)
-            tf.summary.scalar("train/examples_per_second", per_second)
+            for name, mean in means.items():
+                tf.summary.scalar(f"train/{name}", mean)
+            tf.summary.scalar(f"train/{unit}_per_second", per_second)
 
     def _evaluate(self):
         started = time.perf_counter()
-        accuracy = self.evaluate()
-        reached = self.clock.evaluated(accuracy, time.perf_counter() - started)
+        metrics = self.evaluate()
+        reached = self.clock.evaluated(metrics, time.perf_counter() - started)
         with self.writer.as_default(step=self.clock.step):
-            tf.summary.scalar("test/accuracy", accuracy)
+            for name, value in metrics.items():  # "split_metric" as split/metric
+                tf.summary.scalar(name.replace("_", "/", 1), value)
         if reached and self.chief:
             self.state.write(self.run_dir.target)
             self.log(
-                f"target {self.config.target_accuracy} reached: kept "
+                f"target {self.task.target.value} reached: kept "
                 f"{self.run_dir.target.parent}"
             )
 
@@ -248,14 +229,12 @@ class TrainingLoop:
         ended = self.clock.reached or int(self.state.epoch) >= config.max_epochs
         if not (ended and self.run_dir.exported()):
             return False  # to train, or stopped while exporting: export again
+        target = self.task.target
         if self.clock.reached:
-            first = first_at_target(self.clock.evaluations, config.target_accuracy)
-            how = f"target {config.target_accuracy} reached at epoch {first['epoch']}"
+            first = first_at_target(self.clock.evaluations, target)
+            how = f"target {target.value} reached at epoch {first['epoch']}"
         else:
-            how = (
-                f"--max_epochs={config.max_epochs} run, short of the target "
-                f"{config.target_accuracy}"
-            )
+            how = f"--max_epochs={config.max_epochs} run, short of the target {target.value}"
         self.log(
             f"{self.run_dir} holds a finished run ({how}): nothing to do; its "
             f"report is {self.run_dir.report} (raise --max_epochs to train on)"
@@ -264,19 +243,11 @@ class TrainingLoop:
 
     def _finish(self):
         """Exports the model and writes the report (the chief only)."""
-        exported = None
-        if self.chief:
-            exported = export_lib.export_run(
-                self.model,
-                self.config,
-                self.data,
-                self.run_dir.export,
-                self.run_dir.keras_model,
-            )
+        exported = self.task.export(self.model, self.run_dir) if self.chief else None
         report = report_lib.run_report(
             self.config,
             self.clock,
-            self.data,
+            self.task,
             self.model,
             trace_seconds=self.trace_seconds,
             xla=self.xla_ran(),
@@ -300,60 +271,26 @@ class TrainingLoop:
 
 
 class _Progress:
-    """Loss, accuracy and speed over the steps since the last progress line."""
+    """The step sums (loss, the task's) and speed since the last progress line."""
 
     def __init__(self):
-        self.examples, self.loss, self.correct = 0, 0.0, 0.0
+        self.examples, self.sums = 0, {}
         self.start = time.perf_counter()
 
-    def add(self, examples, loss_sum, correct):
+    def add(self, examples, sums):
         self.examples += examples
-        self.loss += loss_sum
-        self.correct += correct
+        for name, value in sums.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
 
     def take(self):
-        """`(mean loss, accuracy, examples per second)`, and starts over."""
+        """`({name: mean per example}, examples per second)`, and starts over."""
         seen = max(self.examples, 1)
         taken = (
-            self.loss / seen,
-            self.correct / seen,
+            {name: total / seen for name, total in self.sums.items()},
             self.examples / (time.perf_counter() - self.start),
         )
         self.__init__()
         return taken
-
-
-def set_threads(intra_op, inter_op):
-    """Sets TensorFlow's thread pools where asked (0 leaves TensorFlow's
-    choice); returns those the process has: `{"intra_op": n, "inter_op": m}`
-    (0: TensorFlow's choice, one thread per core).
-
-    A per-process setting: once TensorFlow's runtime has started (any op ran
-    in this process) they no longer change, and the ones kept are returned,
-    for the report to say what ran.
-    """
-    threading_config = tf.config.threading
-    for wanted, get, set_ in (
-        (
-            intra_op,
-            threading_config.get_intra_op_parallelism_threads,
-            threading_config.set_intra_op_parallelism_threads,
-        ),
-        (
-            inter_op,
-            threading_config.get_inter_op_parallelism_threads,
-            threading_config.set_inter_op_parallelism_threads,
-        ),
-    ):
-        if wanted and get() != wanted:
-            try:
-                set_(wanted)
-            except RuntimeError:  # the runtime has started: kept as it is
-                pass
-    return {
-        "intra_op": threading_config.get_intra_op_parallelism_threads(),
-        "inter_op": threading_config.get_inter_op_parallelism_threads(),
-    }
 
 
 def read_report(run_dir):
@@ -361,16 +298,6 @@ def read_report(run_dir):
     return read_json(
         run_dir.report, f"delete it to report again, or {run_dir.start_over}"
     )
-
-
-def steps_per_epoch(config, examples):
-    """Full batches per epoch (the last partial one is dropped)."""
-    if examples // config.batch_size == 0:
-        raise ConfigError(
-            f"--batch_size={config.batch_size} is larger than the "
-            f"{examples} training examples; lower it"
-        )
-    return examples // config.batch_size
 
 
 def static_build_notice(config, time_steps, threshold=100):

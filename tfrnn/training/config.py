@@ -1,71 +1,46 @@
-"""A training run's configuration: one dataclass, its choices, its checks.
+"""A training run's configuration: the fields every task shares, their
+choices, help and checks.
 
-No TensorFlow here: the CLIs read their flags' defaults and choices from this
-module before anything heavy is imported (`python -m tfrnn.train --help`
-answers at once).
+Each task's `Config` subclasses `RunConfig` with its own fields (its data,
+its target): one flat dataclass per task, one flag per field, one
+config.json. No TensorFlow here: the CLIs read their flags' defaults,
+choices and help from these classes before anything heavy is imported
+(`python -m tfrnn.train --help` answers at once).
 """
 
 import dataclasses
 
-from tfrnn.errors import ConfigError
+from tfrnn.training.errors import ConfigError
 
-MODES = ("static", "dynamic")
-CELLS = ("rnn", "gru", "lstm", "peephole_lstm")
-MODELS = ("rnn", "cnn_rnn")
-SEQUENCES = ("rows", "pixels", "permuted")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
-STRATEGIES = ("default", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_bfloat16")
-# Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
-# of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU;
-# experiments/README.md, "Evaluation batch").
-EVAL_BATCH = 5000
-CHOICES = {
-    "mode": MODES,
-    "cell": CELLS,
-    "model": MODELS,
-    "sequence": SEQUENCES,
-    "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
-    "strategy": STRATEGIES,
-    "precision": PRECISIONS,
-}
 
 
 @dataclasses.dataclass
-class Config:
-    """One training run; the defaults train LSTM-128 on MNIST rows to 98 %."""
+class RunConfig:
+    """What every task's run has: the recurrence, the optimizer, the schedule
+    of steps, evaluations and checkpoints, the run directory and the runtime."""
 
+    task: str = None  # each task's Config sets its name
     mode: str = "dynamic"
     unroll: int = 1  # dynamic: steps per while-loop iteration (static is k = T)
-    bidirectional: bool = False
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
-    model: str = "rnn"
-    dataset: str = "mnist"
-    data_dir: str = None
-    sequence: str = "rows"
-    # The recipe: the fastest to 98 % of the recipe sweep (`python -m experiments.bench
-    # --recipes=sweep`, experiments/results/recipe_sweep.md): Adam 1e-2, clipped to global norm
-    # 1, decayed to 1e-3 over 2 epochs of batch 256.
+    # The recipe: the fastest to the default target of the recipe sweep (`python -m
+    # experiments.bench --recipes=sweep`, experiments/results/recipe_sweep.md): Adam 1e-2,
+    # clipped to global norm 1, decayed to 1e-3 over 2 epochs of batch 256.
     batch_size: int = 256
     optimizer: str = "adam"
     learning_rate: float = 1e-2
     clip_norm: float = 1.0
     schedule: str = "cosine"  # or "constant"
     decay_epochs: float = 2.0  # cosine: to learning_rate * COSINE_FLOOR
-    target_accuracy: float = 0.98
     max_epochs: int = 20
-    eval_every_steps: int = 100  # 25,600 examples at batch 256
+    eval_every_steps: int = 100
     checkpoint_every_steps: int = 100
     log_every_steps: int = 25
     model_dir: str = "runs/default"
     seed: int = 0
-    train_examples: int = None
-    test_examples: int = None
     # The fast path, measured on a 2-core CPU (experiments/results/fast_path.md;
     # rerun with `python -m experiments.steps`, see experiments/README.md):
     # TensorFlow's thread pools at 1 thread per op, 2 ops at once (0: TensorFlow's
@@ -73,27 +48,63 @@ class Config:
     # did not, so they stay off.
     jit_compile: bool = False
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 computations
-    intra_op_threads: int = 1  # set before TensorFlow starts (tfrnn.loop.set_threads)
+    intra_op_threads: int = 1  # set before TensorFlow starts (runtime.set_threads)
     inter_op_threads: int = 2
     strategy: str = "default"
     deterministic: bool = True
 
+    CHOICES = {
+        "mode": ("static", "dynamic"),
+        "cell": ("rnn", "gru", "lstm", "peephole_lstm"),
+        "optimizer": ("adam", "sgd", "rmsprop"),
+        "schedule": ("constant", "cosine"),
+        "strategy": ("default", "mirrored", "multi_worker"),
+        "precision": ("float32", "mixed_bfloat16"),
+    }
+    HELP = {
+        "task": "What to train (each task adds flags of its own, below).",
+        "mode": "static or dynamic unrolling.",
+        "unroll": "Dynamic: steps per while-loop iteration, each block unrolled "
+        "(1: the plain loop; static is K = T).",
+        "cell": "Recurrent cell.",
+        "units": "Units per recurrent layer.",
+        "layers": "Stacked recurrent layers.",
+        "batch_size": "Global batch size.",
+        "optimizer": "Optimizer.",
+        "learning_rate": "Learning rate.",
+        "clip_norm": "Clip gradients to this global norm (0: no clipping).",
+        "schedule": "Learning rate: constant, or cosine decay to a tenth over "
+        "--decay_epochs.",
+        "decay_epochs": "Epochs of the cosine decay.",
+        "max_epochs": "Stop after this many epochs.",
+        "eval_every_steps": "Evaluate on the test set every N steps (and at each "
+        "epoch end).",
+        "checkpoint_every_steps": "Checkpoint every N steps (and at each epoch end).",
+        "log_every_steps": "Print progress every N steps.",
+        "model_dir": "Checkpoints, export, report.json, TensorBoard logs.",
+        "seed": "Seed of weights and data order.",
+        "jit_compile": "Compile the training step with XLA.",
+        "precision": "float32, or mixed_bfloat16 (float32 weights, bfloat16 "
+        "computations; 1.05-1.18x float32's step on a 2-core AVX512_BF16 CPU).",
+        "intra_op_threads": "Threads inside one op (0: TensorFlow's choice; 1 with "
+        "--inter_op_threads=2 measured fastest on 2 cores).",
+        "inter_op_threads": "Ops run at once (0: TensorFlow's choice).",
+        "strategy": "tf.distribute strategy.",
+        "deterministic": "Turn on TensorFlow op determinism.",
+    }
     # Fields that may change when a run is resumed; any other must match.
     RESUMABLE = (
         "max_epochs",
-        "target_accuracy",
         "eval_every_steps",
         "log_every_steps",
         "model_dir",
         "intra_op_threads",
         "inter_op_threads",
     )
-
     # What a config.json written before a field existed ran with: such a run
     # resumes, and is read back, with these values (not today's defaults).
     BEFORE_FIELD = {
         "unroll": 1,
-        "bidirectional": False,
         "precision": "float32",
         "intra_op_threads": 0,
         "inter_op_threads": 0,
@@ -101,7 +112,7 @@ class Config:
 
     @classmethod
     def from_saved(cls, saved):
-        """The `Config` of a saved config.json dict (unknown fields dropped)."""
+        """The config of a saved config.json dict (unknown fields dropped)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(
             **{**cls.BEFORE_FIELD, **{k: v for k, v in saved.items() if k in known}}
@@ -109,16 +120,10 @@ class Config:
 
     def validate(self):
         """Raises `ConfigError`, saying what to do, for any value out of range."""
-        for name, allowed in CHOICES.items():
+        for name, allowed in self.CHOICES.items():
             if getattr(self, name) not in allowed:
                 allowed = ", ".join(allowed)
                 raise ConfigError(f"--{name}={getattr(self, name)} is not one of: {allowed}")
-        if self.dataset not in ("mnist", "fashion_mnist") and not self.dataset.startswith("tfds:"):
-            raise ConfigError(
-                f"--dataset={self.dataset} is not one of: mnist, fashion_mnist, tfds:NAME")
-        if not 0.0 < self.target_accuracy <= 1.0:
-            raise ConfigError(
-                f"--target_accuracy={self.target_accuracy} must be in (0, 1], e.g. 0.98")
         positive = ("units", "layers", "batch_size", "max_epochs", "eval_every_steps",
                     "checkpoint_every_steps", "log_every_steps", "learning_rate", "decay_epochs")
         for name in positive:
@@ -141,11 +146,6 @@ class Config:
             if getattr(self, name) < 0:
                 raise ConfigError(
                     f"--{name}={getattr(self, name)} must be >= 0 (0: TensorFlow's choice)")
-        for name in ("train_examples", "test_examples"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be > 0 (or unset)")
-        if self.model == "cnn_rnn" and self.sequence != "rows":
-            raise ConfigError("--model=cnn_rnn reads images: use --sequence=rows")
 
     def as_dict(self):
         return dataclasses.asdict(self)

@@ -8,12 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
-from tfrnn import machine
-from tfrnn import models
-from tfrnn.export import directory_bytes  # noqa: F401 - also the report's
-from tfrnn.clock import median_ms  # noqa: F401 - also the report's
-from tfrnn.clock import target_fields
-from tfrnn.run_dir import write_json  # noqa: F401 - also the report's
+from tfrnn.training import machine
+from tfrnn.training import models
+from tfrnn.training.clock import target_fields
 
 
 def environment():
@@ -32,25 +29,25 @@ def environment():
 
 
 def run_report(
-    config, clock, data, model, *, trace_seconds, xla, threads, replicas, exported
+    config, clock, task, model, *, trace_seconds, xla, threads, replicas, exported
 ):
     """The report of a training run (report.json): what ran, how fast, and
-    the evaluations of `clock` (a `tfrnn.clock.Clock`). Unroll, precision,
-    XLA and threads are read from the model, the traced step and TensorFlow,
-    not from `config`."""
+    the evaluations of `clock` (a `tfrnn.training.clock.Clock`), with the
+    task's own fields (`Task.report_fields`). Kernel, unroll, precision, XLA
+    and threads are read from the model, the traced step and TensorFlow, not
+    from `config`."""
     timing = clock.result(config.batch_size)
     return {
         "environment": environment(),
         "run": config.as_dict(),
-        "kernel": kernel_name(config),
-        "unroll": unroll_ran(model, data.time_steps),
+        "kernel": kernel_name(config.cell, model),
+        "unroll": unroll_ran(model, task.time_steps),
         "xla": xla,
         "precision": models.recurrent_layers(model)[0].cell.dtype_policy.name,
         "threads": threads,
         "replicas": replicas,
         "parameters": models.count_parameters(model),
-        "train_examples": len(data.x_train),
-        "test_examples": len(data.x_test),
+        **task.report_fields(),
         "timing": {
             "trace_seconds": trace_seconds,
             **{
@@ -67,21 +64,24 @@ def run_report(
         },
         "peak_memory_bytes": machine.peak_memory_bytes(),
         "evaluations": clock.evaluations,
-        **target_fields(clock.evaluations, config.target_accuracy),
+        **target_fields(clock.evaluations, task.target),
         "export": exported,
     }
 
 
-def kernel_name(config):
-    """The recurrence kernel that runs: tfrnn's generic unrolls."""
-    both_ways = ", bidirectional" if config.bidirectional else ""
-    if config.mode == "static":
-        return f"generic: unrolled ({config.cell} cell, one copy per step{both_ways})"
-    if config.unroll == 1:
-        return f"generic: tf.while_loop ({config.cell} cell{both_ways})"
+def kernel_name(cell, model):
+    """The recurrence kernel that runs in `model` (of `cell` cells): tfrnn's
+    generic unrolls, as its `tfrnn.RNN` layers say."""
+    layers = models.recurrent_layers(model)
+    both_ways = ", bidirectional" if len(layers) == 2 else ""
+    unroll = layers[0].unroll
+    if unroll == "static":
+        return f"generic: unrolled ({cell} cell, one copy per step{both_ways})"
+    if unroll == "dynamic":
+        return f"generic: tf.while_loop ({cell} cell{both_ways})"
     return (
-        f"generic: tf.while_loop, {config.unroll} steps unrolled per iteration "
-        f"({config.cell} cell{both_ways})"
+        f"generic: tf.while_loop, {unroll} steps unrolled per iteration "
+        f"({cell} cell{both_ways})"
     )
 
 
@@ -123,8 +123,11 @@ def _threads_text(threads):
     )
 
 
-def summary_rows(report):
-    """The rows of the short table printed at the end of a training run."""
+def summary_rows(report, task):
+    """The rows of the short table printed at the end of a training run:
+    what ran, how fast, and the target of `task` (its own rows after
+    "parameters")."""
+    target = task.target
     run, timing = report["run"], report["timing"]
     last = report["evaluations"][-1] if report["evaluations"] else {}
     return [
@@ -144,14 +147,15 @@ def summary_rows(report):
         ("precision", report.get("precision")),
         ("threads intra / inter op", _threads_text(report.get("threads"))),
         ("parameters", report["parameters"]),
+        *task.summary_rows(report),
         ("graph build (trace) s", timing["trace_seconds"]),
         ("first step s", timing["first_step_seconds"]),
         ("median step ms", timing["median_step_ms"]),
         ("examples/s", timing["examples_per_second"]),
         ("peak memory MiB", report["peak_memory_bytes"] / 2**20),
         ("evaluations", len(report["evaluations"])),
-        ("last test accuracy", last.get("test_accuracy")),
-        ("target", run["target_accuracy"]),
+        (f"last {target.metric.replace('_', ' ')}", last.get(target.metric)),
+        ("target", target.value),
         ("seconds to target", report["seconds_to_target"]),
         ("epochs to target", report["epochs_to_target"]),
         ("exported bytes", report["export"]["bytes"] if report["export"] else None),

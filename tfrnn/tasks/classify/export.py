@@ -1,4 +1,4 @@
-"""Export a trained classifier as a SavedModel that reads images or sequences.
+"""The classifier's SavedModel: a module that reads images or sequences.
 
 Two signatures:
 * `classify_images(images)`: uint8 images `[batch, H, W]` (or `[batch, H, W, C]`)
@@ -10,20 +10,12 @@ Two signatures:
   expected one.
 """
 
-import os
-import pathlib
-import time
-import warnings
-
 import numpy as np
 import tensorflow as tf
 
-from tfrnn import data as data_lib
-from tfrnn import run_dir
-from tfrnn.errors import RunDirError
-from tfrnn.errors import one_line
-
-META_FILE = "tfrnn.json"
+from tfrnn.tasks.classify import data as data_lib
+from tfrnn.training import export as export_lib
+from tfrnn.training.export import load  # noqa: F401 - the classifier's export is read with it
 
 
 class Classifier(tf.Module):
@@ -94,47 +86,18 @@ class Classifier(tf.Module):
 
 
 def export(model, directory, meta):
-    """Saves `model` with the two signatures; returns `(bytes, seconds)`."""
-    directory = pathlib.Path(directory)
-    started = time.perf_counter()
+    """Saves `model` in a `Classifier` with its two signatures; returns
+    `(bytes, seconds)`."""
     module = Classifier(model, meta)
-    tf.saved_model.save(
-        module,
-        str(directory),
-        signatures={
-            "serving_default": module.classify_images,
-            "classify_sequences": module.classify_sequences,
-        },
-    )
-    run_dir.write_json(directory / META_FILE, meta)
-    return directory_bytes(directory), time.perf_counter() - started
+    return export_lib.save(module, directory, signatures(module), meta)
 
 
-def directory_bytes(path):
-    return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
-
-
-def load(directory, what_to_do="delete it and export the model again"):
-    """The exported module (call `.classify_images` / `.classify_sequences`).
-
-    Raises `RunDirError` naming the file when the export is missing or
-    damaged, followed by `what_to_do`.
-    """
-    directory = pathlib.Path(directory)
-    if not (directory / "saved_model.pb").exists():
-        raise RunDirError(
-            f"no exported model in {directory}: train one with "
-            "`python -m tfrnn.train --model_dir=...` (it exports to MODEL_DIR/export)"
-        )
-    try:
-        module = tf.saved_model.load(str(directory))
-    except Exception as error:  # noqa: BLE001 - a damaged protobuf raises anything
-        raise RunDirError(
-            f"{directory / 'saved_model.pb'} cannot be read "
-            f"({one_line(error)}): {what_to_do}"
-        ) from None
-    module.meta = run_dir.read_json(directory / META_FILE, what_to_do)
-    return module
+def signatures(module):
+    """The signatures of a `Classifier`: images (the default) and sequences."""
+    return {
+        "serving_default": module.classify_images,
+        "classify_sequences": module.classify_sequences,
+    }
 
 
 def config_meta(config):
@@ -160,31 +123,9 @@ def meta_for(config, data):
     }
 
 
-def save_keras(model, path):
-    """Saves `model` as a `.keras` file at `path` (atomically: written beside
-    it, then renamed); returns `(bytes, seconds)`."""
-    path = pathlib.Path(path)
-    started = time.perf_counter()
-    partial = path.with_name(f".{path.stem}.partial.keras")
-    with warnings.catch_warnings():
-        # Keras's own convert_to_numpy warns under numpy 2 (for every Keras
-        # model, keras.layers.LSTM's too): not the user's to act on.
-        warnings.filterwarnings(
-            "ignore", "__array__ implementation", DeprecationWarning
-        )
-        model.save(partial)
-    os.replace(partial, path)
-    return path.stat().st_size, time.perf_counter() - started
-
-
-def export_run(model, config, data, directory, keras_path):
-    """Exports a run's model as a SavedModel in `directory` and a `.keras`
-    file at `keras_path`; returns the report's `export` record."""
-    size, seconds = export(model, directory, meta_for(config, data))
-    keras_bytes, keras_seconds = save_keras(model, keras_path)
-    return {
-        "path": str(directory),
-        "bytes": size,
-        "seconds": seconds,
-        "keras": {"path": str(keras_path), "bytes": keras_bytes, "seconds": keras_seconds},
-    }
+def export_run(model, config, data, run):
+    """Exports a run's classifier (the SavedModel and model.keras of `run`, a
+    `RunDir`); returns the report's `export` record."""
+    meta = meta_for(config, data)
+    module = Classifier(model, meta)
+    return export_lib.export_run(module, signatures(module), meta, model, run)

@@ -11,10 +11,10 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfrnn.config import SEQUENCES
-from tfrnn.errors import TfrnnError
+from tfrnn.tasks.classify.config import SEQUENCES
+from tfrnn.training.errors import DataError
 
-MNIST_DIR = pathlib.Path(__file__).parent / "datasets" / "mnist"
+MNIST_DIR = pathlib.Path(__file__).parents[2] / "datasets" / "mnist"  # tfrnn/datasets
 # Debian's dataset-fashion-mnist installs here; TFRNN_FASHION_MNIST_DIR (read
 # at import) points elsewhere, e.g. at an empty place to test without it.
 FASHION_MNIST_DIR = pathlib.Path(
@@ -49,10 +49,6 @@ def fashion_mnist_available(directory=None) -> bool:
     `FASHION_MNIST_DIR`); tests that need them skip when not."""
     directory = pathlib.Path(directory or FASHION_MNIST_DIR)
     return all((directory / name).is_file() for name in _FILES)
-
-
-class DataError(TfrnnError, ValueError):
-    """A data set is missing, corrupt or asked for with bad arguments."""
 
 
 class Arrays(NamedTuple):

@@ -2,8 +2,9 @@
 
 The state of a run is the model's weights, the optimizer (its step count
 drives the learning-rate schedule), the data position (`epoch`, `step`) and
-the evaluation clock's records (`tfrnn.clock.Clock.state`, as JSON), all in
-one `tf.train.Checkpoint`: a run restored from it continues exactly where it
+the evaluation clock's records (`tfrnn.training.clock.Clock.state`, as
+JSON) and what the task keeps (`Task.checkpointed`), all in one
+`tf.train.Checkpoint`: a run restored from it continues exactly where it
 was saved. A checkpoint that cannot be read gives a warning and the one
 before it is used.
 """
@@ -11,72 +12,25 @@ before it is used.
 import json
 import pathlib
 
-import keras
 import tensorflow as tf
 
-from tfrnn import models
-from tfrnn.config import COSINE_FLOOR
-from tfrnn.errors import RunDirError
-from tfrnn.errors import one_line
+from tfrnn.training.errors import RunDirError
+from tfrnn.training.errors import one_line
+from tfrnn.training.optimizers import make_optimizer
 
 KEEP = 2  # checkpoints kept: the newest, and one to fall back to
 
 
-def make_strategy(name):
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-    )
-
-
-def make_optimizer(config, steps_per_epoch):
-    """The optimizer, its learning rate constant or cosine-decayed per step.
-
-    `cosine`: `lr * (FLOOR + (1 - FLOOR) * (1 + cos(pi * min(step, D) / D)) / 2)`
-    with `D` the steps of `decay_epochs` epochs: from `lr` down to
-    `FLOOR * lr`, then constant there, so that a run that has not reached its
-    target by then still learns (decayed to 0, one stalled at 97.7 % for 15
-    epochs). The step is the optimizer's own count, saved in checkpoints, so a
-    resumed run continues the decay.
-    """
-    learning_rate = config.learning_rate
-    if config.schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate,
-            max(1, round(config.decay_epochs * steps_per_epoch)),
-            alpha=COSINE_FLOOR,
-        )
-    kwargs = {"learning_rate": learning_rate}
-    if config.clip_norm:
-        kwargs["global_clipnorm"] = config.clip_norm
-    return {
-        "adam": keras.optimizers.Adam,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }[config.optimizer](**kwargs)
-
-
 class TrainingState:
-    """Model, optimizer, data position and clock records, in one checkpoint."""
+    """Model, optimizer, data position, clock records and the task's own
+    state, in one checkpoint; the model is `task.build_model()`."""
 
-    def __init__(self, config, data, strategy, steps_per_epoch, directory):
+    def __init__(self, task, strategy, directory):
         with strategy.scope():
-            self.model = models.classifier_for(
-                config, data.num_classes, data.time_steps, data.features
-            )
-            self.optimizer = make_optimizer(config, steps_per_epoch)
+            self.model = task.build_model()
+            self.optimizer = make_optimizer(task.config, task.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = task.steps_per_epoch
         # Plain variables, outside the strategy: the data position and the
         # clock's records, saved with the weights they belong to.
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -88,6 +42,7 @@ class TrainingState:
             epoch=self.epoch,
             step=self.step,
             progress=self.clock_record,
+            **task.checkpointed(),
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(directory), max_to_keep=KEEP

@@ -1,0 +1,57 @@
+"""The process's TensorFlow runtime: thread pools and the distribution
+strategy, both set before the runtime starts (the training loop's first job)."""
+
+import tensorflow as tf
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy of `--strategy=name`."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: the chief (or worker 0)
+    of a cluster, or the only process."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
+
+
+def set_threads(intra_op, inter_op):
+    """Sets TensorFlow's thread pools where asked (0 leaves TensorFlow's
+    choice); returns those the process has: `{"intra_op": n, "inter_op": m}`
+    (0: TensorFlow's choice, one thread per core).
+
+    A per-process setting: once TensorFlow's runtime has started (any op ran
+    in this process) they no longer change, and the ones kept are returned,
+    for the report to say what ran.
+    """
+    threading_config = tf.config.threading
+    for wanted, get, set_ in (
+        (
+            intra_op,
+            threading_config.get_intra_op_parallelism_threads,
+            threading_config.set_intra_op_parallelism_threads,
+        ),
+        (
+            inter_op,
+            threading_config.get_inter_op_parallelism_threads,
+            threading_config.set_inter_op_parallelism_threads,
+        ),
+    ):
+        if wanted and get() != wanted:
+            try:
+                set_(wanted)
+            except RuntimeError:  # the runtime has started: kept as it is
+                pass
+    return {
+        "intra_op": threading_config.get_intra_op_parallelism_threads(),
+        "inter_op": threading_config.get_inter_op_parallelism_threads(),
+    }
