@@ -20,7 +20,7 @@ print("heavy modules:", heavy)
 """
 
 
-@pytest.mark.parametrize("module", ["tfrnn.train", "tfrnn.predict"])
+@pytest.mark.parametrize("module", ["tfrnn.train", "tfrnn.predict", "tfrnn.sample"])
 def test_help_imports_no_tensorflow(module):
     process = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module)],

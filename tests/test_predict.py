@@ -15,7 +15,7 @@ from matplotlib import image as mpimg
 
 from tfrnn import predict
 from tfrnn.tasks.classify import figures, inference
-from tfrnn.training import run_dir
+from tfrnn.training import checkpoint, run_dir
 from tfrnn.tasks.classify import config as config_lib
 from tfrnn.training import loop
 from tfrnn.training.errors import RunDirError
@@ -237,8 +237,8 @@ def test_steps_use_target_checkpoint_when_present(runs):
     static, dynamic = runs["static"], runs["dynamic"]
     assert f"target 0.01 reached: kept {static / 'target'}" in train_tiny.lines["static"]
     assert (static / "target" / "ckpt.index").exists()
-    assert inference.checkpoint_paths(static)[0] == str(static / "target" / "ckpt")
-    assert inference.checkpoint_paths(dynamic)[0] == tf.train.latest_checkpoint(
+    assert checkpoint.checkpoint_paths(static)[0] == str(static / "target" / "ckpt")
+    assert checkpoint.checkpoint_paths(dynamic)[0] == tf.train.latest_checkpoint(
         str(dynamic / "checkpoints")
     )
 

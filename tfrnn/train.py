@@ -32,15 +32,21 @@ _DEFINE = {
 
 def define_flags(flag_values=FLAGS):
     """The command line: `--task`, and one flag per field of the tasks'
-    configs (a field two tasks share is one flag)."""
+    configs (a field two tasks share is one flag; where their defaults
+    differ, its default is None: each task's own, said in its help)."""
     flags.DEFINE_enum("task", tasks.DEFAULT, tasks.NAMES,
                       tasks.config_class().HELP["task"], flag_values=flag_values)  # fmt: skip
     for config_class in map(tasks.config_class, tasks.NAMES):
-        defaults = config_class()
         for field in dataclasses.fields(config_class):
             if field.name in flag_values:
                 continue
-            default, help_ = getattr(defaults, field.name), config_class.HELP[field.name]
+            help_ = config_class.HELP[field.name]
+            defaults = _task_defaults(field.name)
+            default = next(iter(defaults.values()))
+            if len(set(defaults.values())) > 1:
+                default = None
+                help_ += " (default: " + ", ".join(
+                    f"{value} for --task={name}" for name, value in defaults.items()) + ")"  # fmt: skip
             if field.name in config_class.CHOICES:
                 choices = config_class.CHOICES[field.name]
                 flags.DEFINE_enum(field.name, default, choices, help_, flag_values=flag_values)
@@ -62,7 +68,19 @@ def config_from_flags(flag_values=FLAGS):
                     f"--{name} applies to --task={' or '.join(owners)}, not "
                     f"--task={flag_values.task}: drop it"
                 )
-    return config_class(**{name: flag_values[name].value for name in fields})
+    values = {name: flag_values[name].value for name in fields}
+    return config_class(**{name: value for name, value in values.items()
+                           if value is not None or len(set(_task_defaults(name).values())) == 1})
+
+
+def _task_defaults(name):
+    """`{task: default}` of field `name`, for the tasks that have it."""
+    defaults = {}
+    for task in tasks.NAMES:
+        config_class = tasks.config_class(task)
+        if name in {f.name for f in dataclasses.fields(config_class)}:
+            defaults[task] = getattr(config_class(), name)
+    return defaults
 
 
 def main(argv, flag_values=FLAGS):

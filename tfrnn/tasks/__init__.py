@@ -9,7 +9,7 @@ directory, checkpoints and report stay as they are.
 
 import importlib
 
-NAMES = ("classify",)
+NAMES = ("classify", "language_model")
 # Runs written before tasks existed hold no "task" in config.json: classifiers.
 DEFAULT = "classify"
 

@@ -14,6 +14,7 @@ import pathlib
 
 import tensorflow as tf
 
+from tfrnn.training import run_dir
 from tfrnn.training.errors import RunDirError
 from tfrnn.training.errors import one_line
 from tfrnn.training.optimizers import make_optimizer
@@ -136,3 +137,21 @@ def damaged_file(path):
     prefix = pathlib.Path(path)
     data_files = sorted(prefix.parent.glob(prefix.name + ".data-*"))
     return str(data_files[0]) if len(data_files) == 1 else f"{path}.data-*"
+
+
+def checkpoint_paths(model_dir):
+    """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
+    was reached), then MODEL_DIR/checkpoints newest first."""
+    run = run_dir.existing(model_dir)
+    paths = []
+    if run.target.with_name("ckpt.index").exists():
+        paths.append(str(run.target))
+    state = tf.train.get_checkpoint_state(str(run.checkpoints))
+    if state is not None:
+        paths += list(state.all_model_checkpoint_paths)[::-1]
+    if not paths:
+        raise RunDirError(
+            f"no checkpoint in {run}/target or {run}/checkpoints; "
+            + run_dir.TRAIN_FIRST.format(model_dir=run)
+        )
+    return paths

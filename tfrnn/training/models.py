@@ -32,9 +32,10 @@ def make_cell(cell, units, layers=1, dtype=None):
     return cells.MultiRNNCell([makers[cell]() for _ in range(layers)], dtype=dtype)
 
 
-def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None):
-    """A model's recurrent layer, named "rnn": `tfrnn.RNN` returning each
-    row's last output, in `Bidirectional` when asked."""
+def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None, **kwargs):
+    """A model's recurrent layer, named "rnn": `tfrnn.RNN` (by default
+    returning each row's last output; `kwargs`: its other arguments, e.g.
+    `return_sequences`), in `Bidirectional` when asked."""
     if mode != "dynamic" and unroll != 1:
         raise ValueError(
             f"unroll={unroll} applies to mode='dynamic' (static is k = T); "
@@ -45,9 +46,9 @@ def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None):
     else:
         layer_unroll = "dynamic" if unroll == 1 else unroll
     if not bidirectional:
-        return RNN(cell, unroll=layer_unroll, name="rnn", dtype=dtype)
+        return RNN(cell, unroll=layer_unroll, name="rnn", dtype=dtype, **kwargs)
     return keras.layers.Bidirectional(
-        RNN(cell, unroll=layer_unroll, dtype=dtype), name="rnn", dtype=dtype
+        RNN(cell, unroll=layer_unroll, dtype=dtype, **kwargs), name="rnn", dtype=dtype
     )
 
 

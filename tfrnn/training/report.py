@@ -36,7 +36,7 @@ def run_report(
     task's own fields (`Task.report_fields`). Kernel, unroll, precision, XLA
     and threads are read from the model, the traced step and TensorFlow, not
     from `config`."""
-    timing = clock.result(config.batch_size)
+    timing = clock.result(task.examples_per_step)  # per second: the task's unit
     return {
         "environment": environment(),
         "run": config.as_dict(),
@@ -151,7 +151,7 @@ def summary_rows(report, task):
         ("graph build (trace) s", timing["trace_seconds"]),
         ("first step s", timing["first_step_seconds"]),
         ("median step ms", timing["median_step_ms"]),
-        ("examples/s", timing["examples_per_second"]),
+        (f"{task.unit}/s", timing["examples_per_second"]),
         ("peak memory MiB", report["peak_memory_bytes"] / 2**20),
         ("evaluations", len(report["evaluations"])),
         (f"last {target.metric.replace('_', ' ')}", last.get(target.metric)),

@@ -20,6 +20,8 @@ A new task subclasses `Task` in its own package `tfrnn.tasks.NAME` (see
 `tfrnn.tasks`); nothing in `tfrnn.training` changes.
 """
 
+from tfrnn.training.errors import TfrnnError
+
 
 class Task:
     """The interface a task implements; `config` is its `Config`."""
@@ -98,4 +100,6 @@ class Task:
         """`python -m tfrnn.predict`: reads the finished run in `model_dir`,
         prints (`log`) what it measures and writes its figures to
         `output_dir`."""
-        raise NotImplementedError
+        raise TfrnnError(
+            f"python -m tfrnn.predict reads no --task={self.config.task} run yet"
+        )

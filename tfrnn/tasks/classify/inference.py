@@ -171,27 +171,9 @@ def evaluate_export(model_dir, format="auto", batch_size=1000):
 # --- the Keras model, step by step ------------------------------------------------
 
 
-def checkpoint_paths(model_dir):
-    """The checkpoints to read, best first: MODEL_DIR/target/ckpt (the target
-    was reached), then MODEL_DIR/checkpoints newest first."""
-    run = run_dir.existing(model_dir)
-    paths = []
-    if run.target.with_name("ckpt.index").exists():
-        paths.append(str(run.target))
-    state = tf.train.get_checkpoint_state(str(run.checkpoints))
-    if state is not None:
-        paths += list(state.all_model_checkpoint_paths)[::-1]
-    if not paths:
-        raise RunDirError(
-            f"no checkpoint in {run}/target or {run}/checkpoints; "
-            + TRAIN_FIRST.format(model_dir=run)
-        )
-    return paths
-
-
 def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
     """The Keras model of config.json with the weights of the first readable
-    of `checkpoint_paths` (a warning line for each one that is not).
+    of `checkpoint.checkpoint_paths` (a warning line for each one that is not).
 
     Returns `(model, checkpoint path)`.
     """
@@ -199,7 +181,7 @@ def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
     model = models.classifier_for(config, num_classes, time_steps, features)
     path = checkpoint.restore_first_readable(
         lambda path: checkpoint.restore_model(model, path),
-        checkpoint_paths(model_dir),
+        checkpoint.checkpoint_paths(model_dir),
         log,
         RETRAIN.format(model_dir=model_dir),
     )
@@ -239,7 +221,7 @@ def steps(model_dir, examples=4, log=print, weights="checkpoint"):
     """Class probabilities after each step for the first `examples` test images.
 
     `weights="checkpoint"`: the model rebuilt from config.json, with the
-    weights of the best checkpoint (`checkpoint_paths`); `"keras"`: the model
+    weights of the best checkpoint (`checkpoint.checkpoint_paths`); `"keras"`: the model
     of MODEL_DIR/model.keras. The probabilities of the last step must equal
     the model's own prediction (to 1e-5): an AssertionError says they do not.
     """

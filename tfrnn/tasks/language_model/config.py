@@ -1,0 +1,50 @@
+"""The language model's run: `RunConfig` and the fields of its text, its
+chunks and its target. No TensorFlow here (the CLIs read it for `--help`)."""
+
+import dataclasses
+
+from tfrnn.training.config import RunConfig
+from tfrnn.training.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Config(RunConfig):
+    """One language-model run; the defaults train an LSTM-256 on Python source."""
+
+    task: str = "language_model"
+    text: str = None  # None: Python's own standard library (`data.stdlib_text`)
+    bptt: int = 100
+    target_bpc: float = 2.0
+    # The recipe (char-rnn's): 64 streams, Adam 2e-3, clipped to global norm 5.
+    units: int = 256
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    clip_norm: float = 5.0
+    schedule: str = "constant"
+    max_epochs: int = 3
+    eval_every_steps: int = 200
+    checkpoint_every_steps: int = 50
+    log_every_steps: int = 10
+    model_dir: str = "runs/language_model"
+
+    HELP = {
+        **RunConfig.HELP,
+        "text": "A UTF-8 text file to learn (default: a fixed selection of about 1.5 MB "
+        "of Python's own standard library); its last 10 % is held out.",
+        "bptt": "Characters per chunk of truncated backpropagation through time (the "
+        "state is carried from chunk to chunk, the gradient is not).",
+        "target_bpc": "Stop at this held-out bits per character.",
+    }
+    RESUMABLE = (*RunConfig.RESUMABLE, "target_bpc")
+
+    def validate(self):
+        super().validate()
+        if self.bptt < 1:
+            raise ConfigError(f"--bptt={self.bptt} must be >= 1 (e.g. 100 characters)")
+        if not self.target_bpc > 0:
+            raise ConfigError(f"--target_bpc={self.target_bpc} must be > 0, e.g. 2.0")
+        if self.strategy != "default":
+            raise ConfigError(
+                f"--strategy={self.strategy}: the language model trains on one device so "
+                "far (its carried state is not split over replicas); drop --strategy"
+            )

@@ -1,0 +1,171 @@
+"""The language-model task: truncated BPTT over parallel streams of a text.
+
+The training text is cut into `batch_size` contiguous streams (`data.streams`);
+step s of an epoch trains on characters `[s*K, (s+1)*K)` of every stream
+(K = `bptt`) and their successors, from the state the streams ended step
+s - 1 with: a carried state, kept in variables (saved in every checkpoint
+with the weights), read as the step's initial state and overwritten with its
+final one; no gradient crosses it. Step 0 of each epoch starts from zeros.
+The loss is the mean cross-entropy over every character of every stream.
+
+Held-out bits per character read the last 10 % of the text the same way:
+`batch_size` streams, the state carried across chunks (each stream starts
+from zeros once; the tail shorter than a chunk is not read).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfrnn.tasks.language_model import data as data_lib
+from tfrnn.tasks.language_model import models
+from tfrnn.training import export as export_lib
+from tfrnn.training import task
+from tfrnn.training.clock import Target
+from tfrnn.training.errors import DataError
+
+LN2 = math.log(2.0)
+
+
+class Task(task.Task):
+    """Learn `config.text` (by default Python's standard library) to `config.target_bpc`."""
+
+    progress_labels = {"bpc": "train bpc"}
+    unit = "characters"
+
+    def load_data(self):
+        config = self.config
+        self.text = data_lib.load(config.text)
+        streams = data_lib.streams(self.text.train, config.batch_size)
+        self.steps_per_epoch = data_lib.chunks_per_stream(streams.shape[1], config.bptt)
+        if self.steps_per_epoch < 1:
+            raise DataError(
+                f"the training text ({len(self.text.train)} characters) is too short for "
+                f"--batch_size={config.batch_size} streams of --bptt={config.bptt}+1 "
+                "characters: lower them, or give a longer --text"
+            )
+        self.test_streams = data_lib.streams(self.text.test, config.batch_size)
+        if data_lib.chunks_per_stream(self.test_streams.shape[1], config.bptt) < 1:
+            raise DataError(
+                f"the held-out text ({len(self.text.test)} characters, the last 10 %) is too "
+                f"short for --batch_size={config.batch_size} streams of --bptt={config.bptt}+1 "
+                "characters: lower them, or give a longer --text"
+            )
+        self.time_steps = config.bptt
+        self.streams = tf.constant(streams)
+
+    def batches(self, epoch, first_step):
+        """The step numbers `first_step .. steps_per_epoch - 1` (the chunks)."""
+        return tf.data.Dataset.range(first_step, self.steps_per_epoch)
+
+    def build_model(self):
+        model = models.build_language_model(
+            self.config, len(self.text.vocabulary), self.time_steps
+        )
+        batch = self.config.batch_size
+        self.carried = [
+            tf.Variable(tf.zeros([batch, size]), trainable=False, name=f"carried_{i}")
+            for i, size in enumerate(models.state_sizes(model.get_layer("rnn").cell))
+        ]
+        self._evaluate_chunk = tf.function(
+            lambda x, y, state: self._cross_entropy(model, x, y, state, training=False),
+            autograph=False,
+        )
+        return model
+
+    def checkpointed(self):
+        return {"carried_state": self.carried}
+
+    @property
+    def examples_per_step(self):
+        return self.config.batch_size * self.config.bptt
+
+    def loss(self, model, step):
+        """Summed cross-entropy (nats, and bits as "bpc") of chunk `step`."""
+        bptt = self.config.bptt
+        start = tf.cast(step, tf.int32) * bptt
+        x = self.streams[:, start : start + bptt]
+        y = self.streams[:, start + 1 : start + bptt + 1]
+        first = tf.equal(step, 0)
+        state = [tf.where(first, tf.zeros_like(c), c) for c in self.carried]
+        loss_sum, final_state = self._cross_entropy(model, x, y, state, training=True)
+        for carried, value in zip(self.carried, final_state):  # read as a variable next
+            carried.assign(tf.cast(value, carried.dtype))  # step: no gradient crosses
+        return loss_sum, {"bpc": loss_sum / LN2}
+
+    @staticmethod
+    def _cross_entropy(model, x, y, state, training):
+        """`(summed cross-entropy in nats, final state leaves)` of chunk `x`
+        with targets `y`, from `state`."""
+        logits, *final_state = model([x, *state], training=training)
+        per_character = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)
+        return tf.reduce_sum(per_character), final_state
+
+    @property
+    def target(self):
+        return Target("test_bpc", self.config.target_bpc, higher_is_better=False)
+
+    def evaluate(self, model):
+        """`{"test_bpc": b}`: the held-out streams read chunk by chunk, the
+        state carried."""
+        streams, bptt = self.test_streams, self.config.bptt
+        state = [tf.zeros([len(streams), c.shape[1]]) for c in self.carried]
+        total, count = 0.0, 0
+        for chunk in range(data_lib.chunks_per_stream(streams.shape[1], bptt)):
+            x = tf.constant(streams[:, chunk * bptt : (chunk + 1) * bptt])
+            y = tf.constant(streams[:, chunk * bptt + 1 : (chunk + 1) * bptt + 1])
+            loss_sum, state = self._evaluate_chunk(x, y, state)
+            total, count = total + float(loss_sum), count + int(np.prod(y.shape))
+        return {"test_bpc": total / count / LN2}
+
+    def export(self, model, run_dir):
+        module = Generator(model, self.config, self.text)
+        return export_lib.export_run(
+            module, {"serving_default": module.next_characters}, module.meta, model, run_dir
+        )
+
+    def report_fields(self):
+        return {
+            "text": {"source": self.text.source, "sha256": self.text.sha256},
+            "vocabulary_size": len(self.text.vocabulary),
+            "train_characters": len(self.text.train),
+            "test_characters": len(self.text.test),
+        }
+
+    def summary_rows(self, report):
+        return [("text", report["text"]["source"]), ("vocabulary", report["vocabulary_size"])]
+
+
+class Generator(tf.Module):
+    """The exported model: `next_characters(ids, state_0, ...)` ->
+    `{"log_probabilities": [batch, time, vocabulary], "state_0": ..., ...}`,
+    the next character's log-probabilities after each of `ids` and the state
+    after the last, for a dynamic copy of the model (any `time`, 1 to
+    generate); `meta["vocabulary"]` (tfrnn.json) gives each id's character."""
+
+    def __init__(self, model, config, text):
+        super().__init__()
+        self.model = models.build_language_model(
+            config, len(text.vocabulary), None, mode="dynamic"
+        )
+        self.model.set_weights(model.get_weights())
+        self.meta = {
+            "task": config.task, "mode": config.mode, "cell": config.cell,
+            "units": config.units, "layers": config.layers,
+            "vocabulary": list(text.vocabulary), "text": text.source,
+        }  # fmt: skip
+        sizes = models.state_sizes(self.model.get_layer("rnn").cell)
+        self.meta["state_sizes"] = sizes
+        specs = [tf.TensorSpec([None, None], tf.int32, name="ids")] + [
+            tf.TensorSpec([None, size], tf.float32, name=f"state_{i}")
+            for i, size in enumerate(sizes)
+        ]
+        self.next_characters = tf.function(self._next_characters, input_signature=specs)
+
+    def _next_characters(self, ids, *state):
+        logits, *final_state = self.model([ids, *state], training=False)
+        return {
+            "log_probabilities": tf.nn.log_softmax(logits),
+            **{f"state_{i}": leaf for i, leaf in enumerate(final_state)},
+        }
