@@ -38,7 +38,7 @@ def test_optional_data_tests_skip_where_nothing_is(tmp_path):
 
 
 def test_fashion_mnist_dir_comes_from_the_environment(tmp_path):
-    code = "from tfrnn import data; print(data.FASHION_MNIST_DIR)"
+    code = "from tfrnn.tasks.classify import data; print(data.FASHION_MNIST_DIR)"
     printed = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,

@@ -93,6 +93,16 @@ def load_generator(model_dir, format="auto", log=print):
             return module.next_characters(ids, *state)
 
         return next_characters, tuple(meta["vocabulary"]), meta["state_sizes"], str(run.export)
+    model, text, path = load_model(model_dir, log)
+    sizes = models.state_sizes(model.get_layer("rnn").cell)
+    return keras_step(model), text.vocabulary, sizes, path
+
+
+def load_model(model_dir, log=print):
+    """`(model, text, checkpoint path)`: the run's model rebuilt from
+    config.json (dynamic, for any length) with the weights of its best
+    readable checkpoint, and its text (`data.load`)."""
+    run = run_dir.existing(model_dir)
     config = run_dir.read_run_config(model_dir)
     _check_task(config.task, run)
     text = data.load(config.text)
@@ -103,8 +113,7 @@ def load_generator(model_dir, format="auto", log=print):
         log,
         run_dir.RETRAIN.format(model_dir=run),
     )
-    sizes = models.state_sizes(model.get_layer("rnn").cell)
-    return keras_step(model), text.vocabulary, sizes, path
+    return model, text, path
 
 
 def _check_task(task, run):

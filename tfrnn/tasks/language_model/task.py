@@ -21,11 +21,13 @@ import tensorflow as tf
 from tfrnn.tasks.language_model import data as data_lib
 from tfrnn.tasks.language_model import models
 from tfrnn.training import export as export_lib
+from tfrnn.training import run_dir
 from tfrnn.training import task
 from tfrnn.training.clock import Target
 from tfrnn.training.errors import DataError
 
 LN2 = math.log(2.0)
+READ_CHARACTERS = 2000  # of the held-out text, for `predict`
 
 
 class Task(task.Task):
@@ -119,10 +121,10 @@ class Task(task.Task):
             total, count = total + float(loss_sum), count + int(np.prod(y.shape))
         return {"test_bpc": total / count / LN2}
 
-    def export(self, model, run_dir):
+    def export(self, model, run):
         module = Generator(model, self.config, self.text)
         return export_lib.export_run(
-            module, {"serving_default": module.next_characters}, module.meta, model, run_dir
+            module, {"serving_default": module.next_characters}, module.meta, model, run
         )
 
     def report_fields(self):
@@ -135,6 +137,36 @@ class Task(task.Task):
 
     def summary_rows(self, report):
         return [("text", report["text"]["source"]), ("vocabulary", report["vocabulary_size"])]
+
+    def predict(self, model_dir, output_dir, examples, format, log):
+        """Reads the cells on the first `READ_CHARACTERS` held-out characters:
+        the best unit per text feature (printed, and cells.json), cells.html
+        (the text coloured by the unit that best follows strings) and
+        cells.png. `examples` and `format` are the classifier's."""
+        import sys
+
+        from tfrnn.tasks.language_model import cells, sampling
+
+        model, text, path = sampling.load_model(model_dir, lambda line: print(line, file=sys.stderr))
+        ids = text.test[:READ_CHARACTERS]
+        excerpt = "".join(text.vocabulary[i] for i in ids)
+        states = cells.unit_states(model, ids, cells.leaf_names(self.config.cell, self.config.layers))
+        features = cells.text_features(excerpt)
+        rows = cells.best_units(features, states)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.write_json(output_dir / "cells.json", {"checkpoint": path, "units": rows})
+        log(f"the units that best follow the held-out text ({len(ids)} characters; {path}):")
+        for row in rows:
+            log(f"  {row['feature']:<14} {row['state']} unit {row['unit']}: r = "
+                f"{row['correlation']:+.3f}")  # fmt: skip
+        shown = rows[0]
+        if shown["unit"] is not None:
+            cells.write_html(excerpt, states[shown["state"]][:, shown["unit"]],
+                             output_dir / "cells.html", f"{shown['state']} unit {shown['unit']} "
+                             f"(r = {shown['correlation']:+.2f} with {shown['feature']})")  # fmt: skip
+            log(f"wrote {output_dir / 'cells.html'}")
+        cells.plot(excerpt, features, states, rows, output_dir / "cells.png")
+        log(f"wrote {output_dir / 'cells.png'} and {output_dir / 'cells.json'}")
 
 
 class Generator(tf.Module):
