@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tfrnn.tasks.language_model import config as config_lib
-from tfrnn.tasks.language_model import data, sampling
+from tfrnn.tasks.language_model import cells, data, sampling
 from tfrnn.training import loop
 from tfrnn.training.errors import ConfigError, DataError
 
@@ -275,3 +275,27 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "error: --dataset applies to --task=classify, not --task=language_model" in output
     with pytest.raises(ConfigError, match="--strategy=mirrored: the language model"):
         config_lib.Config(strategy="mirrored").validate()
+
+
+def test_the_best_unit_per_feature_is_found_by_correlation():
+    rng = np.random.default_rng(0)
+    features = cells.text_features('def f(x):\n    return "a, (b"  # c\'s\n' * 20)
+    noise = rng.normal(size=(len(features["in_string"]), 3))
+    states = {"h": noise, "c": np.stack([noise[:, 0], -2 * features["bracket_depth"]
+                                          + 0.1 * noise[:, 1], noise[:, 2]], 1)}  # fmt: skip
+    rows = {row["feature"]: row for row in cells.best_units(features, states)}
+    assert (rows["bracket_depth"]["state"], rows["bracket_depth"]["unit"]) == ("c", 1)
+    assert rows["bracket_depth"]["correlation"] < -0.95
+    assert all(abs(rows[f]["correlation"]) < 0.5 for f in ("line_position", "indentation"))
+
+
+def test_predict_reads_the_cells_of_a_language_model(trained, tmp_path):
+    process = run_cli("tfrnn.predict", f"--model_dir={trained}", f"--output_dir={tmp_path}")
+    output = process.communicate()[0]
+    assert process.returncode == 0, output
+    record = json.loads((tmp_path / "cells.json").read_text())
+    assert [row["feature"] for row in record["units"]] == list(cells.FEATURES)
+    for row in record["units"]:
+        assert f"{row['feature']:<14} {row['state']} unit {row['unit']}: r = " in output
+    assert (tmp_path / "cells.png").stat().st_size > 10_000
+    assert (tmp_path / "cells.html").read_text().count("<span") == 2000

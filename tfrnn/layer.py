@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.utils import tracking
 
 from tfrnn import checks
 from tfrnn import step
@@ -91,6 +92,12 @@ class RNN(keras.layers.Layer):
         first; outputs and per-step states come in that reversed order.
       time_major: inputs and per-step results are `[time, batch, ...]`; a mask
         stays `[batch, time]`.
+      stateful: keep the final state between calls, as `keras.layers.RNN(...,
+        stateful=True)` does: each call without `initial_state` starts from
+        the state the previous call ended with (no gradient crosses calls),
+        until `reset_states()` sets it to zeros; the batch size must be fixed
+        (`keras.Input(batch_shape=...)`). Truncated backpropagation through
+        time with `fit`: consecutive chunks of the same streams, in order.
       **kwargs: Keras layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -117,6 +124,7 @@ class RNN(keras.layers.Layer):
         return_all_states=False,
         go_backwards=False,
         time_major=False,
+        stateful=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -128,9 +136,8 @@ class RNN(keras.layers.Layer):
         self.return_all_states = return_all_states
         self.go_backwards = go_backwards
         self.time_major = time_major
-        # keras.layers.Bidirectional reads these: no state is kept between batches.
-        self.stateful = False
-        self.states = None
+        self.stateful = stateful  # keras.layers.Bidirectional reads both
+        self.states = None  # stateful: the state's leaves, as variables
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.built_time_steps = None
@@ -156,6 +163,31 @@ class RNN(keras.layers.Layer):
         batch = sequences_shape[1 - self.time_axis]
         if not self.cell.built:
             self.cell.build((batch,) + sequences_shape[2:])
+        if self.stateful and self.states is None:
+            if batch is None:
+                raise ValueError(
+                    "tfrnn.RNN(stateful=True) keeps one state per row, so it needs "
+                    f"the batch size when it is built; its inputs have shape "
+                    f"{sequences_shape}. Give keras.Input(batch_shape=(B, T, features))."
+                )
+            self._create_states(batch)
+
+    @tracking.no_automatic_dependency_tracking
+    def _create_states(self, batch):
+        """The stateful layer's state leaves: zeros `[batch, size]`, not
+        weights (not trained, not saved), as `keras.layers.RNN` keeps them."""
+        self.states = [
+            keras.Variable(tf.zeros([batch, size]), trainable=False,
+                           dtype=self.variable_dtype, name="rnn_state")
+            for size in tf.nest.flatten(self.cell.state_size)
+        ]  # fmt: skip
+
+    def reset_states(self):
+        """Sets a stateful layer's state to zeros."""
+        for leaf in self.states or []:
+            leaf.assign(tf.zeros_like(leaf))
+
+    reset_state = reset_states  # Keras 3's name
 
     def call(
         self,
@@ -175,6 +207,8 @@ class RNN(keras.layers.Layer):
         if isinstance(self.unroll, int):
             kwargs["unroll"] = self.unroll
         unroll = static_rnn if self.unroll == "static" else dynamic_rnn
+        if self.stateful and initial_state is None:
+            initial_state = [leaf.value for leaf in self.states]
         results = unroll(
             self.cell,
             sequences,
@@ -186,6 +220,9 @@ class RNN(keras.layers.Layer):
             training=training,
             **kwargs,
         )
+        if self.stateful:
+            for leaf, value in zip(self.states, tf.nest.flatten(results[1]), strict=True):
+                leaf.assign(tf.cast(value, leaf.dtype))
         results = tf.nest.map_structure(
             lambda x: tf.cast(x, self.compute_dtype), results
         )
@@ -304,6 +341,7 @@ class RNN(keras.layers.Layer):
             "return_all_states": self.return_all_states,
             "go_backwards": self.go_backwards,
             "time_major": self.time_major,
+            "stateful": self.stateful,
         }
 
     @classmethod

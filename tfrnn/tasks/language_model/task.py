@@ -141,7 +141,7 @@ class Task(task.Task):
     def predict(self, model_dir, output_dir, examples, format, log):
         """Reads the cells on the first `READ_CHARACTERS` held-out characters:
         the best unit per text feature (printed, and cells.json), cells.html
-        (the text coloured by the unit that best follows strings) and
+        (the text coloured by the unit of the strongest correlation) and
         cells.png. `examples` and `format` are the classifier's."""
         import sys
 
@@ -159,7 +159,7 @@ class Task(task.Task):
         for row in rows:
             log(f"  {row['feature']:<14} {row['state']} unit {row['unit']}: r = "
                 f"{row['correlation']:+.3f}")  # fmt: skip
-        shown = rows[0]
+        shown = max(rows, key=lambda row: abs(row["correlation"]))
         if shown["unit"] is not None:
             cells.write_html(excerpt, states[shown["state"]][:, shown["unit"]],
                              output_dir / "cells.html", f"{shown['state']} unit {shown['unit']} "
