@@ -299,3 +299,26 @@ def test_predict_reads_the_cells_of_a_language_model(trained, tmp_path):
         assert f"{row['feature']:<14} {row['state']} unit {row['unit']}: r = " in output
     assert (tmp_path / "cells.png").stat().st_size > 10_000
     assert (tmp_path / "cells.html").read_text().count("<span") == 2000
+    process = run_cli("tfrnn.predict", f"--model_dir={trained}", f"--output_dir={tmp_path}",
+                      "--units_to_show=c:3,h:15")  # fmt: skip
+    assert process.wait() == 0
+    page = (tmp_path / "cells.html").read_text()
+    assert page.count("<span") == 4000 and "<h3>c unit 3</h3>" in page
+    process = run_cli("tfrnn.predict", f"--model_dir={trained}", "--units_to_show=c:16")
+    output = process.communicate()[0]
+    assert process.returncode == 1 and output.strip().splitlines()[-1] == (
+        "error: --units_to_show=c:16 is not STATE:UNIT of this model's states: h (0-15), c (0-15)")
+
+
+@pytest.mark.parametrize("changes", [
+    dict(mode="static"), dict(unroll=4), dict(cell="gru", layers=2),
+    dict(precision="mixed_bfloat16"),
+], ids=lambda changes: "-".join(f"{k}={v}" for k, v in changes.items()))  # fmt: skip
+def test_every_unroll_stack_and_precision_trains_and_generates(markov_file, tmp_path, changes):
+    report = loop.train(small_config(markov_file, tmp_path, **changes), log=lambda line: None)
+    assert report["evaluations"][-1]["test_bpc"] < 2.2  # uniform over the 5 ids: 2.32
+    texts = []
+    for format in ("saved_model", "checkpoint"):
+        next_characters, vocabulary, sizes, _ = sampling.load_generator(tmp_path, format, len)
+        texts.append(sampling.sample(next_characters, vocabulary, sizes, "ab", 30, 1.0, 7))
+    assert texts[0] == texts[1]

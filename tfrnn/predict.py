@@ -27,9 +27,17 @@ directory (MODEL_DIR by default):
   layer is applied; a bidirectional model's step t is both directions after
   t steps each. The last step is the model's own prediction.
 
-The library is `tfrnn.tasks.classify.inference` (raises typed errors) and
-`tfrnn.tasks.classify.figures`; this module only turns their errors into one
-line.
+For a language model (`--task=language_model`), it reads the cells on the
+first 2,000 held-out characters, with the model rebuilt from config.json and
+the weights of its best checkpoint: for each feature of the text (inside a
+string, bracket depth, position in the line, indentation) the unit whose
+value correlates best with it (printed, and `cells.json`), `cells.html` (the
+text coloured by the `--units_to_show`, by default the unit of the strongest
+correlation) and `cells.png`.
+
+The libraries are `tfrnn.tasks.classify.inference` and `figures`, and
+`tfrnn.tasks.language_model.cells` (they raise typed errors); this module
+only turns their errors into one line.
 """
 
 import pathlib
@@ -69,7 +77,14 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string(
         "output_dir",
         None,
-        "Where predictions.png and steps.png go (default: --model_dir).",
+        "Where the figures go (default: --model_dir).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_list(
+        "units_to_show",
+        [],
+        "Language models: the units cells.html colours the text by, as STATE:UNIT "
+        "(e.g. c:17,h:3; default: the unit of the strongest correlation).",
         flag_values=flag_values,
     )
 
@@ -80,17 +95,16 @@ def main(argv, flag_values=FLAGS):
     model_dir = flag_values.model_dir
     output_dir = pathlib.Path(flag_values.output_dir or model_dir)
     cli.quiet_tensorflow()
-    cli.run(
-        _predict, model_dir, output_dir, flag_values.examples, flag_values.format
-    )
+    options = {name: flag_values[name].value for name in ("examples", "format", "units_to_show")}
+    cli.run(_predict, model_dir, output_dir, options)
 
 
-def _predict(model_dir, output_dir, examples, format):
+def _predict(model_dir, output_dir, options):
     from tfrnn import tasks
     from tfrnn.training import run_dir
 
     task = tasks.task_for(run_dir.read_run_config(model_dir))
-    task.predict(model_dir, output_dir, examples, format, print)
+    task.predict(model_dir, output_dir, options, print)
 
 
 if __name__ == "__main__":

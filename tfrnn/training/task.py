@@ -96,10 +96,10 @@ class Task:
         """The task's own `(name, value)` rows of the table printed at the end."""
         return []
 
-    def predict(self, model_dir, output_dir, examples, format, log):
-        """`python -m tfrnn.predict`: reads the finished run in `model_dir`,
-        prints (`log`) what it measures and writes its figures to
-        `output_dir`."""
+    def predict(self, model_dir, output_dir, options, log):
+        """`python -m tfrnn.predict`: reads the run in `model_dir`, prints
+        (`log`) what it measures and writes its figures to `output_dir`;
+        `options`: the command's flags (`examples`, `format`, `units_to_show`)."""
         raise TfrnnError(
             f"python -m tfrnn.predict reads no --task={self.config.task} run yet"
         )

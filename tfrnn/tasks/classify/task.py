@@ -92,14 +92,14 @@ class Task(task.Task):
             "test_examples": len(self.data.x_test),
         }
 
-    def predict(self, model_dir, output_dir, examples, format, log):
-        """The test accuracy of the run's export (`format`), predictions.png
-        (the first `examples` test images) and steps.png (class probabilities
-        after each step)."""
+    def predict(self, model_dir, output_dir, options, log):
+        """The test accuracy of the run's export (`options["format"]`),
+        predictions.png (the first `options["examples"]` test images) and
+        steps.png (class probabilities after each step)."""
         from tfrnn.tasks.classify import figures
         from tfrnn.tasks.classify import inference
 
-        evaluation = inference.evaluate_export(model_dir, format)
+        evaluation = inference.evaluate_export(model_dir, options["format"])
         log(
             f"test accuracy {evaluation.accuracy:.4f} ({evaluation.correct} of "
             f"{evaluation.examples} test examples of {evaluation.meta['dataset']}; "
@@ -110,7 +110,9 @@ class Task(task.Task):
                 f"training reported {evaluation.reported['test_accuracy']:.4f} at step "
                 f"{evaluation.reported['step']}"
             )
-        path = figures.plot_predictions(evaluation, output_dir / "predictions.png", examples)
+        path = figures.plot_predictions(
+            evaluation, output_dir / "predictions.png", options["examples"]
+        )
         log(f"wrote {path}")
         steps = inference.steps(
             model_dir,

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfrnn
+from tfrnn.training.errors import DataError
 
 FEATURES = ("in_string", "bracket_depth", "line_position", "indentation")
 
@@ -114,19 +115,38 @@ def _correlations(values, series):
         return (x @ y) / (np.sqrt((x @ x) * (y * y).sum(axis=0)))
 
 
-def write_html(text, unit_values, path, title):
-    """Writes `text` with each character's background coloured by its
-    `unit_values` (red positive, blue negative, by the largest |value|)."""
-    scale = max(float(np.max(np.abs(unit_values))), 1e-9)
-    spans = []
-    for character, value in zip(text, unit_values):
-        alpha = abs(float(value)) / scale
-        color = f"rgba(220,40,40,{alpha:.2f})" if value > 0 else f"rgba(40,90,220,{alpha:.2f})"
-        shown = html.escape(character) if character != "\n" else "\u21b5\n"
-        spans.append(f'<span style="background:{color}">{shown}</span>')
+def parse_units(names, states):
+    """`[(state, unit)]` of `--units_to_show` names `STATE:UNIT` (`c:17`);
+    `DataError` naming the states and sizes there are."""
+    there = ", ".join(f"{leaf} (0-{series.shape[1] - 1})" for leaf, series in states.items())
+    shown = []
+    for name in names:
+        state, _, unit = name.rpartition(":")
+        if state not in states or not unit.isdigit() or int(unit) >= states[state].shape[1]:
+            raise DataError(f"--units_to_show={name} is not STATE:UNIT of this model's "
+                            f"states: {there}")  # fmt: skip
+        shown.append((state, int(unit)))
+    return shown
+
+
+def write_html(text, units, path):
+    """Writes `text` once per `(title, values)` of `units`, each character's
+    background coloured by its value (red positive, blue negative, by the
+    largest |value|)."""
+    sections = []
+    for title, unit_values in units:
+        scale = max(float(np.max(np.abs(unit_values))), 1e-9)
+        spans = []
+        for character, value in zip(text, unit_values):
+            alpha = abs(float(value)) / scale
+            color = f"rgba(220,40,40,{alpha:.2f})" if value > 0 else f"rgba(40,90,220,{alpha:.2f})"
+            shown = html.escape(character) if character != "\n" else "\u21b5\n"
+            spans.append(f'<span style="background:{color}">{shown}</span>')
+        sections.append(f"<h3>{html.escape(title)}</h3><pre style='font-size:13px'>"
+                        f"{''.join(spans)}</pre>")  # fmt: skip
     pathlib.Path(path).write_text(
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<h3>{html.escape(title)}</h3><pre style='font-size:13px'>{''.join(spans)}</pre>\n",
+        "<!doctype html><meta charset=utf-8><title>tfrnn: cells</title>\n"
+        + "\n".join(sections) + "\n",
         encoding="utf-8",
     )
 

@@ -70,7 +70,8 @@ def keras_step(model):
     def next_characters(ids, *state):
         logits, *final_state = model([ids, *state], training=False)
         return {"log_probabilities": tf.nn.log_softmax(logits),
-                **{f"state_{i}": leaf for i, leaf in enumerate(final_state)}}  # fmt: skip
+                **{f"state_{i}": tf.cast(leaf, tf.float32)
+                   for i, leaf in enumerate(final_state)}}  # fmt: skip
 
     return next_characters
 

@@ -39,23 +39,23 @@ class Task(task.Task):
     def load_data(self):
         config = self.config
         self.text = data_lib.load(config.text)
-        streams = data_lib.streams(self.text.train, config.batch_size)
+        streams = self._streams(self.text.train, "training text")
+        self.test_streams = self._streams(self.text.test, "held-out text (the last 10 %)")
         self.steps_per_epoch = data_lib.chunks_per_stream(streams.shape[1], config.bptt)
-        if self.steps_per_epoch < 1:
+        self.time_steps = config.bptt
+        self.streams = tf.constant(streams)
+
+    def _streams(self, ids, what):
+        """`data.streams` of `ids`, refused (`DataError`) without one full chunk."""
+        config = self.config
+        streams = data_lib.streams(ids, config.batch_size)
+        if data_lib.chunks_per_stream(streams.shape[1], config.bptt) < 1:
             raise DataError(
-                f"the training text ({len(self.text.train)} characters) is too short for "
+                f"the {what}, {len(ids)} characters, is too short for "
                 f"--batch_size={config.batch_size} streams of --bptt={config.bptt}+1 "
                 "characters: lower them, or give a longer --text"
             )
-        self.test_streams = data_lib.streams(self.text.test, config.batch_size)
-        if data_lib.chunks_per_stream(self.test_streams.shape[1], config.bptt) < 1:
-            raise DataError(
-                f"the held-out text ({len(self.text.test)} characters, the last 10 %) is too "
-                f"short for --batch_size={config.batch_size} streams of --bptt={config.bptt}+1 "
-                "characters: lower them, or give a longer --text"
-            )
-        self.time_steps = config.bptt
-        self.streams = tf.constant(streams)
+        return streams
 
     def batches(self, epoch, first_step):
         """The step numbers `first_step .. steps_per_epoch - 1` (the chunks)."""
@@ -85,10 +85,10 @@ class Task(task.Task):
 
     def loss(self, model, step):
         """Summed cross-entropy (nats, and bits as "bpc") of chunk `step`."""
-        bptt = self.config.bptt
+        bptt, batch = self.config.bptt, self.config.batch_size
         start = tf.cast(step, tf.int32) * bptt
-        x = self.streams[:, start : start + bptt]
-        y = self.streams[:, start + 1 : start + bptt + 1]
+        x = tf.slice(self.streams, [0, start], [batch, bptt])  # shapes known: static too
+        y = tf.slice(self.streams, [0, start + 1], [batch, bptt])
         first = tf.equal(step, 0)
         state = [tf.where(first, tf.zeros_like(c), c) for c in self.carried]
         loss_sum, final_state = self._cross_entropy(model, x, y, state, training=True)
@@ -138,11 +138,11 @@ class Task(task.Task):
     def summary_rows(self, report):
         return [("text", report["text"]["source"]), ("vocabulary", report["vocabulary_size"])]
 
-    def predict(self, model_dir, output_dir, examples, format, log):
+    def predict(self, model_dir, output_dir, options, log):
         """Reads the cells on the first `READ_CHARACTERS` held-out characters:
         the best unit per text feature (printed, and cells.json), cells.html
-        (the text coloured by the unit of the strongest correlation) and
-        cells.png. `examples` and `format` are the classifier's."""
+        (the text coloured by `options["units_to_show"]`, `STATE:UNIT` each,
+        by default the unit of the strongest correlation) and cells.png."""
         import sys
 
         from tfrnn.tasks.language_model import cells, sampling
@@ -151,6 +151,7 @@ class Task(task.Task):
         ids = text.test[:READ_CHARACTERS]
         excerpt = "".join(text.vocabulary[i] for i in ids)
         states = cells.unit_states(model, ids, cells.leaf_names(self.config.cell, self.config.layers))
+        shown = cells.parse_units(options["units_to_show"], states)
         features = cells.text_features(excerpt)
         rows = cells.best_units(features, states)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -159,14 +160,14 @@ class Task(task.Task):
         for row in rows:
             log(f"  {row['feature']:<14} {row['state']} unit {row['unit']}: r = "
                 f"{row['correlation']:+.3f}")  # fmt: skip
-        shown = max(rows, key=lambda row: abs(row["correlation"]))
-        if shown["unit"] is not None:
-            cells.write_html(excerpt, states[shown["state"]][:, shown["unit"]],
-                             output_dir / "cells.html", f"{shown['state']} unit {shown['unit']} "
-                             f"(r = {shown['correlation']:+.2f} with {shown['feature']})")  # fmt: skip
-            log(f"wrote {output_dir / 'cells.html'}")
+        if not shown:
+            best = max(rows, key=lambda row: abs(row["correlation"]))
+            shown = [(best["state"], best["unit"])] if best["unit"] is not None else []
+        cells.write_html(excerpt, [(f"{state} unit {unit}", states[state][:, unit])
+                                   for state, unit in shown], output_dir / "cells.html")  # fmt: skip
         cells.plot(excerpt, features, states, rows, output_dir / "cells.png")
-        log(f"wrote {output_dir / 'cells.png'} and {output_dir / 'cells.json'}")
+        log(f"wrote {output_dir / 'cells.html'}, {output_dir / 'cells.png'} and "
+            f"{output_dir / 'cells.json'}")  # fmt: skip
 
 
 class Generator(tf.Module):
@@ -199,5 +200,5 @@ class Generator(tf.Module):
         logits, *final_state = self.model([ids, *state], training=False)
         return {
             "log_probabilities": tf.nn.log_softmax(logits),
-            **{f"state_{i}": leaf for i, leaf in enumerate(final_state)},
+            **{f"state_{i}": tf.cast(leaf, tf.float32) for i, leaf in enumerate(final_state)},
         }
