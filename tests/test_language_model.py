@@ -244,6 +244,9 @@ print(sorted(out), "tfrnn" in sys.modules)
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)  # fmt: skip
     assert printed.returncode == 0, printed.stderr[-2000:]
     assert printed.stdout.split("] ")[-1].strip() == "False"
+    asset = json.loads((trained / "export" / "assets" / "vocabulary.json").read_text())
+    meta = json.loads((trained / "export" / "tfrnn.json").read_text())
+    assert asset["characters"] == meta["vocabulary"] and meta["vocabulary"][0] == data.UNKNOWN
     assert "'log_probabilities', 'state_0', 'state_1'" in printed.stdout
 
 
@@ -294,6 +297,9 @@ def test_predict_reads_the_cells_of_a_language_model(trained, tmp_path):
     output = process.communicate()[0]
     assert process.returncode == 0, output
     record = json.loads((tmp_path / "cells.json").read_text())
+    report = json.loads((trained / "report.json").read_text())
+    assert report["cells"]["units"] == record["units"]
+    assert report["best_test_bpc"] == min(e["test_bpc"] for e in report["evaluations"])
     assert [row["feature"] for row in record["units"]] == list(cells.FEATURES)
     for row in record["units"]:
         assert f"{row['feature']:<14} {row['state']} unit {row['unit']}: r = " in output

@@ -47,7 +47,7 @@ def run_report(
         "threads": threads,
         "replicas": replicas,
         "parameters": models.count_parameters(model),
-        **task.report_fields(),
+        **task.report_fields(clock.evaluations),
         "timing": {
             "trace_seconds": trace_seconds,
             **{

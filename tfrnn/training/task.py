@@ -88,8 +88,9 @@ class Task:
         `export` record."""
         raise NotImplementedError
 
-    def report_fields(self):
-        """The task's own fields of report.json (its data's sizes)."""
+    def report_fields(self, evaluations):
+        """The task's own fields of report.json (its data's sizes; what it
+        reads off the run's `evaluations`)."""
         return {}
 
     def summary_rows(self, report):

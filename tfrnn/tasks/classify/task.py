@@ -86,7 +86,7 @@ class Task(task.Task):
     def export(self, model, run_dir):
         return export.export_run(model, self.config, self.data, run_dir)
 
-    def report_fields(self):
+    def report_fields(self, evaluations):
         return {
             "train_examples": len(self.data.x_train),
             "test_examples": len(self.data.x_test),

@@ -122,13 +122,16 @@ class Task(task.Task):
         return {"test_bpc": total / count / LN2}
 
     def export(self, model, run):
-        module = Generator(model, self.config, self.text)
+        vocabulary = run.path / "vocabulary.json"  # also the export's asset
+        run_dir.write_json(vocabulary, {"characters": list(self.text.vocabulary)})
+        module = Generator(model, self.config, self.text, vocabulary)
         return export_lib.export_run(
             module, {"serving_default": module.next_characters}, module.meta, model, run
         )
 
-    def report_fields(self):
+    def report_fields(self, evaluations):
         return {
+            "best_test_bpc": self.target.best(evaluations),
             "text": {"source": self.text.source, "sha256": self.text.sha256},
             "vocabulary_size": len(self.text.vocabulary),
             "train_characters": len(self.text.train),
@@ -156,6 +159,10 @@ class Task(task.Task):
         rows = cells.best_units(features, states)
         output_dir.mkdir(parents=True, exist_ok=True)
         run_dir.write_json(output_dir / "cells.json", {"checkpoint": path, "units": rows})
+        run = run_dir.RunDir(model_dir)
+        if run.report.exists():  # the table goes into the run's report too
+            report = run_dir.read_json(run.report, f"delete {run.report} or retrain")
+            run_dir.write_json(run.report, {**report, "cells": {"checkpoint": path, "units": rows}})
         log(f"the units that best follow the held-out text ({len(ids)} characters; {path}):")
         for row in rows:
             log(f"  {row['feature']:<14} {row['state']} unit {row['unit']}: r = "
@@ -175,14 +182,16 @@ class Generator(tf.Module):
     `{"log_probabilities": [batch, time, vocabulary], "state_0": ..., ...}`,
     the next character's log-probabilities after each of `ids` and the state
     after the last, for a dynamic copy of the model (any `time`, 1 to
-    generate); `meta["vocabulary"]` (tfrnn.json) gives each id's character."""
+    generate); `meta["vocabulary"]` (tfrnn.json) and the asset
+    vocabulary.json (`{"characters": [...]}`) give each id's character."""
 
-    def __init__(self, model, config, text):
+    def __init__(self, model, config, text, vocabulary_file):
         super().__init__()
         self.model = models.build_language_model(
             config, len(text.vocabulary), None, mode="dynamic"
         )
         self.model.set_weights(model.get_weights())
+        self.vocabulary_file = tf.saved_model.Asset(str(vocabulary_file))
         self.meta = {
             "task": config.task, "mode": config.mode, "cell": config.cell,
             "units": config.units, "layers": config.layers,
