@@ -153,7 +153,8 @@ def write_html(text, units, path):
 
 def plot(text, features, states, rows, path):
     """cells.png: per feature, the best unit's values over the text and the
-    feature itself (scaled to the unit's range)."""
+    feature itself (scaled to the unit's range, upside down where they
+    correlate negatively)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -167,9 +168,11 @@ def plot(text, features, states, rows, path):
             continue
         unit = states[row["state"]][:, row["unit"]]
         feature = features[row["feature"]]
-        span = np.ptp(feature) or 1.0
-        axes.fill_between(steps, unit.min(), unit.min() + (feature - feature.min()) / span
-                          * np.ptp(unit), color="0.85", step="mid", label=row["feature"])  # fmt: skip
+        scaled = (feature - feature.min()) / (np.ptp(feature) or 1.0)  # 0..1
+        if row["correlation"] < 0:  # drawn down from the top, as the unit follows it
+            scaled = 1.0 - scaled
+        axes.fill_between(steps, unit.min(), unit.min() + scaled * np.ptp(unit), color="0.85",
+                          step="mid", label=row["feature"])  # fmt: skip
         axes.plot(steps, unit, lw=0.8, label="unit value")
         axes.set_xlim(0, len(text))
         axes.legend(loc="upper right", fontsize=8)
