@@ -61,6 +61,10 @@ METRICS = {
     "ratio_to_keras_while": Metric("× keras_while"),
     "grad_h_norm": Metric("mean ||dL/dh_t||"),
     "grad_c_norm": Metric("mean ||dL/dc_t|| (LSTM cell state)"),
+    "test_bpc": Metric("held-out", "bpc"),
+    "sweep_test_bpc": Metric("held-out, tfrnn_dynamic by chunk length K,", "bpc"),
+    "best_test_bpc": Metric("best held-out", "bpc"),
+    "test_bpc_at_budget": Metric("held-out at the budget", "bpc"),
 }
 
 
@@ -111,9 +115,9 @@ def header(title, records, *notes):
     return "\n\n".join([f"# {title}", machine, *notes]) + "\n\n"
 
 
-def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
-    """A log-y panel per key of `panels`; a line per `(name, [row with "x"], style)`
-    of `series`, a horizontal line per `(name, {key: value}, style)` of `references`."""
+def plot(path, panels, series, title, xlabel, references=(), xscale="log", yscale="log"):
+    """A panel (log-y unless `yscale`) per key of `panels`; a line per `(name, [row with "x"],
+    style)` of `series`, a horizontal line per `(name, {key: value}, style)` of `references`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,12 +136,16 @@ def plot(path, panels, series, title, xlabel, references=(), xscale="log"):
         for name, values, style in references:
             if values.get(key):
                 ax.axhline(values[key] * scale, label=name, linewidth=1, **style)
-        ax.set(title=label(key), xlabel=xlabel, xscale=xscale, yscale="log")
+        ax.set(title=label(key), xlabel=xlabel, xscale=xscale, yscale=yscale)
         if xscale == "log":  # a tick at each x measured
             ax.set_xticks(xs, [str(x) for x in xs], minor=False)
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(True, which="both", alpha=0.3)
-    figure.legend(*figure.axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
+    handles = {}  # every panel's lines, each name once
+    for ax in figure.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(name, handle)
+    figure.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=8)
     figure.suptitle(title)
     figure.savefig(path, dpi=100)
 

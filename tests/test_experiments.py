@@ -544,3 +544,58 @@ def test_steps_refuses_bad_thread_flags(tmp_path):
         "error: --thread_settings: '1-2' is not INTRA:INTER, e.g. 0:0,1:2"
     ]
     assert not any(tmp_path.iterdir())
+
+
+# --- language_model --------------------------------------------------------------------
+
+
+def test_language_model_quick(tmp_path):
+    """Every system and K on the same text, model size and recipe, stopped at its first
+    evaluation past the budget; the three tfrnn unrolls learn the same function (same
+    seed and weights: equal bpc at equal steps); PyTorch runs without TensorFlow."""
+    from experiments import language_model as lm
+    from tfrnn.tasks.language_model import models
+
+    run_module("experiments.language_model", "--quick", f"--output={tmp_path}")
+    records = json.loads((tmp_path / "language_model-quick.json").read_text())
+    assert [(r["part"], r["system"], r["bptt"]) for r in records] == [
+        *(("systems", s, 25) for s in lm.SYSTEMS), ("bptt sweep", "tfrnn_dynamic", 10),
+        ("bptt sweep", "tfrnn_dynamic", 50),
+    ]  # fmt: skip
+    ran = [r for r in records if r["status"] != "skipped"]
+    assert {r["text"]["sha256"] for r in ran} == {ran[0]["text"]["sha256"]}
+    for r in ran:
+        assert r["status"] == "ok", r
+        assert_environment(r)
+        assert r["recipe"]["units"] == 32 and r["threads"]["intra_op"] == 1
+        assert r["parameters"] == ran[0]["parameters"] + 4 * 32 * (r["system"] == "torch")
+        assert r["eval_every_steps"] == round(500 / r["bptt"])
+        *before, last = [e["train_seconds"] for e in r["evaluations"]]
+        assert last >= r["seconds"] > max(before) and r["last_train_seconds"] == last
+        assert all(e["test_bpc"] > 0 for e in r["evaluations"])
+        assert min(r["best_test_bpc"], r["test_bpc_at_budget"]) > 0
+        assert r["tensorflow_loaded"] == (r["system"] != "torch")
+    if records[4]["status"] == "skipped":  # torch is not installed
+        assert "PyTorch is not installed" in records[4]["note"]
+    first = {r["system"]: r["evaluations"][0] for r in ran[:3]}
+    assert {e["step"] for e in first.values()} == {first["tfrnn_dynamic"]["step"]}
+    bpc = [e["test_bpc"] for e in first.values()]
+    assert bpc == pytest.approx([bpc[0]] * 3, rel=1e-4)
+    markdown = (tmp_path / "language_model-quick.md").read_text()
+    assert "**Is tfrnn's bpc at least as good as Keras's and PyTorch's" in markdown
+    assert "**Which K is best in a fixed time?** K=" in markdown
+    assert "| tfrnn_static | 25 | ok |" in markdown
+    assert_png(tmp_path / "language_model-quick.png")
+    assert lm.EMBEDDING == models.EMBEDDING
+
+
+def test_language_model_bpc_at_the_budget():
+    from experiments import language_model as lm
+
+    evaluations = [dict(step=s, train_seconds=t, test_bpc=b, epoch=s / 10)
+                   for s, t, b in ((10, 4.0, 3.0), (20, 8.0, 2.0), (30, 12.0, 2.5))]  # fmt: skip
+    values = lm.at_budget({"seconds": 10.0, "evaluations": evaluations})
+    assert values == dict(best_test_bpc=2.0, test_bpc_at_budget=2.25, last_train_seconds=12.0,
+                          epochs=3.0)  # fmt: skip
+    assert lm.at_budget({"seconds": 2.0, "evaluations": evaluations})["test_bpc_at_budget"] == 3.0
+    assert lm.at_budget({"seconds": 20.0, "evaluations": evaluations})["test_bpc_at_budget"] is None
