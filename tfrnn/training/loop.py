@@ -107,9 +107,9 @@ class TrainingLoop:
 
     def batches(self, epoch, first_step):
         """This epoch's batches (the task's), from step `first_step` on,
-        distributed over the replicas."""
+        without tf.data's autotuning, distributed over the replicas."""
         return self.strategy.experimental_distribute_dataset(
-            self.task.batches(epoch, first_step)
+            runtime.without_autotune(self.task.batches(epoch, first_step))
         )
 
     # --- the run ---------------------------------------------------------------

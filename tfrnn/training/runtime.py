@@ -1,5 +1,6 @@
 """The process's TensorFlow runtime: thread pools and the distribution
-strategy, both set before the runtime starts (the training loop's first job)."""
+strategy, both set before the runtime starts (the training loop's first job),
+and tf.data without its autotuning."""
 
 import tensorflow as tf
 
@@ -55,3 +56,17 @@ def set_threads(intra_op, inter_op):
         "intra_op": threading_config.get_intra_op_parallelism_threads(),
         "inter_op": threading_config.get_inter_op_parallelism_threads(),
     }
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with a fixed prefetch of 2 batches and tf.data's autotuning off.
+
+    With autotuning on, epoch starts stalled for seconds on 2 cores: Keras
+    `fit`, and tfrnn's own loop (20-26 s pauses in 4 of 9 runs; none in 3 runs
+    with it off), deleting the last epoch's iterator (8-40 s in the language
+    model's, experiments/results/language_model.md). The training loop reads
+    every task's batches through it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(2).with_options(options)

@@ -45,7 +45,8 @@ class Task:
 
     def batches(self, epoch, first_step):
         """A `tf.data.Dataset` of epoch `epoch`'s global batches, from step
-        `first_step` on: the same batches on every run of the same config."""
+        `first_step` on: the same batches on every run of the same config
+        (the loop turns tf.data's autotuning off and prefetches 2)."""
         raise NotImplementedError
 
     # --- model and loss ------------------------------------------------------------

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfrnn.tasks.classify.config import SEQUENCES
 from tfrnn.training.errors import DataError
+from tfrnn.training.runtime import without_autotune
 
 MNIST_DIR = pathlib.Path(__file__).parents[2] / "datasets" / "mnist"  # tfrnn/datasets
 # Debian's dataset-fashion-mnist installs here; TFRNN_FASHION_MNIST_DIR (read
@@ -281,18 +282,6 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     return without_autotune(ds.batch(batch_size, drop_remainder=drop_remainder))
-
-
-def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` with a fixed prefetch of 2 batches and tf.data's autotuning off.
-
-    With autotuning on, epoch starts stalled for seconds on 2 cores: Keras
-    `fit`, and tfrnn's own loop (20-26 s pauses in 4 of 9 runs; none in 3 runs
-    with it off).
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(2).with_options(options)
 
 
 def _first(n: Optional[int], what: str, *arrays):

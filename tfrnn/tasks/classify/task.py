@@ -50,7 +50,7 @@ class Task(task.Task):
         order = np.random.default_rng([self.config.seed, epoch]).permutation(
             len(self.data.x_train)
         )
-        return data_lib.without_autotune(
+        return (
             tf.data.Dataset.from_tensor_slices(order.astype(np.int32))
             .skip(first_step * batch_size)
             .batch(batch_size, drop_remainder=True)
