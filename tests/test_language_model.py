@@ -85,7 +85,7 @@ def test_the_state_entering_chunk_i_plus_1_is_the_state_leaving_chunk_i(markov_f
     streams = task.streams.numpy()
     state = [tf.zeros_like(c) for c in task.carried]
     for step in range(3):
-        x, y = streams[:, step * 20 : step * 20 + 20], streams[:, step * 20 + 1 : step * 20 + 21]
+        x = streams[:, step * 20 : step * 20 + 20]
         _, *expected = model([tf.constant(x), *state], training=False)  # weights before the step
         loss = trainer.train_step(tf.constant(step, tf.int64))["loss"]
         for carried, leaf in zip(task.carried, expected):
