@@ -57,30 +57,31 @@ def define_flags(flag_values=FLAGS):
 def config_from_flags(flag_values=FLAGS):
     """The `Config` of `--task` from the flags; a flag set on the command line
     that the task has no field for raises `ConfigError`."""
-    config_class = tasks.config_class(flag_values.task)
-    fields = {f.name for f in dataclasses.fields(config_class)}
+    fields = _fields(flag_values.task)
     for name in flag_values:
         if flag_values[name].present and name not in fields and name != "task":
-            owners = [n for n in tasks.NAMES if name in
-                      {f.name for f in dataclasses.fields(tasks.config_class(n))}]  # fmt: skip
+            owners = [task for task in tasks.NAMES if name in _fields(task)]
             if owners:
                 raise ConfigError(
                     f"--{name} applies to --task={' or '.join(owners)}, not "
                     f"--task={flag_values.task}: drop it"
                 )
     values = {name: flag_values[name].value for name in fields}
-    return config_class(**{name: value for name, value in values.items()
-                           if value is not None or len(set(_task_defaults(name).values())) == 1})
+    return tasks.config_class(flag_values.task)(
+        **{name: value for name, value in values.items()
+           if value is not None or len(set(_task_defaults(name).values())) == 1}  # fmt: skip
+    )
+
+
+def _fields(task):
+    """The field names of task `task`'s config."""
+    return {field.name for field in dataclasses.fields(tasks.config_class(task))}
 
 
 def _task_defaults(name):
     """`{task: default}` of field `name`, for the tasks that have it."""
-    defaults = {}
-    for task in tasks.NAMES:
-        config_class = tasks.config_class(task)
-        if name in {f.name for f in dataclasses.fields(config_class)}:
-            defaults[task] = getattr(config_class(), name)
-    return defaults
+    return {task: getattr(tasks.config_class(task)(), name)
+            for task in tasks.NAMES if name in _fields(task)}  # fmt: skip
 
 
 def main(argv, flag_values=FLAGS):

@@ -38,3 +38,15 @@ def build_language_model(config, vocabulary_size, time_steps, mode=None):
     logits = keras.layers.Dense(vocabulary_size, name="characters", dtype="float32")(outputs)
     return keras.Model([ids, *states], [logits, *tf.nest.flatten(final_state)],
                        name=f"{mode}_{config.cell}_language_model")  # fmt: skip
+
+
+def next_characters(model, ids, *state):
+    """`{"log_probabilities": [batch, time, vocabulary], "state_i": ...}`:
+    the next character's log-probabilities after each of `ids` and the
+    float32 state after the last, from `state` (what the export serves and
+    sampling reads)."""
+    logits, *final_state = model([ids, *state], training=False)
+    return {
+        "log_probabilities": tf.nn.log_softmax(logits),
+        **{f"state_{i}": tf.cast(leaf, tf.float32) for i, leaf in enumerate(final_state)},
+    }

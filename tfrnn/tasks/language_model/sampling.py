@@ -66,14 +66,11 @@ def keras_step(model):
     """`next_characters` over a Keras language model (inputs `[ids, *state]`,
     outputs `[logits, *state]`; a dynamic one, for any length)."""
 
-    @tf.function(autograph=False, reduce_retracing=True)
-    def next_characters(ids, *state):
-        logits, *final_state = model([ids, *state], training=False)
-        return {"log_probabilities": tf.nn.log_softmax(logits),
-                **{f"state_{i}": tf.cast(leaf, tf.float32)
-                   for i, leaf in enumerate(final_state)}}  # fmt: skip
-
-    return next_characters
+    return tf.function(
+        lambda ids, *state: models.next_characters(model, ids, *state),
+        autograph=False,
+        reduce_retracing=True,
+    )
 
 
 def load_generator(model_dir, format="auto", log=print):

@@ -206,8 +206,4 @@ class Generator(tf.Module):
         self.next_characters = tf.function(self._next_characters, input_signature=specs)
 
     def _next_characters(self, ids, *state):
-        logits, *final_state = self.model([ids, *state], training=False)
-        return {
-            "log_probabilities": tf.nn.log_softmax(logits),
-            **{f"state_{i}": tf.cast(leaf, tf.float32) for i, leaf in enumerate(final_state)},
-        }
+        return models.next_characters(self.model, ids, *state)
