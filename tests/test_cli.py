@@ -14,7 +14,7 @@ sys.argv = [{module!r}, "--help"]
 try:
     runpy.run_module({module!r}, run_name="__main__")
 except SystemExit as exit:
-    pass  # absl exits with status 1 after --help
+    assert exit.code == 0, exit.code
 heavy = sorted({{"tensorflow", "keras", "numpy", "matplotlib"}} & set(sys.modules))
 print("heavy modules:", heavy)
 """

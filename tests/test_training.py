@@ -393,7 +393,7 @@ def test_corrupt_data_file_is_refused(tmp_path):
 
 def test_cli_refuses_bad_flags_with_messages(tmp_path):
     cases = {
-        ("--mode=eager",): "value should be one of <static|dynamic>",
+        ("--mode=eager",): "error: --mode=eager is not one of: static, dynamic",
         (
             "--batch_size=0",
             f"--model_dir={tmp_path}",

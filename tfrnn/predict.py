@@ -42,9 +42,9 @@ only turns their errors into one line.
 
 import pathlib
 
-from absl import app
 from absl import flags
 
+from tfrnn import tasks
 from tfrnn.training import cli
 
 FLAGS = flags.FLAGS
@@ -54,9 +54,10 @@ def define_flags(flag_values=FLAGS):
     """The command line (into `flag_values`, absl's global FLAGS by default)."""
     flags.DEFINE_string(
         "model_dir",
-        None,
-        "The run's directory (what `python -m tfrnn.train --model_dir` wrote).",
-        required=True,
+        tasks.config_class().model_dir,  # train's
+        "The run's directory: what `python -m tfrnn.train --model_dir` wrote (the "
+        "default is train's; a language model's is "
+        f"{tasks.config_class('language_model').model_dir}).",
         flag_values=flag_values,
     )
     flags.DEFINE_integer(
@@ -90,8 +91,7 @@ def define_flags(flag_values=FLAGS):
 
 
 def main(argv, flag_values=FLAGS):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    """Reads the run in --model_dir (`argv`: the program only, `cli.main`'s)."""
     model_dir = flag_values.model_dir
     output_dir = pathlib.Path(flag_values.output_dir or model_dir)
     cli.quiet_tensorflow()
@@ -100,7 +100,6 @@ def main(argv, flag_values=FLAGS):
 
 
 def _predict(model_dir, output_dir, options):
-    from tfrnn import tasks
     from tfrnn.training import run_dir
 
     task = tasks.task_for(run_dir.read_run_config(model_dir))

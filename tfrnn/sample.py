@@ -9,9 +9,9 @@ character at a time, fed back with the state. The same `--seed` gives the
 same text. The library is `tfrnn.tasks.language_model.sampling`.
 """
 
-from absl import app
 from absl import flags
 
+from tfrnn import tasks
 from tfrnn.training import cli
 
 FLAGS = flags.FLAGS
@@ -19,9 +19,9 @@ FLAGS = flags.FLAGS
 
 def define_flags(flag_values=FLAGS):
     """The command line (into `flag_values`, absl's global FLAGS by default)."""
-    flags.DEFINE_string("model_dir", "runs/language_model",
-                        "The run's directory (`python -m tfrnn.train --task=language_model`).",
-                        flag_values=flag_values)  # fmt: skip
+    flags.DEFINE_string("model_dir", tasks.config_class("language_model").model_dir,
+                        "The run's directory (`python -m tfrnn.train --task=language_model "
+                        "--model_dir`; the default is train's).", flag_values=flag_values)  # fmt: skip
     flags.DEFINE_string("prime", "\n", "The text to start from (characters of the "
                         "training text).", flag_values=flag_values)  # fmt: skip
     flags.DEFINE_integer("length", 500, "Characters to draw after the prime.", lower_bound=0,
@@ -37,8 +37,7 @@ def define_flags(flag_values=FLAGS):
 
 
 def main(argv, flag_values=FLAGS):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    """Prints the text drawn (`argv`: the program only, `cli.main`'s)."""
     cli.quiet_tensorflow()
     cli.run(_sample, flag_values)
 

@@ -14,7 +14,6 @@ XLA, one step per loop iteration.
 
 import dataclasses
 
-from absl import app
 from absl import flags
 
 from tfrnn import tasks
@@ -85,8 +84,7 @@ def _task_defaults(name):
 
 
 def main(argv, flag_values=FLAGS):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    """Trains the run of the flags (`argv`: the program only, `cli.main`'s)."""
     cli.quiet_tensorflow()
     cli.run(lambda: _train(config_from_flags(flag_values)))
 

@@ -24,7 +24,10 @@ from tfrnn.training.errors import ConfigError
 from tfrnn.training.errors import RunDirError
 
 
-TRAIN_FIRST = "train first with `python -m tfrnn.train --model_dir={model_dir}`"
+TRAIN_FIRST = (
+    "train first with `python -m tfrnn.train --model_dir={model_dir}` (add "
+    "`--task=language_model` for a language model)"
+)
 RETRAIN = (
     "delete {model_dir} and train again with `python -m tfrnn.train "
     "--model_dir={model_dir}` and the run's flags"

@@ -1,0 +1,99 @@
+"""The CLIs' edges: every end of `train`, `predict` and `sample` is one line
+(a flag mistake, an interrupt while TensorFlow imports, a missing run),
+`--help` succeeds and says what a newcomer asks, the figures fit."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMMANDS = ["tfrnn.train", "tfrnn.predict", "tfrnn.sample"]
+INTERRUPTED = (
+    "interrupted outside a training step; the last checkpoint (if any) is kept; "
+    "rerun the same command to resume"
+)
+# Runs a command with a real signal sent to itself when the import of
+# TensorFlow reaches `tensorflow.python.framework.ops` (about half way).
+INTERRUPT_DURING_IMPORT = """
+import importlib.abc, os, runpy, sys
+module, number = sys.argv[1], int(sys.argv[2])
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "tensorflow.python.framework.ops":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), number)
+sys.meta_path.insert(0, Interrupt())
+sys.argv = [module]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def run(argv, cwd=ROOT, timeout=120):
+    """`python ARGV` with the worktree's tfrnn and TensorFlow's own log level
+    (the CLI quiets it), as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=lambda n: n.name)
+def test_an_interrupt_while_tensorflow_imports_is_one_line(module, number, tmp_path):
+    process = run(["-c", INTERRUPT_DURING_IMPORT, module, str(int(number))], cwd=tmp_path)
+    assert (process.returncode, process.stdout) == (128 + number, ""), process.stderr[-3000:]
+    assert process.stderr.splitlines() == [INTERRUPTED]
+
+
+@pytest.mark.parametrize("module, flag, line", [
+    ("tfrnn.train", "--mdoe=static",
+     "error: unknown flag --mdoe; did you mean --mode or --model? --help lists the flags"),
+    ("tfrnn.train", "--bogus", "error: unknown flag --bogus; --help lists the flags"),
+    ("tfrnn.train", "--mode=eager", "error: --mode=eager is not one of: static, dynamic"),
+    ("tfrnn.train", "--task=lm", "error: --task=lm is not one of: classify, language_model"),
+    ("tfrnn.train", "--units=1.5", "error: --units=1.5 is not an integer"),
+    ("tfrnn.train", "--learning_rate=fast", "error: --learning_rate=fast is not a number"),
+    ("tfrnn.train", "--deterministic=maybe",
+     "error: --deterministic=maybe is not true or false"),
+    ("tfrnn.train", "--mode",
+     "error: --mode needs a value: --mode=VALUE, one of: static, dynamic"),
+    ("tfrnn.train", "static",
+     "error: unexpected argument 'static': flags are written --NAME=VALUE (--help lists them)"),
+    ("tfrnn.predict", "--format=onnx",
+     "error: --format=onnx is not one of: auto, saved_model, keras"),
+    ("tfrnn.predict", "--examples=0", "error: --examples=0 is not a positive integer"),
+    ("tfrnn.sample", "--temperature=hot", "error: --temperature=hot is not a number"),
+    ("tfrnn.sample", "--length=-1", "error: --length=-1 is not a non-negative integer"),
+])  # fmt: skip
+def test_a_flag_mistake_is_one_error_line(module, flag, line, tmp_path):
+    process = run(["-m", module, flag], cwd=tmp_path)
+    assert (process.returncode, process.stdout) == (1, ""), process.stderr
+    assert process.stderr.splitlines() == [line]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_help_exits_0(module):
+    for flag in ("--help", "--helpshort", "--helpfull"):
+        process = run(["-m", module, flag])
+        assert (process.returncode, process.stderr) == (0, ""), (flag, process.stderr)
+        assert "--model_dir" in process.stdout
+        assert ("--verbosity" in process.stdout) == (flag == "--helpfull")  # absl's own
+
+
+def test_predict_and_sample_default_to_trains_model_dir(tmp_path):
+    """Without --model_dir, each reads where `train` (with the task it needs)
+    writes by default, and a missing run says how to train the right task."""
+    for module, model_dir in (("tfrnn.predict", "runs/default"),
+                              ("tfrnn.sample", "runs/language_model")):  # fmt: skip
+        process = run(["-m", module], cwd=tmp_path)
+        assert process.returncode == 1
+        assert process.stderr.splitlines() == [
+            f"error: --model_dir={model_dir} does not exist; train first with `python -m "
+            f"tfrnn.train --model_dir={model_dir}` (add `--task=language_model` for a "
+            "language model)"
+        ]
