@@ -4,11 +4,16 @@
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
+from absl import flags
+
+from tfrnn import tasks
+from tfrnn import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = ["tfrnn.train", "tfrnn.predict", "tfrnn.sample"]
@@ -97,3 +102,32 @@ def test_predict_and_sample_default_to_trains_model_dir(tmp_path):
             f"tfrnn.train --model_dir={model_dir}` (add `--task=language_model` for a "
             "language model)"
         ]
+
+
+def train_help():
+    """`{flag: help}` of `python -m tfrnn.train`."""
+    flag_values = flags.FlagValues()
+    train.define_flags(flag_values)
+    return {name: flag_values[name].help for name in flag_values}
+
+
+def test_help_says_what_k_precision_and_the_example_counts_are():
+    help_ = train_help()
+    assert help_["unroll"].startswith("K, the time steps each iteration of --mode=dynamic's")
+    assert "slower" in help_["precision"]
+    figures_quoted = re.search(r"(\d\.\d+)-(\d\.\d+)x float32's time", help_["precision"])
+    experiments = (ROOT / "experiments" / "README.md").read_text()
+    for figure in figures_quoted.groups():  # the help quotes the measured slowdowns
+        assert re.search(rf"`mixed_bfloat16` [|]? ?×{figure}", experiments), figure
+    assert "(default: all, 60,000" in help_["train_examples"]
+    assert "(default: all, 10,000" in help_["test_examples"]
+    assert "`apt-get install dataset-fashion-mnist`" in help_["dataset"]
+
+
+def test_help_and_readme_name_the_flags_a_rerun_may_change():
+    marked = {name for name, text in train_help().items() if "A rerun may change it." in text}
+    resumable = set().union(*(tasks.config_class(name).RESUMABLE for name in tasks.NAMES))
+    assert marked == resumable - {"model_dir"}  # which run_dir enforces; model_dir: its path
+    readme = (ROOT / "README.md").read_text()
+    sentence = re.search(r"A rerun\s+may change (.*?); if any\s+other flag differs", readme, re.S)
+    assert set(re.findall(r"`--(\w+)`", sentence[1])) == marked

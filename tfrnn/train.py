@@ -5,7 +5,9 @@ the run is `tfrnn.training.loop`, the task `tfrnn.tasks.NAME`).
     python -m tfrnn.train --mode=static --cell=gru --model_dir=runs/gru
     python -m tfrnn.train --mode=dynamic --unroll=4 --bidirectional
 
-Re-running the same command with the same --model_dir resumes where it stopped.
+Re-running the same command with the same --model_dir resumes where it stopped;
+a rerun may change the flags marked "A rerun may change it" below, and is
+refused if any other differs.
 The defaults are the fastest to 98 % measured on a 2-core CPU
 (experiments/results/fast_path.md, rerun with `python -m experiments.steps`):
 TensorFlow's thread pools at 1 thread per op and 2 ops at once; float32, no
@@ -32,7 +34,8 @@ _DEFINE = {
 def define_flags(flag_values=FLAGS):
     """The command line: `--task`, and one flag per field of the tasks'
     configs (a field two tasks share is one flag; where their defaults
-    differ, its default is None: each task's own, said in its help)."""
+    differ, its default is None: each task's own, said in its help). The
+    help of a field a rerun may change (`RESUMABLE`) says so."""
     flags.DEFINE_enum("task", tasks.DEFAULT, tasks.NAMES,
                       tasks.config_class().HELP["task"], flag_values=flag_values)  # fmt: skip
     for config_class in map(tasks.config_class, tasks.NAMES):
@@ -40,6 +43,8 @@ def define_flags(flag_values=FLAGS):
             if field.name in flag_values:
                 continue
             help_ = config_class.HELP[field.name]
+            if field.name in config_class.RESUMABLE and field.name != "model_dir":
+                help_ += " A rerun may change it."  # (--model_dir: its spelling)
             defaults = _task_defaults(field.name)
             default = next(iter(defaults.values()))
             if len(set(defaults.values())) > 1:

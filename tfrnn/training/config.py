@@ -64,8 +64,9 @@ class RunConfig:
     HELP = {
         "task": "What to train (each task adds flags of its own, below).",
         "mode": "static or dynamic unrolling.",
-        "unroll": "Dynamic: steps per while-loop iteration, each block unrolled "
-        "(1: the plain loop; static is K = T).",
+        "unroll": "K, the time steps each iteration of --mode=dynamic's while loop "
+        "computes, unrolled (T steps take ceil(T / K) iterations). 1: the plain loop, one "
+        "step per iteration; --mode=static unrolls all T (K = T).",
         "cell": "Recurrent cell.",
         "units": "Units per recurrent layer.",
         "layers": "Stacked recurrent layers.",
@@ -81,11 +82,15 @@ class RunConfig:
         "epoch end).",
         "checkpoint_every_steps": "Checkpoint every N steps (and at each epoch end).",
         "log_every_steps": "Print progress every N steps.",
-        "model_dir": "Checkpoints, export, report.json, TensorBoard logs.",
+        "model_dir": "The run's directory: config.json, checkpoints, export, report.json, "
+        "TensorBoard logs. The same command again resumes the run in it; a rerun may "
+        "change only the flags marked 'A rerun may change it', any other that differs from "
+        "config.json is refused.",
         "seed": "Seed of weights and data order.",
         "jit_compile": "Compile the training step with XLA.",
         "precision": "float32, or mixed_bfloat16 (float32 weights, bfloat16 "
-        "computations; 1.05-1.18x float32's step on a 2-core AVX512_BF16 CPU).",
+        "computations): slower here, its training step took 1.12-1.15x float32's time on "
+        "a 2-core AVX512_BF16 CPU (experiments/README.md, the fast path).",
         "intra_op_threads": "Threads inside one op (0: TensorFlow's choice; 1 with "
         "--inter_op_threads=2 measured fastest on 2 cores).",
         "inter_op_threads": "Ops run at once (0: TensorFlow's choice).",

@@ -33,12 +33,17 @@ class Config(RunConfig):
         "bidirectional": "Read the sequence both ways (keras.layers.Bidirectional "
         "over tfrnn.RNN; 2 x units features to the classes).",
         "model": "rnn, or cnn_rnn (conv features as a sequence).",
-        "dataset": "mnist, fashion_mnist or tfds:NAME.",
-        "data_dir": "Data directory (Fashion-MNIST files, or TFDS data_dir).",
+        "dataset": "mnist (shipped in the package), fashion_mnist (needs `apt-get install "
+        "dataset-fashion-mnist`, or its files in --data_dir) or tfds:NAME (prepared TFDS "
+        "data; nothing is downloaded).",
+        "data_dir": "The directory of --dataset's files (default: the package's MNIST, "
+        "/usr/share/datasets/fashion-mnist), or TFDS's data_dir.",
         "sequence": "rows (T=28), pixels (T=784) or permuted pixels.",
         "target_accuracy": "Stop at this test accuracy, in (0, 1].",
-        "train_examples": "Use the first N training examples.",
-        "test_examples": "Use the first N test examples.",
+        "train_examples": "Use the first N training examples (default: all, 60,000 for "
+        "mnist and fashion_mnist).",
+        "test_examples": "Use the first N test examples (default: all, 10,000 for mnist "
+        "and fashion_mnist).",
     }
     RESUMABLE = (*RunConfig.RESUMABLE, "target_accuracy")
     BEFORE_FIELD = {**RunConfig.BEFORE_FIELD, "bidirectional": False}
