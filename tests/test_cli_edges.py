@@ -2,18 +2,23 @@
 (a flag mistake, an interrupt while TensorFlow imports, a missing run),
 `--help` succeeds and says what a newcomer asks, the figures fit."""
 
+import itertools
 import os
 import pathlib
 import re
 import signal
 import subprocess
 import sys
+import types
 
+import numpy as np
 import pytest
 from absl import flags
+from matplotlib.text import Text
 
 from tfrnn import tasks
 from tfrnn import train
+from tfrnn.tasks.classify import figures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMMANDS = ["tfrnn.train", "tfrnn.predict", "tfrnn.sample"]
@@ -131,3 +136,32 @@ def test_help_and_readme_name_the_flags_a_rerun_may_change():
     readme = (ROOT / "README.md").read_text()
     sentence = re.search(r"A rerun\s+may change (.*?); if any\s+other flag differs", readme, re.S)
     assert set(re.findall(r"`--(\w+)`", sentence[1])) == marked
+
+
+def fashion_evaluation():
+    """What `inference.evaluate_export` returns, for 16 Fashion-MNIST
+    examples: the longest class names, a few wrong."""
+    labels = np.array([9, 0, 2, 7, 9, 1, 4, 6, 5, 8, 3, 0, 9, 6, 2, 7])
+    predictions = labels.copy()
+    predictions[[0, 3, 5, 13]] = [7, 9, 0, 0]  # "pred Sneaker / true Ankle boot" first
+    return types.SimpleNamespace(
+        examples=10000, accuracy=0.8812, labels=labels, predictions=predictions,
+        probabilities=np.eye(10)[predictions],
+        images=np.random.default_rng(0).integers(0, 256, (16, 28, 28)),
+        meta=dict(dataset="fashion_mnist", mode="dynamic", cell="lstm", sequence="rows"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("examples", [1, 2, 5, 16])
+def test_prediction_titles_fit_in_the_figure_and_apart(examples):
+    figure = figures.predictions_figure(fashion_evaluation(), examples)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [text for text in figure.findobj(Text) if text.get_text()]
+    assert len(texts) == examples + 1  # a title per image, and the figure's
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in texts]
+    for text, box in boxes:
+        assert 0 <= box.x0 and box.x1 <= figure.bbox.width, text
+        assert 0 <= box.y0 and box.y1 <= figure.bbox.height, text
+    for (one, a), (other, b) in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (one, other)

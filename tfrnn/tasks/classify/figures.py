@@ -51,17 +51,28 @@ def _show_image(axes, image):
 
 
 def plot_predictions(evaluation, output_path, examples=16):
-    """A grid of the first `examples` test images titled "pred P / true T".
+    """Writes `predictions_figure(evaluation, examples)`; returns the path."""
+    figure = predictions_figure(evaluation, examples)
+    output_path = pathlib.Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output_path, dpi=100)
+    return output_path
 
-    Wrong predictions have red titles and frames. Returns the path written.
-    """
+
+def predictions_figure(evaluation, examples=16):
+    """A grid of the first `examples` test images, each titled "pred P" over
+    "true T" (two lines: a column is as wide as "pred T-shirt/top"); wrong
+    predictions have red titles and frames. The title above is two lines
+    (wrapped further at the figure's width): nothing is drawn past the
+    figure's edges or over another title."""
     count = min(examples, evaluation.examples)
     if count < 1:
         raise ValueError(f"examples must be >= 1, got {examples}")
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     names = class_names(evaluation.meta["dataset"], evaluation.probabilities.shape[1])
-    figure = _figure(figsize=(2.0 * columns, 2.2 * rows + 0.5), layout="constrained")
+    width = max(2.0 * columns, 4.0)  # at least the width of the title's lines
+    figure = _figure(figsize=(width, 2.4 * rows + 0.8), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
     predictions = evaluation.predictions
     for index, axes in enumerate(grid.flat):
@@ -71,9 +82,7 @@ def plot_predictions(evaluation, output_path, examples=16):
         _show_image(axes, evaluation.images[index])
         predicted, true = int(predictions[index]), int(evaluation.labels[index])
         color = "black" if predicted == true else WRONG_COLOR
-        axes.set_title(
-            f"pred {names[predicted]} / true {names[true]}", color=color, fontsize=9
-        )
+        axes.set_title(f"pred {names[predicted]}\ntrue {names[true]}", color=color, fontsize=9)
         if predicted != true:
             for spine in axes.spines.values():
                 spine.set_color(WRONG_COLOR)
@@ -81,15 +90,13 @@ def plot_predictions(evaluation, output_path, examples=16):
     wrong = int(np.sum(predictions[:count] != evaluation.labels[:count]))
     figure.suptitle(
         f"{evaluation.meta['mode']} {evaluation.meta['cell']} on "
-        f"{evaluation.meta['dataset']} ({evaluation.meta['sequence']}): "
+        f"{evaluation.meta['dataset']} ({evaluation.meta['sequence']}):\n"
         f"{wrong} of {count} wrong here; test accuracy {evaluation.accuracy:.4f} "
         f"on {evaluation.examples}",
         fontsize=10,
+        wrap=True,
     )
-    output_path = pathlib.Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output_path, dpi=100)
-    return output_path
+    return figure
 
 
 def plot_steps(steps, output_path):
