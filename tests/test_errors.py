@@ -1,5 +1,7 @@
 """One test per bad input: each error says what is wrong and what to do."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -240,3 +242,49 @@ def test_tf1_order_dtype_given_as_time_major(unroll, lstm):
         TypeError, match=r"time_major must be True or False; got tf\.float32.*dtype="
     ):
         unroll(lstm, tf.ones([2, 4, 3]), None, None, tf.float32)
+
+
+# Errors name what the user called, not the unroll it runs --------------------
+
+CALLED = {
+    "tfrnn.RNN": lambda cell, x, **kw: tfrnn.RNN(cell)(x, **kw),
+    "tfrnn.RNN(static)": lambda cell, x, **kw: tfrnn.RNN(cell, unroll="static")(
+        x, **kw
+    ),
+    "bidirectional_dynamic_rnn": lambda cell, x, **kw: tfrnn.bidirectional_dynamic_rnn(
+        cell, cell, x, **kw
+    ),
+    "static_bidirectional_rnn": lambda cell, x, **kw: tfrnn.static_bidirectional_rnn(
+        cell, cell, x, **kw
+    ),
+    "dynamic_rnn": tfrnn.dynamic_rnn,
+    "static_rnn": tfrnn.static_rnn,
+}
+
+
+@pytest.mark.parametrize("called", CALLED)
+def test_errors_name_the_function_or_layer_called(called, lstm):
+    """When the graph is built and in its run-time assertions alike."""
+    name = re.escape(called.split("(")[0])
+    call = CALLED[called]
+    with pytest.raises(TypeError, match=rf"{name}: sequence_length must be int32"):
+        call(lstm, tf.ones([2, 4, 3]), sequence_length=tf.constant([1.0, 2.0]))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=rf"{name}: sequence_length must be >= 0"
+    ):
+        call(lstm, tf.ones([2, 4, 3]), sequence_length=tf.constant([-1, 2]))
+
+
+@pytest.mark.parametrize("called", CALLED)
+def test_integer_inputs_are_refused(called, lstm):
+    """Keras's cells would promote them to floats (token ids, most often,
+    that miss their embedding); tfrnn names the two fixes."""
+    with pytest.raises(
+        TypeError,
+        match=rf"{re.escape(called.split('(')[0])}: inputs must be floating point; "
+        r"got int32\. Embed token ids first \(keras\.layers\.Embedding\), or cast "
+        r"numeric features: tf\.cast\(inputs, tf\.float32\)",
+    ):
+        CALLED[called](lstm, tf.ones([2, 4, 3], tf.int32))
+    with pytest.raises(TypeError, match=r"static_rnn: inputs must be floating point"):
+        tfrnn.static_rnn(lstm, [tf.ones([2, 3], tf.int64)] * 4)

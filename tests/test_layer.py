@@ -100,6 +100,29 @@ def test_last_valid_output_equals_keras_default(name, unroll):
     assert np.all(got[0].numpy()[1] == 0.0)  # the all-masked row
 
 
+def test_what_keras_casts_is_refused_and_the_named_cast_gives_keras_result():
+    """keras.layers.RNN casts an int or float mask to bool (0.2 counts as
+    True) and its cells promote int inputs to floats; tfrnn.RNN refuses both
+    (as the functions do, tests/test_mask.py, test_errors.py), and the cast
+    its message names gives Keras's result."""
+    cell = CELLS["gru"]()
+    inputs = tf.constant(np.random.default_rng(2).integers(-3, 4, (B, T, F)), tf.int32)
+    mask = tf.where(random_mask(seed=2), 0.2, 0.0)
+    flags = dict(return_sequences=True, return_state=True)
+    ours = tfrnn.RNN(cell, **flags)
+    theirs = keras.layers.RNN(cell, zero_output_for_mask=True, **flags)
+    floats = tf.cast(inputs, tf.float32)
+    refused = r"tfrnn\.RNN: mask must be bool.*tf\.cast\(mask, tf\.bool\)"
+    for mask_ in (mask, tf.cast(mask * 10, tf.int32)):  # 0.2 and 2 count as True
+        with pytest.raises(TypeError, match=refused):
+            ours(floats, mask=mask_)
+        assert_close(ours(floats, mask=tf.cast(mask_, tf.bool)), theirs(floats, mask=mask_))
+    refused = r"tfrnn\.RNN: inputs must be floating point; got int32"
+    with pytest.raises(TypeError, match=refused):
+        ours(inputs)
+    assert_close(ours(floats), theirs(inputs))
+
+
 @pytest.mark.parametrize("unroll", UNROLL_KINDS)
 def test_right_padded_mask_equals_sequence_length(unroll):
     """A right-padded mask, `sequence_length=` and `tfrnn.dynamic_rnn` with

@@ -150,11 +150,23 @@ def test_time_major_mask_is_time_by_batch(unroll):
     np.testing.assert_array_equal(state_tm, state)
 
 
-@pytest.mark.parametrize("unroll", [tfrnn.static_rnn, tfrnn.dynamic_rnn])
+def layer(cell, inputs, mask):
+    return tfrnn.RNN(cell, return_sequences=True)(inputs, mask=mask)
+
+
+@pytest.mark.parametrize(
+    "unroll", [tfrnn.static_rnn, tfrnn.dynamic_rnn, layer], ids=["static", "dynamic", "layer"]
+)
 @pytest.mark.parametrize(
     "mask, error, message",
     [
-        (tf.ones([B, T]), TypeError, r"mask must be bool.*got float32.*tf\.cast"),
+        (
+            tf.fill([B, T], 0.2),
+            TypeError,
+            r"mask must be bool, True where a step counts; got float32\. Convert "
+            r"it, e\.g\. tf\.cast\(mask, tf\.bool\) \(any nonzero value counts",
+        ),
+        (tf.ones([B, T], tf.int32), TypeError, r"mask must be bool.*got int32"),
         (tf.ones([B, T, 1], tf.bool), ValueError, r"mask must be \[batch, time\]"),
         (
             tf.ones([T, B], tf.bool),
@@ -162,9 +174,11 @@ def test_time_major_mask_is_time_by_batch(unroll):
             r"mask has shape \(7, 4\) for inputs of \[batch, time\] = \[4, 7\]",
         ),
     ],
-    ids=["float", "rank-3", "time-major-for-batch-major"],
+    ids=["float", "int", "rank-3", "time-major-for-batch-major"],
 )
 def test_bad_masks_are_refused(unroll, mask, error, message):
+    """By the layer as by the functions: keras.layers.RNN casts any mask to
+    bool, 0.2 counting as True (test_layer.py); tfrnn asks for the cast."""
     cell = built(CELLS["gru"](), F)
     with pytest.raises(error, match=message):
         unroll(cell, tf.ones([B, T, F]), mask=mask)

@@ -9,6 +9,7 @@ zeros. `tfrnn.compat.v1.nn.bidirectional_dynamic_rnn` and
 
 import tensorflow as tf
 
+from tfrnn import checks
 from tfrnn.dynamic import dynamic_rnn
 from tfrnn.static import static_rnn
 
@@ -135,7 +136,9 @@ def bidirectional_dynamic_rnn(
             scope=direction,
         )
 
-    with tf.name_scope(scope or "bidirectional_rnn"):
+    with tf.name_scope(scope or "bidirectional_rnn"), checks.called_as(
+        "bidirectional_dynamic_rnn"
+    ):
         inputs = tf.convert_to_tensor(inputs)
         return run_both_directions(
             run,
@@ -202,7 +205,9 @@ def static_bidirectional_rnn(
         columns = [reverse_steps(list(column), sequence_length) for column in columns]
         return [tf.nest.pack_sequence_as(all_states[0], leaves) for leaves in zip(*columns)]
 
-    with tf.name_scope(scope or "bidirectional_rnn"):
+    with tf.name_scope(scope or "bidirectional_rnn"), checks.called_as(
+        "static_bidirectional_rnn"
+    ):
         if list_inputs:
             inputs = [tf.convert_to_tensor(x) for x in inputs]
         else:

@@ -8,6 +8,9 @@ assertions, so there lengths are checked when the graph is built if their
 values are known then, and refused otherwise (a mask needs no check).
 """
 
+import contextlib
+import contextvars
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -16,6 +19,24 @@ from tensorflow.python.ops import control_flow_util
 from tfrnn import step
 
 _DTYPE_TYPES = (tf.DType, np.dtype)
+_CALLER = contextvars.ContextVar("tfrnn_caller", default=None)
+
+
+@contextlib.contextmanager
+def called_as(name):
+    """Inside, the unrolls' errors begin with `name`, what the user called
+    (`tfrnn.RNN`, `bidirectional_dynamic_rnn`), instead of the unroll that
+    runs; the outermost name holds."""
+    token = _CALLER.set(_CALLER.get() or name)
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
+def caller(unroll):
+    """The name errors begin with: the one `called_as` set, else `unroll`."""
+    return _CALLER.get() or unroll
 
 
 def _is_dtype(value):
@@ -43,17 +64,17 @@ def rnn_cell(cell, unroll):
         )
 
 
-def unroll_factor(unroll):
+def unroll_factor(unroll, name):
     """`unroll`, checked: an int >= 1, the number of steps per loop iteration."""
     if isinstance(unroll, bool) or not isinstance(unroll, (int, np.integer)):
         raise TypeError(
-            f"dynamic_rnn: unroll must be an int >= 1 (steps per loop "
+            f"{name}: unroll must be an int >= 1 (steps per loop "
             f"iteration); got {unroll!r}. For a fully unrolled graph use "
             "tfrnn.static_rnn."
         )
     if unroll < 1:
         raise ValueError(
-            f"dynamic_rnn: unroll must be >= 1 (steps per loop iteration); got "
+            f"{name}: unroll must be >= 1 (steps per loop iteration); got "
             f"{unroll}. unroll=1 is the plain while loop."
         )
     return int(unroll)
@@ -75,9 +96,10 @@ def time_major(value, unroll):
         )
 
 
-def sequence_tensor(inputs, time_major, unroll):
-    """`inputs` as a rank-3 tensor with at least one step; clear errors otherwise."""
-    inputs = tf.convert_to_tensor(inputs)
+def sequence_tensor(inputs, time_major, unroll, takes_lists=False):
+    """`inputs` as a rank-3 float tensor with at least one step; clear errors
+    otherwise (`takes_lists`: the error names TF1's list form too)."""
+    inputs = floating(tf.convert_to_tensor(inputs), unroll)
     if inputs.shape.rank != 3:
         layout = (
             "[time, batch, features]" if time_major else ("[batch, time, features]")
@@ -85,7 +107,7 @@ def sequence_tensor(inputs, time_major, unroll):
         extra = (
             " (static_rnn also takes TF1's form: a Python list of "
             "[batch, features] tensors, one per step)"
-            if unroll == "static_rnn"
+            if takes_lists
             else ""
         )
         raise ValueError(
@@ -98,24 +120,36 @@ def sequence_tensor(inputs, time_major, unroll):
     return inputs
 
 
-def step_list(inputs):
-    """TF1's list form of `static_rnn` inputs, checked: rank-2 tensors."""
+def floating(inputs, unroll):
+    """Refuses inputs that are not floating point, which Keras's cells would
+    silently promote to floats (token ids most often)."""
+    if not inputs.dtype.is_floating:
+        raise TypeError(
+            f"{unroll}: inputs must be floating point; got {inputs.dtype.name}. "
+            "Embed token ids first (keras.layers.Embedding), or cast numeric "
+            "features: tf.cast(inputs, tf.float32)."
+        )
+    return inputs
+
+
+def step_list(inputs, unroll):
+    """TF1's list form of `static_rnn` inputs, checked: rank-2 float tensors."""
     if not inputs:
         raise ValueError(
-            "static_rnn: inputs is an empty list; it needs one "
+            f"{unroll}: inputs is an empty list; it needs one "
             "[batch, features] tensor per time step."
         )
-    steps = [tf.convert_to_tensor(x) for x in inputs]
+    steps = [floating(tf.convert_to_tensor(x), unroll) for x in inputs]
     for t, x in enumerate(steps):
         if x.shape.rank != 2:
             raise ValueError(
-                f"static_rnn: inputs[{t}] has shape {x.shape}; a list input must "
+                f"{unroll}: inputs[{t}] has shape {x.shape}; a list input must "
                 "hold one rank-2 [batch, features] tensor per time step (or pass "
                 "a single rank-3 [batch, time, features] tensor)."
             )
         if not x.shape.is_compatible_with(steps[0].shape):
             raise ValueError(
-                f"static_rnn: inputs[{t}] has shape {x.shape} where inputs[0] has "
+                f"{unroll}: inputs[{t}] has shape {x.shape} where inputs[0] has "
                 f"{steps[0].shape}; every step of a list input must have the same "
                 "[batch, features] shape."
             )
@@ -255,14 +289,8 @@ def mask(mask_, batch_size, time_steps, time_major_, unroll):
     `mask_` is `[batch, time]` (`[time, batch]` when `time_major`), True where
     a step counts.
     """
-    mask_ = tf.convert_to_tensor(mask_)
+    mask_ = bool_mask(mask_, unroll)
     layout = "[time, batch]" if time_major_ else "[batch, time]"
-    if mask_.dtype != tf.bool:
-        raise TypeError(
-            f"{unroll}: mask must be bool, True where a step counts; got "
-            f"{mask_.dtype.name}. Convert it, e.g. tf.cast(mask, tf.bool) or "
-            "tf.sequence_mask(lengths, time)."
-        )
     if mask_.shape.rank != 2:
         raise ValueError(
             f"{unroll}: mask must be {layout}, like the inputs without their "
@@ -277,6 +305,20 @@ def mask(mask_, batch_size, time_steps, time_major_, unroll):
         raise ValueError(
             f"{unroll}: mask has shape {got} for inputs of {layout} = {want}; "
             "give one entry per sequence and step."
+        )
+    return mask_
+
+
+def bool_mask(mask_, unroll):
+    """`mask_` as a tensor, refused unless bool (`keras.layers.RNN` casts any
+    dtype, so that 0.2 counts as True; tfrnn asks for the cast)."""
+    mask_ = tf.convert_to_tensor(mask_)
+    if mask_.dtype != tf.bool:
+        raise TypeError(
+            f"{unroll}: mask must be bool, True where a step counts; got "
+            f"{mask_.dtype.name}. Convert it, e.g. tf.cast(mask, tf.bool) (any "
+            "nonzero value counts, as keras.layers.RNN reads it) or "
+            "tf.sequence_mask(lengths, time)."
         )
     return mask_
 

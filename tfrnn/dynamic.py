@@ -73,8 +73,8 @@ def dynamic_rnn(
 
     Args:
       cell: any Keras 3 RNN cell or tfrnn cell.
-      inputs: `[batch, time, features]`, or `[time, batch, features]` when
-        `time_major`.
+      inputs: floating-point `[batch, time, features]`, or `[time, batch,
+        features]` when `time_major`.
       initial_state: a nest shaped like `cell.state_size`; zeros by default.
       sequence_length: optional int32/int64 `[batch]` valid lengths, each in
         `[0, time]`; the loop stops after `max(sequence_length)` steps. Under
@@ -87,9 +87,10 @@ def dynamic_rnn(
       swap_memory: let the loop swap activations kept for backprop from GPU
         to host memory (long sequences that do not fit on the GPU).
       mask: optional bool `[batch, time]` (`[time, batch]` when `time_major`),
-        True where a step counts, as a Keras mask; any pattern. With
-        `sequence_length` too, a step counts where both say so. The loop
-        stops after the last step that counts in any row.
+        True where a step counts, as a Keras mask; any pattern (other dtypes
+        are refused: `tf.cast(mask, tf.bool)`). With `sequence_length` too,
+        a step counts where both say so. The loop stops after the last step
+        that counts in any row.
       unroll: steps per loop iteration, an int >= 1. T need not be a multiple.
       return_sequences: False returns only each row's last valid output
         (zeros for a row with none), carried in the loop instead of writing
@@ -103,10 +104,11 @@ def dynamic_rnn(
       `(outputs, final_state)`, or `(outputs, final_state, all_states)`.
     """
     with tf.name_scope(scope or "dynamic_rnn"):
-        checks.rnn_cell(cell, "dynamic_rnn")
-        checks.time_major(time_major, "dynamic_rnn")
-        unroll = checks.unroll_factor(unroll)
-        inputs = checks.sequence_tensor(inputs, time_major, "dynamic_rnn")
+        name = checks.caller("dynamic_rnn")
+        checks.rnn_cell(cell, name)
+        checks.time_major(time_major, name)
+        unroll = checks.unroll_factor(unroll, name)
+        inputs = checks.sequence_tensor(inputs, time_major, name)
         if not time_major:
             inputs = tf.transpose(inputs, [1, 0, 2])
         batch_size = inputs.shape[1]
@@ -122,7 +124,7 @@ def dynamic_rnn(
             sequence_length,
             mask,
             time_major,
-            "dynamic_rnn",
+            name,
         )
         step.begin_sequence(
             cell,

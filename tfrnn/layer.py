@@ -106,7 +106,10 @@ class RNN(keras.layers.Layer):
       initial_state: the initial state, as `return_state` lists it (a tensor,
         `[h, c]`, one entry per layer); zeros by default.
       mask: `[batch, time]` bool, True for the steps to run; Keras passes the
-        mask of `Embedding(mask_zero=True)` or `Masking` itself.
+        mask of `Embedding(mask_zero=True)` or `Masking` itself. Other dtypes
+        are refused, as by the functions (`keras.layers.RNN` casts them, any
+        nonzero value counting): pass `tf.cast(mask, tf.bool)`. Integer
+        `sequences` are refused too (Keras's cells promote them to floats).
       sequence_length: int `[batch]` valid lengths (TF1's argument), the same
         as a right-padded mask (and combined with `mask` when both are given).
       training: passed to the cell (dropout).
@@ -209,17 +212,18 @@ class RNN(keras.layers.Layer):
         unroll = static_rnn if self.unroll == "static" else dynamic_rnn
         if self.stateful and initial_state is None:
             initial_state = [leaf.value for leaf in self.states]
-        results = unroll(
-            self.cell,
-            sequences,
-            initial_state=self._initial_state(initial_state),
-            sequence_length=sequence_length,
-            time_major=self.time_major,
-            return_all_states=self.return_all_states,
-            return_sequences=self.return_sequences,
-            training=training,
-            **kwargs,
-        )
+        with checks.called_as("tfrnn.RNN"):
+            results = unroll(
+                self.cell,
+                sequences,
+                initial_state=self._initial_state(initial_state),
+                sequence_length=sequence_length,
+                time_major=self.time_major,
+                return_all_states=self.return_all_states,
+                return_sequences=self.return_sequences,
+                training=training,
+                **kwargs,
+            )
         if self.stateful:
             for leaf, value in zip(self.states, tf.nest.flatten(results[1]), strict=True):
                 leaf.assign(tf.cast(value, leaf.dtype))
@@ -247,7 +251,7 @@ class RNN(keras.layers.Layer):
         the unroll then sees no lengths, so they are checked here as it would.
         """
         if mask is not None:
-            mask = tf.cast(tf.nest.flatten(mask)[0], tf.bool)
+            mask = checks.bool_mask(tf.nest.flatten(mask)[0], "tfrnn.RNN")
         if sequence_length is not None and self.go_backwards:
             shape = sequences.shape
             batch_size = shape[1 - self.time_axis]

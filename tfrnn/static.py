@@ -71,9 +71,10 @@ def static_rnn(
     Args:
       cell: any Keras 3 RNN cell (`SimpleRNNCell`, `GRUCell`, `LSTMCell`,
         `StackedRNNCells`) or a tfrnn cell.
-      inputs: `[batch, time, features]` (`[time, batch, features]` when
-        `time_major`) with a statically known time dimension, or TF1's form: a
-        Python list of `[batch, features]` tensors.
+      inputs: floating-point `[batch, time, features]` (`[time, batch,
+        features]` when `time_major`) with a statically known time dimension,
+        or TF1's form: a Python list of `[batch, features]` tensors. Integer
+        inputs are refused (Keras's cells would promote them to floats).
       initial_state: a nest shaped like `cell.state_size`; zeros by default.
       sequence_length: optional int32/int64 `[batch]` valid lengths, each in
         `[0, time]`.
@@ -81,7 +82,8 @@ def static_rnn(
       return_all_states: also return every step's state.
       mask: optional bool `[batch, time]` (`[time, batch]` when `time_major`;
         `[batch, len(inputs)]` for list inputs), True where a step counts, as
-        a Keras mask; any pattern. With `sequence_length` too, a step counts
+        a Keras mask; any pattern. Other dtypes are refused (where
+        `keras.layers.RNN` casts them): pass `tf.cast(mask, tf.bool)`. With `sequence_length` too, a step counts
         where both say so. A right-padded mask equals `sequence_length`.
       return_sequences: False returns only each row's last valid output
         (`[batch, output_size]`: the output at its last unmasked step before
@@ -109,10 +111,11 @@ def static_rnn(
         `Dense`), or arguments in TF1's positional order.
     """
     with tf.name_scope(scope or "static_rnn"):
-        checks.rnn_cell(cell, "static_rnn")
-        checks.time_major(time_major, "static_rnn")
+        name = checks.caller("static_rnn")
+        checks.rnn_cell(cell, name)
+        checks.time_major(time_major, name)
         list_inputs = isinstance(inputs, (list, tuple))
-        steps = _steps_of(inputs, time_major)
+        steps = _steps_of(inputs, time_major, name)
         batch_size = steps[0].shape[0]
         if batch_size is None:
             batch_size = tf.shape(steps[0])[0]
@@ -126,7 +129,7 @@ def static_rnn(
             sequence_length,
             mask,
             time_major and not list_inputs,
-            "static_rnn",
+            name,
         )
         step.begin_sequence(cell, steps[0], state, training)
         step_fn = step.step_function(cell, training)
@@ -148,15 +151,15 @@ def static_rnn(
         )
 
 
-def _steps_of(inputs, time_major):
+def _steps_of(inputs, time_major, name):
     """The inputs as a list of `[batch, features]` tensors, one per step."""
     if isinstance(inputs, (list, tuple)):
-        return checks.step_list(inputs)
-    inputs = checks.sequence_tensor(inputs, time_major, "static_rnn")
+        return checks.step_list(inputs, name)
+    inputs = checks.sequence_tensor(inputs, time_major, name, takes_lists=True)
     time_axis = 0 if time_major else 1
     if inputs.shape[time_axis] is None:
         raise ValueError(
-            "static_rnn: the number of time steps must be known when the "
+            f"{name}: the number of time steps must be known when the "
             f"graph is built, but inputs have shape {inputs.shape}. Use "
             "tfrnn.dynamic_rnn (unroll=k for k steps per loop iteration) for "
             "sequences whose length varies, or fix the time dimension (e.g. "
