@@ -2,6 +2,8 @@
 TF1's argument errors, users' own cells, dropout by placeholder, scopes, and
 the loader's refusals. (Equality with TF1's numbers: test_compat_tf1.py.)"""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -213,6 +215,80 @@ def test_loader_names_what_is_there_when_the_scope_is_ambiguous():
     with pytest.raises(tf1_checkpoint.CheckpointMismatchError, match="lstm_cell, lstm_cell_1"):
         tfrnn.load_tf1_checkpoint(tf1, tfrnn.LSTMCell(3))
     tfrnn.load_tf1_checkpoint(tf1, tfrnn.LSTMCell(3), scope="rnn/lstm_cell_1")
+
+
+def tf1_gru(scope="rnn/gru_cell", features=2, units=3):
+    return {f"{scope}/gates/kernel": np.zeros((features + units, 2 * units)),
+            f"{scope}/gates/bias": np.zeros(2 * units),
+            f"{scope}/candidate/kernel": np.zeros((features + units, units)),
+            f"{scope}/candidate/bias": np.zeros(units)}
+
+
+GRU = lambda: keras.layers.GRUCell(3, reset_after=False)  # noqa: E731
+STACK = {**tf1_lstm("rnn/multi_rnn_cell/cell_0/lstm_cell"),
+         **tf1_lstm("rnn/multi_rnn_cell/cell_1/lstm_cell", features=3)}
+
+
+@pytest.mark.parametrize(
+    "checkpoint, cell, scope, message",
+    [
+        (tf1_lstm(), GRU, "rnn", r"holds an LSTM's variables under 'rnn/lstm_cell' "
+         r"\(bias, kernel\), where the GRUCell needs a GRU's; load them into a "
+         r"tfrnn\.LSTMCell or keras\.layers\.LSTMCell"),
+        (tf1_lstm(), GRU, "rnn/lstm_cell", r"holds an LSTM's .* the GRUCell needs"),
+        (tf1_gru(), lambda: tfrnn.LSTMCell(3), "rnn",
+         r"holds a GRU's .*'rnn/gru_cell'.* the LSTMCell needs an LSTM's; .*"
+         r"GRUCell\(units, reset_after=False\)"),
+        (tf1_lstm("rnn/basic_lstm_cell"), lambda: keras.layers.SimpleRNNCell(3), "rnn",
+         r"holds an LSTM's .* the SimpleRNNCell needs a vanilla RNN's"),
+        (STACK, GRU, "rnn", r"holds a MultiRNNCell's variables under "
+         r"'rnn/multi_rnn_cell' \(cell_0, cell_1\), where the GRUCell needs a GRU's"),
+        (tf1_lstm(), lambda: tfrnn.MultiRNNCell([tfrnn.LSTMCell(3)]), "rnn",
+         r"holds an LSTM's .* the MultiRNNCell needs a MultiRNNCell's"),
+        (tf1_gru("rnn/my_cell"), lambda: tfrnn.LSTMCell(3), "rnn",
+         r"holds a GRU's variables under 'rnn/my_cell'"),
+        ({"rnn/my_cell/kernel": np.zeros((5, 3)), "rnn/my_cell/bias": np.zeros(3)},
+         lambda: tfrnn.LSTMCell(3), "rnn",
+         r"'rnn/my_cell/kernel' has shape \(5, 3\), not the 4 \* 3 gate columns"),
+    ],
+    ids=["gru-on-lstm", "gru-on-lstm-scope", "lstm-on-gru", "simple-on-lstm",
+         "gru-on-stack", "stack-on-lstm", "lstm-on-unnamed-gru", "lstm-on-unnamed-rnn"],
+)
+def test_loader_says_which_cell_the_checkpoint_holds(checkpoint, cell, scope, message):
+    """Not a suggestion to change the scope: what is saved, what the cell
+    needs, and the cell that loads it."""
+    with pytest.raises(tf1_checkpoint.CheckpointMismatchError, match=message):
+        tfrnn.load_tf1_checkpoint(checkpoint, cell(), scope=scope)
+
+
+def test_loader_names_the_path_of_a_missing_checkpoint(tmp_path):
+    """A TF1 checkpoint is a prefix (model.ckpt for model.ckpt.index and
+    .data-*), or a directory whose 'checkpoint' file names one."""
+    with tf.Graph().as_default(), v1.Session() as session:
+        for name, value in tf1_lstm().items():
+            v1.get_variable(name, initializer=value.astype(np.float32))
+        session.run(v1.global_variables_initializer())
+        v1.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    folder = re.escape(str(tmp_path))
+    fix = r"; give the checkpoint's prefix, the path Saver\.save was given"
+    refusals = {
+        tmp_path / "nope": rf"there is no TF1 checkpoint at '{folder}/nope' "
+        rf"\(no '{folder}/nope\.index'\){fix}",
+        tmp_path / "model.ckpt.index": rf"'{folder}/model\.ckpt\.index' is one of "
+        rf"the files of the checkpoint '{folder}/model\.ckpt'{fix}",
+    }
+    for path, message in refusals.items():
+        with pytest.raises(FileNotFoundError, match=rf"^load_tf1_checkpoint: {message}"):
+            tfrnn.load_tf1_checkpoint(path, tfrnn.LSTMCell(3))
+    for path in (tmp_path, tmp_path / "model.ckpt"):
+        assert len(tfrnn.load_tf1_checkpoint(path, tfrnn.LSTMCell(3))) == 3
+    (tmp_path / "checkpoint").unlink()
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"'{folder}' is a directory without a 'checkpoint' file \(it holds "
+        rf"'{folder}/model\.ckpt'\){fix}",
+    ):
+        tfrnn.load_tf1_checkpoint(tmp_path, tfrnn.LSTMCell(3))
 
 
 def test_loader_rearranges_gates_by_hand():

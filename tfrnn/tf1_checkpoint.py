@@ -24,6 +24,7 @@ cells with `tf.compat.v1.train.Saver`.
 """
 
 import os
+import re
 from collections.abc import Mapping
 
 import keras
@@ -67,8 +68,12 @@ def load_tf1_checkpoint(checkpoint, cell, scope="rnn", forget_bias=1.0):
 
     Raises:
       CheckpointMismatchError: no (or more than one) TF1 cell below `scope`,
-        or one that the cell cannot represent (its kind, sizes, peepholes,
-        projection, `reset_after=True`).
+        one of another kind (an LSTM's variables for a `GRUCell`), or one that
+        the cell cannot represent (sizes, peepholes, projection,
+        `reset_after=True`).
+      FileNotFoundError: no checkpoint at `checkpoint`: no `.index` for the
+        prefix, a directory without a `checkpoint` file, or one of a
+        checkpoint's files (`model.ckpt.index`) given instead of its prefix.
     """
     variables = _variables(checkpoint)
     return _load(variables, cell, scope.rstrip("/"), forget_bias)
@@ -78,14 +83,35 @@ def _variables(checkpoint):
     """{name: array getter}: a mapping as given, or a checkpoint's variables."""
     if isinstance(checkpoint, Mapping):
         return {name: (lambda v=value: np.asarray(v)) for name, value in checkpoint.items()}
-    path = os.fspath(checkpoint)
-    if os.path.isdir(path):
-        path = tf.train.latest_checkpoint(path) or path
-    reader = tf.train.load_checkpoint(path)
+    reader = tf.train.load_checkpoint(_prefix(os.fspath(checkpoint)))
     return {
         name: (lambda n=name: reader.get_tensor(n))
         for name in reader.get_variable_to_shape_map()
     }
+
+
+def _prefix(path):
+    """The prefix of the TF1 checkpoint at `path` (`model.ckpt`, the name of
+    `model.ckpt.index` and `model.ckpt.data-*`), or of a directory's latest."""
+    if tf.io.gfile.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        found = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
+        there = f"it holds '{found[-1][:-len('.index')]}'" if found else "nor a *.index"
+        problem = f"'{path}' is a directory without a 'checkpoint' file ({there})"
+    elif tf.io.gfile.exists(path + ".index") or tf.io.gfile.exists(path):
+        stem = re.sub(r"\.(index|meta|data-\d+-of-\d+)$", "", path)
+        if stem == path or not tf.io.gfile.exists(stem + ".index"):
+            return path
+        problem = f"'{path}' is one of the files of the checkpoint '{stem}'"
+    else:
+        problem = f"there is no TF1 checkpoint at '{path}' (no '{path}.index')"
+    raise FileNotFoundError(
+        f"load_tf1_checkpoint: {problem}; give the checkpoint's prefix, the path "
+        "Saver.save was given (e.g. 'model.ckpt' for model.ckpt.index and "
+        "model.ckpt.data-00000-of-00001), or a directory with a 'checkpoint' file."
+    )
 
 
 def _load(variables, cell, scope, forget_bias):
@@ -95,11 +121,14 @@ def _load(variables, cell, scope, forget_bias):
     if layers is not None:
         return _load_stack(variables, cell, layers, scope, forget_bias)
     if isinstance(cell, (LSTMCell, keras.layers.LSTMCell)):
-        return _load_lstm(variables, cell, _cell_scope(variables, scope, "kernel"), forget_bias)
+        found = _cell_scope(variables, scope, "kernel", "an LSTM", cell)
+        return _load_lstm(variables, cell, found, forget_bias)
     if isinstance(cell, keras.layers.GRUCell):
-        return _load_gru(variables, cell, _cell_scope(variables, scope, "gates/kernel"))
+        found = _cell_scope(variables, scope, "gates/kernel", "a GRU", cell)
+        return _load_gru(variables, cell, found)
     if isinstance(cell, keras.layers.SimpleRNNCell):
-        return _load_simple(variables, cell, _cell_scope(variables, scope, "kernel"))
+        found = _cell_scope(variables, scope, "kernel", "a vanilla RNN", cell)
+        return _load_simple(variables, cell, found)
     raise CheckpointMismatchError(
         f"load_tf1_checkpoint: no TF1 counterpart for a {type(cell).__name__}; "
         "use tfrnn.LSTMCell, keras.layers.LSTMCell, GRUCell(reset_after=False), "
@@ -112,11 +141,55 @@ def _children(variables, scope):
     return sorted({n[len(prefix):].split("/")[0] for n in variables if n.startswith(prefix)})
 
 
-def _cell_scope(variables, scope, marker):
-    """`scope` if it holds `marker`, else its one child scope that does."""
+# TF1's cells by the scope they take by default, and the main-API cells for each
+_TF1_SCOPES = {"basic_lstm_cell": "an LSTM", "lstm_cell": "an LSTM", "gru_cell": "a GRU",
+               "basic_rnn_cell": "a vanilla RNN", "multi_rnn_cell": "a MultiRNNCell"}
+_CELLS_FOR = {
+    "an LSTM": "a tfrnn.LSTMCell or keras.layers.LSTMCell",
+    "a GRU": "a keras.layers.GRUCell(units, reset_after=False)",
+    "a vanilla RNN": "a keras.layers.SimpleRNNCell",
+    "a MultiRNNCell": "a tfrnn.MultiRNNCell or keras StackedRNNCells of its layers",
+}
+
+
+def _saved_kind(variables, scope):
+    """The kind of TF1 cell saved at `scope` (a key of `_CELLS_FOR`), by its
+    default scope name or its variables; None when neither tells."""
+    below = _children(variables, scope)
+    if not below:
+        return None
+    if scope.rsplit("/", 1)[-1] in _TF1_SCOPES:
+        return _TF1_SCOPES[scope.rsplit("/", 1)[-1]]
+    if "gates" in below and "candidate" in below:
+        return "a GRU"
+    if "cell_0" in below:
+        return "a MultiRNNCell"
+    return "an LSTM" if {"w_i_diag", "projection"} & set(below) else None
+
+
+def _refuse_another_kind(variables, scopes, kind, cell):
+    """Refuses `cell` (a `kind`) where a TF1 cell of another kind is saved."""
+    for scope in scopes:
+        saved = _saved_kind(variables, scope)
+        if saved not in (None, kind):
+            raise CheckpointMismatchError(
+                f"load_tf1_checkpoint: the checkpoint holds {saved}'s variables "
+                f"under '{scope}' ({', '.join(_children(variables, scope))}), where "
+                f"the {type(cell).__name__} needs {kind}'s; load them into "
+                f"{_CELLS_FOR[saved]}, or give the scope of {kind} (TF1's)."
+            )
+
+
+def _cell_scope(variables, scope, marker, kind, cell):
+    """`scope` if it holds `marker`, else its one child scope that does;
+    refuses a TF1 cell of another kind than `cell`'s there."""
     if f"{scope}/{marker}" in variables:
+        _refuse_another_kind(variables, [scope], kind, cell)
         return scope
-    found = [c for c in _children(variables, scope) if f"{scope}/{c}/{marker}" in variables]
+    children = _children(variables, scope)
+    found = [c for c in children if f"{scope}/{c}/{marker}" in variables]
+    below = found if len(found) == 1 else children
+    _refuse_another_kind(variables, [scope] + [f"{scope}/{c}" for c in below], kind, cell)
     if len(found) != 1:
         raise CheckpointMismatchError(
             f"load_tf1_checkpoint: expected one TF1 cell with a '{marker}' below "
@@ -133,6 +206,12 @@ def _load_stack(variables, cell, layers, scope, forget_bias):
         found = [c for c in _children(variables, scope)
                  if "cell_0" in _children(variables, f"{scope}/{c}")]
         if len(found) != 1:
+            _refuse_another_kind(
+                variables,
+                [scope] + [f"{scope}/{c}" for c in _children(variables, scope)],
+                "a MultiRNNCell",
+                cell,
+            )
             raise CheckpointMismatchError(
                 f"load_tf1_checkpoint: no TF1 MultiRNNCell (cell_0, cell_1, ...) "
                 f"below '{scope}'; found {', '.join(_children(variables, scope)) or 'nothing'}."
@@ -198,9 +277,13 @@ def _load_lstm(variables, cell, scope, forget_bias):
             f"projection={wants_projection}. Use tfrnn.LSTMCell(use_peepholes=..., "
             "num_proj=...) to match."
         )
-    kernel, recurrent = _split_kernel(
-        variables[f"{scope}/kernel"](), output_units, "LSTM", scope
-    )
+    kernel = variables[f"{scope}/kernel"]()
+    if kernel.shape[-1] != 4 * units:
+        raise CheckpointMismatchError(
+            f"load_tf1_checkpoint: '{scope}/kernel' has shape {kernel.shape}, not "
+            f"the 4 * {units} gate columns of a TF1 LSTM of {units} units."
+        )
+    kernel, recurrent = _split_kernel(kernel, output_units, "LSTM", scope)
     bias = _swap_middle_gates(variables[f"{scope}/bias"]()).copy()
     shift = forget_bias - getattr(cell, "forget_bias", 0.0)
     bias[units:2 * units] += shift  # Keras's forget gate is the second
