@@ -8,41 +8,46 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
 
 
-def final_weights(checkpoint_dir):
+def final_weights(checkpoint_dir, variables=5, prefixes=("model/",)):
+    """The checkpoint's tensors under `prefixes`, by name; `variables` of the
+    model (the classifier's: kernel, recurrent kernel, bias, dense kernel and
+    bias)."""
     reader = tf.train.load_checkpoint(str(checkpoint_dir))
-    names = sorted(
-        n for n in reader.get_variable_to_shape_map() if n.startswith("model/")
-    )
-    assert len(names) == 5  # kernel, recurrent kernel, bias, dense kernel and bias
+    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(prefixes))
+    assert sum(n.startswith("model/") for n in names) == variables
     return [reader.get_tensor(n) for n in names]
 
 
-def test_mirrored_two_replicas_equals_one_device(tmp_path):
+@pytest.mark.parametrize("task", ["classify", "language_model"])
+def test_mirrored_two_replicas_equals_one_device(tmp_path, task):
+    text = []
+    if task == "language_model":  # 8 streams of 11 chunks: the state is carried
+        rng = np.random.default_rng(0)
+        (tmp_path / "text.txt").write_text("".join(rng.choice(list("ab c\n"), 2000)))
+        text = [str(tmp_path / "text.txt")]
     for replicas in (1, 2):
         subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "mirrored_run.py"),
-                str(tmp_path / f"r{replicas}"),
-                str(replicas),
-            ],
-            env=ENV,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    one = final_weights(tmp_path / "r1" / "checkpoints")
-    two = final_weights(tmp_path / "r2" / "checkpoints")
+            [sys.executable, str(ROOT / "tests" / "mirrored_run.py"),
+             str(tmp_path / f"r{replicas}"), str(replicas), *text],
+            env=ENV, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    # The language model: embedding, LSTM kernels and bias, dense, and the
+    # carried state [h, c] of all 8 streams.
+    shapes = (5, ("model/",)) if task == "classify" else (6, ("model/", "carried_state/"))
+    one = final_weights(tmp_path / "r1" / "checkpoints", *shapes)
+    two = final_weights(tmp_path / "r2" / "checkpoints", *shapes)
     # The same global batches and an averaged gradient: equal up to float
     # summation order.
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, atol=2e-5)
+    assert np.abs(one[-1]).max() > 0.01  # the carried state is not zeros
     report = json.loads((tmp_path / "r2" / "report.json").read_text())
     assert report["replicas"] == 2
 
@@ -87,7 +92,7 @@ def test_multi_worker_two_processes_end_with_equal_weights(tmp_path):
     for p, output in zip(processes, outputs):
         assert p.returncode == 0, output[-3000:]
     chief = final_weights(tmp_path / "w0" / "checkpoints")
-    other = final_weights(tmp_path / "w1" / "worker-1")
+    other = final_weights(tmp_path / "w1" / "worker-1" / "checkpoints")
     for a, b in zip(chief, other):
         np.testing.assert_array_equal(a, b)
     report = json.loads((tmp_path / "w0" / "report.json").read_text())

@@ -102,6 +102,9 @@ def _train(config):
     result = training_loop.run()
     if training_loop.already_finished:
         return
+    if not training_loop.chief:
+        print("done: this worker's part of the run is over; the chief writes report.json")
+        return
     print(report.table(report.summary_rows(result, training_loop.task)))
     print(f"report: {training_loop.run_dir.report}")
 

@@ -37,13 +37,14 @@ class TrainingState:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.clock_record = tf.Variable("", dtype=tf.string, trainable=False)
+        self.task_state = task.checkpointed()
         self.checkpoint = tf.train.Checkpoint(
             model=model_variables(self.model),
             optimizer=self.optimizer,
             epoch=self.epoch,
             step=self.step,
             progress=self.clock_record,
-            **task.checkpointed(),
+            **self.task_state,
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(directory), max_to_keep=KEEP
@@ -66,6 +67,21 @@ class TrainingState:
             return True
         return False
 
+    def numeric_variables(self):
+        """The checkpoint's variables but the clock's record (a string)."""
+        return [
+            *model_variables(self.model),
+            *(variable.value for variable in self.optimizer.variables),
+            self.epoch,
+            self.step,
+            *tf.nest.flatten(self.task_state),
+        ]
+
+    def clock_state(self):
+        """The clock's records as restored (`Clock.state`), None before any."""
+        record = self.clock_record.numpy().decode()
+        return json.loads(record) if record else None
+
     def restore(self, log, what_to_do):
         """Restores the newest readable checkpoint; returns `(path, clock
         state)`, or `(None, None)` when there is none yet."""
@@ -77,7 +93,7 @@ class TrainingState:
             log,
             what_to_do,
         )
-        return path, json.loads(self.clock_record.numpy().decode())
+        return path, self.clock_state()
 
     def save(self, clock_state):
         """Saves a checkpoint numbered by the global step (atomically: TF

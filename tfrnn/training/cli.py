@@ -34,14 +34,24 @@ def quiet_tensorflow():
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)  # progress is printed; INFO is noise
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        import tensorflow as tf
-
-        return tf
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    with _stderr_closed():
+    quiet = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _sigterm_for_this_thread_only(), _stderr_closed() if quiet else contextlib.nullcontext():
         import tensorflow as tf
     return tf
+
+
+@contextlib.contextmanager
+def _sigterm_for_this_thread_only():
+    """Blocks SIGTERM meanwhile: the threads TensorFlow starts (importing
+    it) inherit the block, so SIGTERM always reaches the main thread, and
+    stays pending while the main thread blocks it too (how
+    `tfrnn.training.workers` sees one while TensorFlow waits for workers)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @contextlib.contextmanager
@@ -71,6 +81,10 @@ def run(function, *args):
         print(interrupted, file=sys.stderr)
         sys.exit(interrupted.exit_code)
     except TfrnnError as error:
+        if getattr(error, "end_process_now", False):  # workers.WorkerLost
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
         sys.exit(f"error: {error}")
 
 

@@ -51,6 +51,7 @@ class RunConfig:
     intra_op_threads: int = 1  # set before TensorFlow starts (runtime.set_threads)
     inter_op_threads: int = 2
     strategy: str = "default"
+    worker_timeout: int = 300  # seconds a multi-worker run waits for TF_CONFIG's workers
     deterministic: bool = True
 
     CHOICES = {
@@ -94,7 +95,11 @@ class RunConfig:
         "intra_op_threads": "Threads inside one op (0: TensorFlow's choice; 1 with "
         "--inter_op_threads=2 measured fastest on 2 cores).",
         "inter_op_threads": "Ops run at once (0: TensorFlow's choice).",
-        "strategy": "tf.distribute strategy.",
+        "strategy": "tf.distribute strategy: mirrored (the GPUs of this machine), or "
+        "multi_worker (the workers TF_CONFIG lists, each running this command; see README's "
+        "'Several machines').",
+        "worker_timeout": "--strategy=multi_worker: seconds to wait for every worker of "
+        "TF_CONFIG to start before giving up with one line.",
         "deterministic": "Turn on TensorFlow op determinism.",
     }
     # Fields that may change when a run is resumed; any other must match.
@@ -105,6 +110,7 @@ class RunConfig:
         "model_dir",
         "intra_op_threads",
         "inter_op_threads",
+        "worker_timeout",
     )
     # What a config.json written before a field existed ran with: such a run
     # resumes, and is read back, with these values (not today's defaults).
@@ -130,7 +136,8 @@ class RunConfig:
                 allowed = ", ".join(allowed)
                 raise ConfigError(f"--{name}={getattr(self, name)} is not one of: {allowed}")
         positive = ("units", "layers", "batch_size", "max_epochs", "eval_every_steps",
-                    "checkpoint_every_steps", "log_every_steps", "learning_rate", "decay_epochs")
+                    "checkpoint_every_steps", "log_every_steps", "learning_rate", "decay_epochs",
+                    "worker_timeout")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be > 0")

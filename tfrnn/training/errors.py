@@ -24,10 +24,10 @@ class RunDirError(TfrnnError):
 class Interrupted(TfrnnError):
     """SIGINT or SIGTERM stopped a run after saving a checkpoint."""
 
-    def __init__(self, epoch, step, signal_number):
+    def __init__(self, epoch, step, signal_number, rerun="rerun the same command"):
         super().__init__(
             f"interrupted at epoch {epoch} step {step}; checkpoint saved; "
-            "rerun the same command to resume"
+            f"{rerun} to resume"
         )
         self.exit_code = 128 + signal_number
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 from tfrnn import tasks
 from tfrnn.training import report as report_lib
 from tfrnn.training import runtime
+from tfrnn.training import workers
 from tfrnn.training.checkpoint import TrainingState
 from tfrnn.training.clock import Clock
 from tfrnn.training.clock import first_at_target
@@ -54,8 +55,9 @@ class TrainingLoop:
         # Thread pools and a multi-worker strategy must be set before
         # TensorFlow starts its runtime (in a CLI, here).
         self.threads = runtime.set_threads(config.intra_op_threads, config.inter_op_threads)
-        self.strategy = strategy or runtime.make_strategy(config.strategy)
+        self.strategy = strategy or runtime.make_strategy(config.strategy, config.worker_timeout)
         self.chief = runtime.is_chief(self.strategy)
+        self.cluster = workers.in_cluster(self.strategy)
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -77,8 +79,9 @@ class TrainingLoop:
     def _checkpoints(self):
         if self.chief:
             return self.run_dir.checkpoints
-        # Other workers write where nobody reads.
-        return self.run_dir.path / f"worker-{self.strategy.cluster_resolver.task_id}"
+        # Each worker saves and restores its own (workers.agree_on_state).
+        task_id = self.strategy.cluster_resolver.task_id
+        return self.run_dir.path / f"worker-{task_id}" / "checkpoints"
 
     # --- the steps -----------------------------------------------------------
 
@@ -92,12 +95,17 @@ class TrainingLoop:
                 loss = loss_sum / self.task.examples_per_step
             variables = self.model.trainable_variables
             gradients = tape.gradient(loss, variables)
-            self.optimizer.apply_gradients(zip(gradients, variables))
-            return {"loss": loss_sum, **sums}
+            # The sums are reduced before the update: a worker lost during
+            # the step then leaves the weights as they were before it.
+            replicas = tf.distribute.get_replica_context()
+            sums = replicas.all_reduce("SUM", {"loss": loss_sum, **sums})
+            with tf.control_dependencies(tf.nest.flatten(sums)):
+                self.optimizer.apply_gradients(zip(gradients, variables))
+            return sums
 
         sums = self.strategy.run(replica_step, args=(batch,))
         return {
-            name: self.strategy.reduce("SUM", value, axis=None)
+            name: self.strategy.experimental_local_results(value)[0]
             for name, value in sums.items()
         }
 
@@ -132,8 +140,14 @@ class TrainingLoop:
         self.progress = _Progress()
         self.clock.begin()
         with stop_requests() as stop:
+            interrupts = self._interrupts(stop)
             while not self.clock.reached and int(self.state.epoch) < config.max_epochs:
-                self._epoch(stop)
+                if interrupts:
+                    self._cluster_epoch(stop, interrupts)
+                else:
+                    self._epoch(stop)
+            if interrupts:
+                interrupts.close()
         if not self.clock.reached:
             target = self.task.target
             self.log(
@@ -149,6 +163,10 @@ class TrainingLoop:
         path (None for a new run)."""
         config = self.config
         path, clock_state = self.state.restore(self.log, self.run_dir.start_over)
+        source = self.cluster and workers.agree_on_state(self.strategy, self.state, self.log)
+        if source is not None and source is not False:  # another worker's state, newer
+            clock_state = self.state.clock_state()
+            path = f"worker {source}'s checkpoint"
         self.clock = Clock(
             self.task.target,
             config.eval_every_steps,
@@ -159,9 +177,44 @@ class TrainingLoop:
         self.clock.step = self.state.global_step
         return path
 
-    def _epoch(self, stop):
+    def _interrupts(self, stop):
+        """A cluster's `workers.Interrupts` (every worker stops at one step
+        when any is asked to); None for one worker (it stops at its next step)."""
+        if not self.cluster:
+            return None
+
+        def stopped(number):
+            raise Interrupted(*self.state.position(), number, rerun="rerun every worker's command")
+
+        def save():
+            self.state.save(self.clock.state())
+
+        return workers.Interrupts(self.strategy, stop, save, stopped)
+
+    def _step(self, batch, interrupts):
+        """`{name: float}` of one training step (in a cluster, through `interrupts`)."""
+        sums = interrupts.run(self.train_step, batch) if interrupts else self.train_step(batch)
+        return {name: float(value) for name, value in sums.items()}  # waits for the step
+
+    def _cluster_epoch(self, stop, interrupts):
+        """`_epoch` in a cluster: a lost worker (a collective of a step or of
+        reading its batch failed) saves a checkpoint of the last step and
+        raises `workers.WorkerLost`."""
+        try:
+            self._epoch(stop, interrupts)
+        except tf.errors.OpError as error:
+            lost = workers.lost_worker(
+                error, self.strategy, self.state.position(), self.state.manager.directory
+            )
+            if lost is None:
+                raise
+            self.state.save(self.clock.state())
+            raise lost from None
+
+    def _epoch(self, stop, interrupts=None):
         """Steps through the rest of the current epoch (or to the target or a
-        stop request, raising `Interrupted` after a checkpoint)."""
+        stop request, raising `Interrupted` after a checkpoint; in a cluster
+        `interrupts` decides the step)."""
         config = self.config
         for batch in self.batches(int(self.state.epoch), int(self.state.step)):
             if self.trace_seconds is None:
@@ -169,8 +222,7 @@ class TrainingLoop:
                 self.train_step.get_concrete_function(batch)
                 self.trace_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            sums = self.train_step(batch)
-            sums = {name: float(value) for name, value in sums.items()}  # waits for the step
+            sums = self._step(batch, interrupts)
             evaluate_now = self.clock.stepped(time.perf_counter() - started)
             self.progress.add(self.task.examples_per_step, sums)
             epoch, step = self.state.position()
@@ -187,7 +239,7 @@ class TrainingLoop:
             )
             if saved:
                 self.state.save(self.clock.state())
-            if stop:
+            if stop and interrupts is None:
                 if not saved:
                     self.state.save(self.clock.state())
                 raise Interrupted(*self.state.position(), stop[0])

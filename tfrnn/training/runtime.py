@@ -5,12 +5,19 @@ and tf.data without its autotuning."""
 import tensorflow as tf
 
 
-def make_strategy(name):
-    """The `tf.distribute` strategy of `--strategy=name`."""
+def make_strategy(name, worker_timeout=None):
+    """The `tf.distribute` strategy of `--strategy=name`; a multi-worker one
+    waits at most `worker_timeout` seconds for the workers of `TF_CONFIG`
+    (`tfrnn.training.workers.waiting_for_workers`)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from tfrnn.training import workers
+
+        if workers.cluster_from_environment() is None:  # one worker: nothing to wait for
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        with workers.waiting_for_workers(worker_timeout):
+            return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 

@@ -45,8 +45,3 @@ class Config(RunConfig):
             raise ConfigError(f"--bptt={self.bptt} must be >= 1 (e.g. 100 characters)")
         if not self.target_bpc > 0:
             raise ConfigError(f"--target_bpc={self.target_bpc} must be > 0, e.g. 2.0")
-        if self.strategy != "default":
-            raise ConfigError(
-                f"--strategy={self.strategy}: the language model trains on one device so "
-                "far (its carried state is not split over replicas); drop --strategy"
-            )

@@ -8,6 +8,12 @@ with the weights), read as the step's initial state and overwritten with its
 final one; no gradient crosses it. Step 0 of each epoch starts from zeros.
 The loss is the mean cross-entropy over every character of every stream.
 
+A step's batch is the streams' row numbers (with the step), so a
+`tf.distribute` strategy splits the streams over its replicas like any
+batch: each replica reads its rows of the text and of the carried state,
+and every replica writes back the whole new state (gathered from all),
+whatever rows each one had.
+
 Held-out bits per character read the last 10 % of the text the same way:
 `batch_size` streams, the state carried across chunks (each stream starts
 from zeros once; the tail shorter than a chunk is not read).
@@ -58,16 +64,23 @@ class Task(task.Task):
         return streams
 
     def batches(self, epoch, first_step):
-        """The step numbers `first_step .. steps_per_epoch - 1` (the chunks)."""
-        return tf.data.Dataset.range(first_step, self.steps_per_epoch)
+        """Chunks `first_step .. steps_per_epoch - 1`, each a batch of the
+        streams: `{"step": [batch] (the chunk), "row": [batch] (0, 1, ...)}`."""
+        rows = tf.data.Dataset.range(self.config.batch_size)
+        return tf.data.Dataset.range(first_step, self.steps_per_epoch).flat_map(
+            lambda step: rows.map(lambda row: {"step": step, "row": row})
+        ).batch(self.config.batch_size)
 
     def build_model(self):
         model = models.build_language_model(
             self.config, len(self.text.vocabulary), self.time_steps
         )
         batch = self.config.batch_size
+        # Under a strategy (built in its scope): every replica assigns the
+        # same whole state; the first one's is kept.
         self.carried = [
-            tf.Variable(tf.zeros([batch, size]), trainable=False, name=f"carried_{i}")
+            tf.Variable(tf.zeros([batch, size]), trainable=False, name=f"carried_{i}",
+                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)  # fmt: skip
             for i, size in enumerate(models.state_sizes(model.get_layer("rnn").cell))
         ]
         self._evaluate_chunk = tf.function(
@@ -83,18 +96,29 @@ class Task(task.Task):
     def examples_per_step(self):
         return self.config.batch_size * self.config.bptt
 
-    def loss(self, model, step):
-        """Summed cross-entropy (nats, and bits as "bpc") of chunk `step`."""
-        bptt, batch = self.config.bptt, self.config.batch_size
-        start = tf.cast(step, tf.int32) * bptt
-        x = tf.slice(self.streams, [0, start], [batch, bptt])  # shapes known: static too
-        y = tf.slice(self.streams, [0, start + 1], [batch, bptt])
-        first = tf.equal(step, 0)
-        state = [tf.where(first, tf.zeros_like(c), c) for c in self.carried]
+    def loss(self, model, batch):
+        """Summed cross-entropy (nats, and bits as "bpc") of the batch's
+        chunk on the batch's rows (this replica's)."""
+        bptt = self.config.bptt
+        rows = tf.cast(batch["row"], tf.int32)
+        start = tf.cast(batch["step"][0], tf.int32) * bptt
+        streams = tf.gather(self.streams, rows)
+        x = tf.slice(streams, [0, start], [-1, bptt])  # time known: static too
+        y = tf.slice(streams, [0, start + 1], [-1, bptt])
+        first = tf.equal(start, 0)
+        state = [tf.where(first, 0.0, tf.gather(c, rows)) for c in self.carried]
         loss_sum, final_state = self._cross_entropy(model, x, y, state, training=True)
-        for carried, value in zip(self.carried, final_state):  # read as a variable next
-            carried.assign(tf.cast(value, carried.dtype))  # step: no gradient crosses
+        self._carry(rows, final_state)
         return loss_sum, {"bpc": loss_sum / LN2}
+
+    def _carry(self, rows, final_state):
+        """Writes the rows' final state into the carried state (read as a
+        variable next step: no gradient crosses), gathered over replicas."""
+        replicas = tf.distribute.get_replica_context()
+        all_rows = replicas.all_gather(rows, axis=0)[:, tf.newaxis]
+        for carried, value in zip(self.carried, final_state):
+            value = replicas.all_gather(tf.cast(value, carried.dtype), axis=0)
+            carried.assign(tf.scatter_nd(all_rows, value, carried.shape))
 
     @staticmethod
     def _cross_entropy(model, x, y, state, training):
