@@ -398,10 +398,11 @@ def _remove(path):
 def checkpoint_bytes(directory):
     """The bytes of the newest checkpoint in `directory` (its index and data
     files), None when it holds none: what the next one needs."""
-    indexes = sorted(pathlib.Path(directory).glob("*.index"), key=os.path.getmtime)
-    if not indexes:
+    numbers = {int(p.stem.rpartition("-")[2]): p for p in pathlib.Path(directory).glob("*-*.index")
+               if p.stem.rpartition("-")[2].isdigit()}  # fmt: skip
+    if not numbers:
         return None
-    prefix = indexes[-1].with_suffix("")
+    prefix = numbers[max(numbers)].with_suffix("")
     return sum(p.stat().st_size for p in prefix.parent.glob(prefix.name + ".*"))
 
 
