@@ -1,6 +1,7 @@
 """Damaged run directories: one line naming the file and what to do, or a
 fallback to the previous checkpoint with a warning; never a traceback."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -147,3 +148,17 @@ def test_checkpoints_without_config_are_refused_before_restoring(run):
     with pytest.raises(ValueError, match="holds checkpoints but .*config.json is missing"):
         train_again(run, cell="gru")  # would fail restoring with a dtype error
     assert not (run / "config.json").exists()
+
+
+def test_a_damaged_report_of_a_finished_run_is_written_again(trained, run):
+    garble(run / "report.json")
+    _, lines = train_again(run)
+    assert not [line for line in lines if "nothing to do" in line], lines
+    assert lines[0] == (
+        f"warning: {run / 'report.json'} cannot be read (Expecting value: line 1 column 1 "
+        "(char 0)): exporting the model and reporting again"
+    )
+    written, before = (json.loads((path / "report.json").read_text()) for path in (run, trained))
+    assert written["evaluations"] == before["evaluations"]
+    assert written["target_reached"] is before["target_reached"] is False
+    assert (run / "export" / "saved_model.pb").exists()

@@ -103,7 +103,9 @@ def _predict(model_dir, output_dir, options):
     from tfrnn.training import run_dir
 
     task = tasks.task_for(run_dir.read_run_config(model_dir))
-    task.predict(model_dir, output_dir, options, print)
+    run_dir.make_output_dir(output_dir)
+    with run_dir.writing(output_dir):  # a full disk or a permission: one line
+        task.predict(model_dir, output_dir, options, print)
 
 
 if __name__ == "__main__":

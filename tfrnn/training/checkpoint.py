@@ -97,9 +97,13 @@ class TrainingState:
 
     def save(self, clock_state):
         """Saves a checkpoint numbered by the global step (atomically: TF
-        writes it under a temporary name first)."""
+        writes it under a temporary name first; a full disk keeps the ones
+        before it and raises `run_dir.writing`'s one line)."""
         self.clock_record.assign(json.dumps(clock_state))
-        self.manager.save(checkpoint_number=self.global_step)
+        prefix = f"{self.manager.directory}/ckpt-{self.global_step}"
+        needed = lambda: run_dir.checkpoint_bytes(self.manager.directory)
+        with run_dir.writing(prefix, needed, partial=f"{prefix}_temp"):  # TF's temporary
+            self.manager.save(checkpoint_number=self.global_step)
 
     def write(self, path):
         """Writes the checkpoint to `path` (outside the kept two)."""

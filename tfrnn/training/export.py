@@ -5,6 +5,7 @@ written whole or not at all, and read back with errors that name the file.
 
 import os
 import pathlib
+import shutil
 import time
 import warnings
 
@@ -50,26 +51,37 @@ def save_keras(model, path):
     path = pathlib.Path(path)
     started = time.perf_counter()
     partial = path.with_name(f".{path.stem}.partial.keras")
-    with warnings.catch_warnings():
+    with run_dir.writing(path, partial=partial), warnings.catch_warnings():
         # Keras's own convert_to_numpy warns under numpy 2 (for every Keras
         # model, keras.layers.LSTM's too): not the user's to act on.
         warnings.filterwarnings(
             "ignore", "__array__ implementation", DeprecationWarning
         )
         model.save(partial)
-    os.replace(partial, path)
+        os.replace(partial, path)
     return path.stat().st_size, time.perf_counter() - started
-
-
 
 
 def save(module, directory, signatures, meta):
     """Saves `module` with `signatures` (`{name: tf.function}`) as a
-    SavedModel in `directory`, `meta` beside it; returns `(bytes, seconds)`."""
+    SavedModel in `directory`, `meta` beside it; returns `(bytes, seconds)`.
+
+    Written whole or not at all: into a directory beside it, then renamed
+    over it (a full disk leaves the one before, if any, and raises
+    `run_dir.writing`'s one line)."""
     directory = pathlib.Path(directory)
     started = time.perf_counter()
-    tf.saved_model.save(module, str(directory), signatures=signatures)
-    run_dir.write_json(directory / META_FILE, meta)
+    partial = directory.with_name(f".{directory.name}.partial")
+    replaced = directory.with_name(f".{directory.name}.partial-old")
+    for leftover in (partial, replaced):  # of a process killed while exporting
+        shutil.rmtree(leftover, ignore_errors=True)
+    with run_dir.writing(directory, partial=partial):
+        tf.saved_model.save(module, str(partial), signatures=signatures)
+        run_dir.write_json(partial / META_FILE, meta)
+    if directory.exists():
+        directory.rename(replaced)
+    partial.rename(directory)
+    shutil.rmtree(replaced, ignore_errors=True)
     return directory_bytes(directory), time.perf_counter() - started
 
 

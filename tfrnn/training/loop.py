@@ -36,11 +36,15 @@ from tfrnn.training.errors import Interrupted
 from tfrnn.training.run_dir import RunDir
 from tfrnn.training.run_dir import read_json
 from tfrnn.training.run_dir import write_json
+from tfrnn.training.run_dir import writing
 
 
 def train(config, strategy=None, log=print):
-    """Trains as `config` says and returns the run report (also report.json)."""
-    return TrainingLoop(config, strategy, log).run()
+    """Trains as `config` says and returns the run report (also report.json);
+    the directory is unlocked after."""
+    training_loop = TrainingLoop(config, strategy, log)
+    with training_loop.lock:
+        return training_loop.run()
 
 
 class TrainingLoop:
@@ -67,6 +71,8 @@ class TrainingLoop:
         notice = static_build_notice(config, self.task.time_steps)
         if notice:
             log(notice)
+        # One process trains in a directory: locked before a checkpoint is read.
+        self.lock = self.run_dir.lock(config, None if self.chief else self._checkpoints())
         self.state = TrainingState(self.task, self.strategy, self._checkpoints())
         self.model, self.optimizer = self.state.model, self.state.optimizer
         # No AutoGraph: the step has no tensor-dependent Python control flow,
@@ -122,6 +128,7 @@ class TrainingLoop:
 
     # --- the run ---------------------------------------------------------------
 
+    @writing()  # a full disk or a permission: one line
     def run(self):
         """Trains to the target (or `max_epochs`); returns the run report."""
         config = self.config
@@ -279,7 +286,7 @@ class TrainingLoop:
         then says so and does nothing."""
         config = self.config
         ended = self.clock.reached or int(self.state.epoch) >= config.max_epochs
-        if not (ended and self.run_dir.exported()):
+        if not (ended and self.run_dir.exported(self.log)):
             return False  # to train, or stopped while exporting: export again
         target = self.task.target
         if self.clock.reached:

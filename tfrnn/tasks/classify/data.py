@@ -43,6 +43,10 @@ _MNIST_RESTORE = (
     "or reinstall the tfrnn package"
 )
 _FASHION_RESTORE = "restore it with `apt-get install --reinstall dataset-fashion-mnist`"
+_DATA_DIR_MD5SUMS = (
+    "a --data_dir for mnist holds the four IDX files and MD5SUMS, their MD5s "
+    "(`md5sum *.gz > MD5SUMS`); drop --data_dir to read the copy tfrnn comes with"
+)
 
 
 def fashion_mnist_available(directory=None) -> bool:
@@ -127,13 +131,13 @@ def verify_checksums(
             )
 
 
-def _read_md5sums(path: pathlib.Path) -> dict[str, str]:
+def _read_md5sums(path: pathlib.Path, restore: str) -> dict[str, str]:
     """Parses an `md5sum` output file into {file name: md5}."""
     try:
         lines = path.read_text().split("\n")
     except FileNotFoundError:
         raise DataError(
-            f"{path}: checksum list is missing; {_MNIST_RESTORE.format(file='MD5SUMS')}"
+            f"{path}: checksum list is missing; {restore.format(file='MD5SUMS')}"
         ) from None
     return {
         line.split()[1].lstrip("*"): line.split()[0] for line in lines if line.strip()
@@ -144,8 +148,9 @@ def _read_md5sums(path: pathlib.Path) -> dict[str, str]:
 def _load_idx_dataset(directory: pathlib.Path, name: str) -> Arrays:
     """Verifies and reads the four IDX files; cached per (directory, name)."""
     if name == "mnist":
+        listing = _MNIST_RESTORE if directory == MNIST_DIR else _DATA_DIR_MD5SUMS
         verify_checksums(
-            directory, _read_md5sums(directory / "MD5SUMS"), restore=_MNIST_RESTORE
+            directory, _read_md5sums(directory / "MD5SUMS", listing), restore=_MNIST_RESTORE
         )
     else:
         verify_checksums(
@@ -213,7 +218,15 @@ def load_arrays(dataset: str = "mnist", data_dir=None) -> Arrays:
     (prepared TFDS data, no download). data_dir overrides the default location.
     """
     if dataset == "mnist":
-        return _load_idx_dataset(pathlib.Path(data_dir or MNIST_DIR), dataset)
+        directory = pathlib.Path(data_dir or MNIST_DIR)
+        if data_dir and not directory.is_dir():
+            raise DataError(
+                f"mnist: --data_dir={directory} "
+                + ("is not a directory" if directory.exists() else "does not exist")
+                + "; drop --data_dir to read the copy tfrnn comes with, or name "
+                "a directory of the four IDX files and their MD5SUMS"
+            )
+        return _load_idx_dataset(directory, dataset)
     if dataset == "fashion_mnist":
         directory = pathlib.Path(data_dir or FASHION_MNIST_DIR)
         if not directory.is_dir():

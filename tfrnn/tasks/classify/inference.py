@@ -31,8 +31,8 @@ FORMATS = ("auto", "saved_model", "keras")
 class Evaluation(NamedTuple):
     """The exported model's predictions on the run's test set."""
 
-    format: str  # "saved_model" or "keras": the file read
-    path: str  # MODEL_DIR/export or MODEL_DIR/model.keras
+    format: str  # "saved_model", "keras" or "checkpoint": the file read
+    path: str  # MODEL_DIR/export, MODEL_DIR/model.keras or a checkpoint
     accuracy: float
     examples: int  # number of test examples classified
     correct: int
@@ -99,16 +99,21 @@ def load_keras(model_dir):
 
 
 def resolve_format(model_dir, format="auto"):
-    """"saved_model" or "keras": `format`, or for "auto" the SavedModel when
-    MODEL_DIR/export holds one, else model.keras when it is there."""
+    """"saved_model", "keras" or "checkpoint": `format`, or for "auto" the
+    SavedModel when MODEL_DIR/export holds one, else model.keras when it is
+    there, else (a run still training) its best checkpoint."""
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of: {', '.join(FORMATS)}")
     run = run_dir.existing(model_dir)
     if format != "auto":
         return format
-    if (run.export / "saved_model.pb").exists() or not run.keras_model.exists():
-        return "saved_model"  # (when neither is there, its message says so)
-    return "keras"
+    if (run.export / "saved_model.pb").exists():
+        return "saved_model"
+    if run.keras_model.exists():
+        return "keras"
+    if (run.checkpoints / "checkpoint").exists() or run.target.with_suffix(".index").exists():
+        return "checkpoint"
+    return "saved_model"  # (when none is there, its message says so)
 
 
 def load_test_set(dataset, data_dir=None, test_examples=None):
@@ -131,24 +136,29 @@ def last_reported(model_dir):
 # --- the exported model on the test set ------------------------------------------
 
 
-def evaluate_export(model_dir, format="auto", batch_size=1000):
+def evaluate_export(model_dir, format="auto", batch_size=1000, log=print):
     """Classifies the run's test set with its SavedModel (`classify_images`)
-    or its model.keras, as `format` (one of `FORMATS`) says."""
+    or its model.keras, as `format` (one of `FORMATS`) says; "auto" on a run
+    still training: the model of its best checkpoint (`rebuild_model`)."""
     format = resolve_format(model_dir, format)
     if format == "saved_model":
         module = load_export(model_dir)
         classify, meta = module.classify_images, module.meta
         path = RunDir(model_dir).export
     config = run_dir.read_run_config(model_dir)
-    if format == "keras":
-        model = load_keras(model_dir)
+    if format in ("keras", "checkpoint"):
+        if format == "keras":
+            model, path = load_keras(model_dir), RunDir(model_dir).keras_model
+        else:
+            x, _, num_classes = load_test_set(config.dataset, config.data_dir, 1)
+            shape = data.to_sequences(x, config.sequence).shape
+            model, path = rebuild_model(model_dir, shape[1], shape[2], num_classes, log)
         sequence = config.sequence
 
         def classify(images):
             return model(data.to_sequences(images.numpy(), sequence), training=False)
 
         meta = export.config_meta(config)
-        path = RunDir(model_dir).keras_model
     images, labels, _ = load_test_set(
         meta["dataset"], config.data_dir, config.test_examples
     )
