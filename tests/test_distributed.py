@@ -98,3 +98,5 @@ def test_multi_worker_two_processes_end_with_equal_weights(tmp_path):
     report = json.loads((tmp_path / "w0" / "report.json").read_text())
     assert report["replicas"] == 2
     assert not (tmp_path / "w1" / "report.json").exists()  # only the chief reports
+    # Worker 1 writes only into its own directory.
+    assert sorted(p.name for p in (tmp_path / "w1").iterdir()) == ["worker-1"]

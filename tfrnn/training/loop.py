@@ -62,6 +62,10 @@ class TrainingLoop:
         self.strategy = strategy or runtime.make_strategy(config.strategy, config.worker_timeout)
         self.chief = runtime.is_chief(self.strategy)
         self.cluster = workers.in_cluster(self.strategy)
+        if not self.chief:  # worker N's run: MODEL_DIR/worker-N (config, checkpoints, logs)
+            task_id = self.strategy.cluster_resolver.task_id
+            self.run_dir = RunDir(self.run_dir.path / f"worker-{task_id}")
+            self.run_dir.check(config)
         keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -72,8 +76,8 @@ class TrainingLoop:
         if notice:
             log(notice)
         # One process trains in a directory: locked before a checkpoint is read.
-        self.lock = self.run_dir.lock(config, None if self.chief else self._checkpoints())
-        self.state = TrainingState(self.task, self.strategy, self._checkpoints())
+        self.lock = self.run_dir.lock(config)
+        self.state = TrainingState(self.task, self.strategy, self.run_dir.checkpoints)
         self.model, self.optimizer = self.state.model, self.state.optimizer
         # No AutoGraph: the step has no tensor-dependent Python control flow,
         # and converting the Keras call tree took most of the trace time.
@@ -81,13 +85,6 @@ class TrainingLoop:
             self._train_step, jit_compile=config.jit_compile, autograph=False
         )
         self.clock = self.writer = self.trace_seconds = None  # set by `run`
-
-    def _checkpoints(self):
-        if self.chief:
-            return self.run_dir.checkpoints
-        # Each worker saves and restores its own (workers.agree_on_state).
-        task_id = self.strategy.cluster_resolver.task_id
-        return self.run_dir.path / f"worker-{task_id}" / "checkpoints"
 
     # --- the steps -----------------------------------------------------------
 
@@ -135,7 +132,7 @@ class TrainingLoop:
         resumed_from = self._resume()
         if self._finished():
             self.already_finished = True
-            return read_report(self.run_dir)
+            return read_report(self.run_dir) if self.chief else None
         if resumed_from:
             epoch, step = self.state.position()
             self.log(
@@ -286,7 +283,7 @@ class TrainingLoop:
         then says so and does nothing."""
         config = self.config
         ended = self.clock.reached or int(self.state.epoch) >= config.max_epochs
-        if not (ended and self.run_dir.exported(self.log)):
+        if not (ended and (not self.chief or self.run_dir.exported(self.log))):
             return False  # to train, or stopped while exporting: export again
         target = self.task.target
         if self.clock.reached:
@@ -294,9 +291,10 @@ class TrainingLoop:
             how = f"target {target.value} reached at epoch {first['epoch']}"
         else:
             how = f"--max_epochs={config.max_epochs} run, short of the target {target.value}"
+        report = self.run_dir.report if self.chief else "the chief's"
         self.log(
             f"{self.run_dir} holds a finished run ({how}): nothing to do; its "
-            f"report is {self.run_dir.report} (raise --max_epochs to train on)"
+            f"report is {report} (raise --max_epochs to train on)"
         )
         return True
 
