@@ -1,0 +1,521 @@
+"""Whole-sequence LSTM and GRU kernels: `dynamic_rnn(kernel="fused")`.
+
+The generic loop runs the cell whole at every step, and its gradient is
+TensorFlow's autodiff of that step: per step, the input projection, the
+recurrent matmul, and in the backward pass the matmuls into `h`, `x` and the
+weights, each a small one with a transposed operand. For the cells whose
+math is known this module organises the work over the whole sequence, as
+cuDNN does, in plain TensorFlow ops, with a hand-written gradient
+(`tf.custom_gradient`):
+
+```
+xw = x @ W_x + b                        # every step at once: one matmul
+for t in 0 .. n-1:                      # n: through the last valid step
+    z = xw[t] + h @ W_h                 # the only matmul in the loop
+    h, c, gates[t] = cell math(z, h, c) # kept for the backward loop
+    where not valid[t, b]: h[b], c[b] copied through (outputs zeros)
+
+backward:
+W_hT = transpose(W_h)                   # once, before the loop
+for t in n-1 .. 0:
+    dz[t] = gate gradients(dh, dc, gates[t])
+    dh = dz[t] @ W_hT                   # the only matmul in the loop
+dW_h = h_prev^T @ dz                    # every step at once: one matmul
+dW_x, db, dx = x^T @ dz, sum(dz), dz @ W_x^T   # autodiff of the projection
+```
+
+Transposing `W_h` once matters most: a `matmul(dz, W_h, transpose_b=True)`
+inside the loop, what autodiff of any cell runs at every step, was measured
+4.1x slower per call at [32, 2048] x [512, 2048]^T on this CPU.
+
+Cells it runs: Keras `LSTMCell` and `GRUCell` with their default
+activations and no dropout (with or without bias; GRU with `reset_after`
+either way), tfrnn's `LSTMCell` without peepholes, clipping or projection
+(its `forget_bias` folded into the bias), and stacks of them
+(`tfrnn.MultiRNNCell`, `keras.layers.StackedRNNCells`), each layer fused in
+turn. `ineligible(cell)` says why another cell is not. Results are the
+generic loop's (tests/test_fused.py: values and gradients within 2e-6):
+the same padding rule, the same final and per-step states, under `unroll=k`
+(k steps per loop iteration, forward and backward), XLA and mixed precision.
+
+`kernel="auto"` (the default) uses the fused kernel where it was measured
+faster: `AUTO_RULE` below, measured by `python -m experiments.kernels`.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfrnn import cells
+from tfrnn import step
+
+KERNELS = ("auto", "fused", "generic")
+
+
+def check_kernel(kernel, where):
+    """`kernel`, if it is one of KERNELS."""
+    if kernel not in KERNELS:
+        raise ValueError(
+            f"{where}: kernel must be 'auto', 'fused' or 'generic'; got {kernel!r}."
+        )
+    return kernel
+
+
+# --- which cells -----------------------------------------------------------------
+
+
+def _layers(cell):
+    """The cells of a stack, or `[cell]`."""
+    if type(cell) in (cells.MultiRNNCell, keras.layers.StackedRNNCells):
+        return list(cell.cells)
+    return [cell]
+
+
+def _is(function, name):
+    return function is keras.activations.get(name)
+
+
+def _why_not(cell):
+    """Why one layer's cell has no fused kernel; None when it has one."""
+    name = type(cell).__name__
+    if type(cell) is cells.LSTMCell:
+        for option, value in (
+            ("use_peepholes", cell.use_peepholes),
+            ("cell_clip", cell.cell_clip),
+            ("num_proj", cell.num_proj),
+        ):
+            if value:
+                return f"tfrnn.LSTMCell with {option}={value!r}"
+        if not _is(cell.activation, "tanh"):
+            return "tfrnn.LSTMCell with an activation other than tanh"
+        return None
+    if type(cell) in (keras.layers.LSTMCell, keras.layers.GRUCell):
+        if not (_is(cell.activation, "tanh") and _is(cell.recurrent_activation, "sigmoid")):
+            return f"keras.layers.{name} with activations other than tanh and sigmoid"
+        if cell.dropout or cell.recurrent_dropout:
+            return f"keras.layers.{name} with dropout"
+        return None
+    return (
+        f"{name} is not one of the cells it fuses (keras.layers.LSTMCell, GRUCell, "
+        "tfrnn.LSTMCell, and stacks of them)"
+    )
+
+
+def ineligible(cell):
+    """Why `cell` has no fused kernel (a phrase), or None when it has one."""
+    for index, layer in enumerate(_layers(cell)):
+        reason = _why_not(layer)
+        if reason is not None:
+            return reason if layer is cell else f"layer {index} of the stack: {reason}"
+    return None
+
+
+# The rule `kernel="auto"` applies to an eligible cell, measured by
+# `python -m experiments.kernels` (results/kernels.md): see `auto_chooses`.
+AUTO_MIN_UNITS = 256
+
+
+def auto_chooses(cell):
+    """Whether `kernel="auto"` runs `cell` (eligible) fused: when its widest
+    layer has at least AUTO_MIN_UNITS units."""
+    return max(layer.units for layer in _layers(cell)) >= AUTO_MIN_UNITS
+
+
+def use_fused(kernel, cell, where):
+    """Whether `kernel` runs `cell` fused; "fused" on a cell that has no fused
+    kernel is a ValueError saying why."""
+    if kernel == "generic":
+        return False
+    reason = ineligible(cell)
+    if kernel == "fused" and reason is not None:
+        raise ValueError(
+            f"{where}: kernel='fused' has no kernel for this cell: {reason}. Use "
+            "kernel='generic' (or 'auto', which falls back to it)."
+        )
+    return reason is None and (kernel == "fused" or auto_chooses(cell))
+
+
+# --- the whole sequence ------------------------------------------------------------
+
+
+def fused_rnn(cell, inputs, state, valid, unroll, options, return_sequences=True,
+              return_all_states=False):
+    """The fused kernel over time-major `inputs` `[T, batch, features]`.
+
+    `state` is the checked initial state nest, `valid` the `[T, batch]` bool
+    tensor of `step.valid_steps` (None: every step counts), `unroll` the steps
+    per loop iteration, `options` the while loops' keyword arguments.
+
+    Returns `(outputs, final_state, all_states or ())` with `dynamic_rnn`'s
+    semantics: outputs `[T, batch, units]`, zeros where a step does not count
+    and past the last step run (with `return_sequences=False`, each row's last
+    valid output, zeros for a row with none: its final `h` otherwise); the
+    state copied through; `all_states` a nest of `[T, batch, size]` (copies
+    of the final state past the last step run).
+    """
+    time_steps = tf.shape(inputs)[0]
+    steps = step.steps_to_run(valid, time_steps)
+    loop = _Loop(steps, time_steps, unroll, valid, options)
+    x, finals, every_step = inputs, [], []
+    for layer_cell, layer_state in zip(_layers(cell), _per_layer(cell, state)):
+        layer = _Layer(layer_cell, x.shape[-1])
+        sequences = layer.run(x, layer_state, loop)  # [h, c] or [h], each [T, B, units]
+        finals.append([s[steps - 1] for s in sequences])
+        every_step.append(sequences)
+        x = _where_valid(valid, sequences[0], tf.zeros_like(sequences[0]))
+    if not return_sequences:
+        any_step = None if valid is None else tf.reduce_any(valid, axis=0)
+        x = _where(any_step, finals[-1][0], tf.zeros_like(finals[-1][0]))
+    if not return_all_states:
+        return x, _pack(state, finals), ()
+    if valid is not None:  # past the last step run: copies of the final state
+        after_end = (tf.range(time_steps) >= steps)[:, tf.newaxis, tf.newaxis]
+        every_step = [
+            [tf.where(after_end, final, s) for s, final in zip(sequences, layer_finals)]
+            for sequences, layer_finals in zip(every_step, finals)
+        ]
+    return x, _pack(state, finals), _pack(state, every_step)
+
+
+def _per_layer(cell, state):
+    """The flat state leaves of each layer."""
+    if len(_layers(cell)) == 1 and _layers(cell)[0] is cell:
+        return [tf.nest.flatten(state)]
+    return [tf.nest.flatten(layer_state) for layer_state in state]
+
+
+def _pack(state, per_layer):
+    """Per-layer leaves in the structure of `state`."""
+    return tf.nest.pack_sequence_as(state, [leaf for leaves in per_layer for leaf in leaves])
+
+
+class _Loop:
+    """The time loops: `n` steps (through the last valid one), `unroll` per
+    while-loop iteration, the steps left over one per iteration."""
+
+    def __init__(self, steps, time_steps, unroll, valid, options):
+        self.steps, self.time_steps, self.unroll = steps, time_steps, unroll
+        self.valid, self.options = valid, options
+
+    def valid_at(self, t):
+        return None if self.valid is None else tf.gather(self.valid, t)
+
+    def run(self, step_fn, carry, reverse=False):
+        """`carry = step_fn(t, carry)` for t = 0 .. n-1 (n-1 .. 0 when `reverse`)."""
+        n, k = self.steps, self.unroll
+        at = (lambda i: n - 1 - i) if reverse else (lambda i: i)
+
+        def block(i, carry):
+            for offset in range(k):
+                carry = step_fn(at(i + offset), carry)
+            return i + k, carry
+
+        def single(i, carry):
+            return i + 1, step_fn(at(i), carry)
+
+        i = tf.constant(0)
+        if k > 1:
+            i, carry = tf.while_loop(
+                lambda i, _: i + k <= n, block, (i, carry),
+                maximum_iterations=self.time_steps // k, **self.options,
+            )  # fmt: skip
+        _, carry = tf.while_loop(
+            lambda i, _: i < n, single, (i, carry),
+            maximum_iterations=self.time_steps if k == 1 else k - 1, **self.options,
+        )  # fmt: skip
+        return carry
+
+
+def _where(valid, new, old):
+    """`new` in the rows (`[batch]`) where `valid`, `old` in the others."""
+    return new if valid is None else tf.where(valid[:, tf.newaxis], new, old)
+
+
+def _where_valid(valid, new, old):
+    """`new` at the steps and rows (`[T, batch]`) where `valid`, else `old`."""
+    return new if valid is None else tf.where(valid[..., tf.newaxis], new, old)
+
+
+def _array(like, size, element_shape):
+    """A TensorArray of `like`'s dtype whose elements may be read more than once."""
+    return tf.TensorArray(
+        like.dtype, size=size, element_shape=element_shape, clear_after_read=False
+    )
+
+
+class _Layer:
+    """One layer's weights, in its compute dtype, and its kernel."""
+
+    def __init__(self, cell, features):
+        if not cell.built:
+            cell.build((None, features))
+        self.dtype = tf.as_dtype(cell.compute_dtype)
+        self.units = cell.units
+        weight = lambda v: tf.cast(tf.convert_to_tensor(v), self.dtype)  # noqa: E731
+        self.w_x, self.w_h = weight(cell.kernel), weight(cell.recurrent_kernel)
+        self.b_x = self.b_h = None
+        self.kind = "gru" if isinstance(cell, keras.layers.GRUCell) else "lstm"
+        self.reset_after = getattr(cell, "reset_after", False)
+        if getattr(cell, "use_bias", True):
+            bias = weight(cell.bias)
+            if self.kind == "gru" and self.reset_after:
+                self.b_x, self.b_h = bias[0], bias[1]
+            else:
+                self.b_x = bias
+        forget_bias = getattr(cell, "forget_bias", 0.0)
+        if forget_bias:  # tfrnn's LSTMCell: sigmoid(f + forget_bias)
+            units = self.units
+            self.b_x = self.b_x + tf.constant(
+                [0.0] * units + [forget_bias] * units + [0.0] * 2 * units, self.dtype
+            )
+
+    def run(self, x, state, loop):
+        """The state after each step, `[h, c]` (LSTM) or `[h]` (GRU), each
+        `[T, batch, units]`: the state copied through where a step does not
+        count, zeros past the last step run."""
+        x = tf.cast(x, self.dtype)
+        shape = tf.shape(x)
+        xw = tf.matmul(tf.reshape(x, [-1, shape[2]]), self.w_x)
+        if self.b_x is not None:
+            xw = tf.nn.bias_add(xw, self.b_x)
+        xw = tf.reshape(xw, [shape[0], shape[1], xw.shape[-1]])
+        state = [tf.cast(s, self.dtype) for s in state]
+        if self.kind == "lstm":
+            return list(_lstm(xw, state[0], state[1], self.w_h, loop))
+        if self.reset_after:
+            b_h = self.b_h if self.b_h is not None else tf.zeros([3 * self.units], self.dtype)
+            return [_gru_reset_after(xw, state[0], self.w_h, b_h, loop)]
+        return [_gru_reset_before(xw, state[0], self.w_h, loop)]
+
+
+def _unstacked(sequence):
+    return _array(sequence, tf.shape(sequence)[0], sequence.shape[1:]).unstack(sequence)
+
+
+def _states(h0, time_steps):
+    """A TensorArray of T + 1 states: the initial one at 0, after step t at t + 1."""
+    return _array(h0, time_steps + 1, h0.shape).write(0, h0)
+
+
+def _previous_and_after(states):
+    """`(states before each step, states after each step)`, `[T, B, units]` each."""
+    stacked = states.stack()
+    return stacked[:-1], stacked[1:]
+
+
+def _weight_gradient(before, d_pre):
+    """`sum_t before[t]^T @ d_pre[t]`: one matmul over every step."""
+    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])  # noqa: E731
+    return tf.matmul(flat(before), flat(d_pre), transpose_a=True)
+
+
+def _zeros_if_none(gradient, like):
+    return tf.zeros_like(like) if gradient is None else tf.convert_to_tensor(gradient)
+
+
+# --- LSTM: Keras's and tfrnn's (gates i, f, j, o; forget bias folded into b) --------
+
+
+def _lstm(xw, h0, c0, w_h, loop):
+    """`(h, c)` after each step of an LSTM; `xw` holds `x @ W_x + b`."""
+
+    @tf.custom_gradient
+    def lstm(xw, h0, c0, w_h):
+        time_steps = tf.shape(xw)[0]
+        inputs = _unstacked(xw)
+        gates = _array(xw, time_steps, xw.shape[1:])
+        tanh_c = _array(c0, time_steps, c0.shape)
+
+        def forward(t, carry):
+            hs, cs, gates, tanh_c = carry
+            h, c = hs.read(t), cs.read(t)
+            z = inputs.read(t) + tf.matmul(h, w_h)
+            zi, zf, zj, zo = tf.split(z, 4, axis=1)
+            i, f, j, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zj), tf.sigmoid(zo)
+            c_new = f * c + i * j
+            tc = tf.tanh(c_new)
+            h_new = o * tc
+            valid = loop.valid_at(t)
+            hs = hs.write(t + 1, _where(valid, h_new, h))
+            cs = cs.write(t + 1, _where(valid, c_new, c))
+            gates = gates.write(t, tf.concat([i, f, j, o], 1))
+            return hs, cs, gates, tanh_c.write(t, tc)
+
+        carry = (_states(h0, time_steps), _states(c0, time_steps), gates, tanh_c)
+        hs, cs, gates, tanh_c = loop.run(forward, carry)
+        h_before, h_after = _previous_and_after(hs)
+        c_before, c_after = _previous_and_after(cs)
+
+        def gradient(d_h_after, d_c_after):
+            d_h_after = _zeros_if_none(d_h_after, h_after)
+            d_c_after = _zeros_if_none(d_c_after, c_after)
+            w_h_t = tf.transpose(w_h)  # once, not in every step
+            d_h_in, d_c_in = _unstacked(d_h_after), _unstacked(d_c_after)
+            c_prev = _unstacked(c_before)
+
+            def backward(t, carry):
+                dh, dc, d_z = carry
+                dh = dh + d_h_in.read(t)
+                dc = dc + d_c_in.read(t)
+                valid = loop.valid_at(t)
+                dh_step = _where(valid, dh, tf.zeros_like(dh))
+                dc_step = _where(valid, dc, tf.zeros_like(dc))
+                i, f, j, o = tf.split(gates.read(t), 4, axis=1)
+                tc = tanh_c.read(t)
+                dc_step = dc_step + dh_step * o * (1 - tc * tc)
+                dz = tf.concat(
+                    [
+                        dc_step * j * i * (1 - i),
+                        dc_step * c_prev.read(t) * f * (1 - f),
+                        dc_step * i * (1 - j * j),
+                        dh_step * tc * o * (1 - o),
+                    ],
+                    1,
+                )
+                dh_prev = tf.matmul(dz, w_h_t)
+                dc_prev = dc_step * f
+                if valid is not None:  # a step that does not count: passed through
+                    dh_prev = _where(valid, dh_prev, dh)
+                    dc_prev = _where(valid, dc_prev, dc)
+                return dh_prev, dc_prev, d_z.write(t, dz)
+
+            d_z = _array(xw, time_steps, xw.shape[1:])
+            carry = (tf.zeros_like(h0), tf.zeros_like(c0), d_z)
+            dh0, dc0, d_z = loop.run(backward, carry, reverse=True)
+            d_z = d_z.stack()
+            return d_z, dh0, dc0, _weight_gradient(h_before, d_z)
+
+        return (h_after, c_after), gradient
+
+    return lstm(xw, h0, c0, w_h)
+
+
+# --- GRU: Keras's ---------------------------------------------------------------------
+
+
+def _gru_reset_after(xw, h0, w_h, b_h, loop):
+    """`h` after each step of Keras's GRU with `reset_after=True`:
+    `hh = tanh(x_h + r * (h @ U_h + b_h))`; `xw` holds `x @ W + b_x`."""
+
+    @tf.custom_gradient
+    def gru(xw, h0, w_h, b_h):
+        time_steps = tf.shape(xw)[0]
+        inputs = _unstacked(xw)
+        saved = _array(xw, time_steps, xw.shape[1:])  # z, r, hh
+        recurrent_h = _array(h0, time_steps, h0.shape)
+
+        def forward(t, carry):
+            hs, saved, recurrent_h = carry
+            h = hs.read(t)
+            x_z, x_r, x_h = tf.split(inputs.read(t), 3, axis=1)
+            r_z, r_r, r_h = tf.split(tf.nn.bias_add(tf.matmul(h, w_h), b_h), 3, axis=1)
+            z = tf.sigmoid(x_z + r_z)
+            r = tf.sigmoid(x_r + r_r)
+            hh = tf.tanh(x_h + r * r_h)
+            h_new = z * h + (1 - z) * hh
+            hs = hs.write(t + 1, _where(loop.valid_at(t), h_new, h))
+            saved = saved.write(t, tf.concat([z, r, hh], 1))
+            return hs, saved, recurrent_h.write(t, r_h)
+
+        carry = (_states(h0, time_steps), saved, recurrent_h)
+        hs, saved, recurrent_h = loop.run(forward, carry)
+        h_before, h_after = _previous_and_after(hs)
+
+        def gradient(d_h_after):
+            d_h_after = _zeros_if_none(d_h_after, h_after)
+            w_h_t = tf.transpose(w_h)
+            d_h_in, h_prev = _unstacked(d_h_after), _unstacked(h_before)
+
+            def backward(t, carry):
+                dh, d_x, d_rec = carry
+                dh = dh + d_h_in.read(t)
+                valid = loop.valid_at(t)
+                g = _where(valid, dh, tf.zeros_like(dh))
+                z, r, hh = tf.split(saved.read(t), 3, axis=1)
+                d_zpre = g * (h_prev.read(t) - hh) * z * (1 - z)
+                d_hpre = g * (1 - z) * (1 - hh * hh)
+                d_rpre = d_hpre * recurrent_h.read(t) * r * (1 - r)
+                d_recurrent = tf.concat([d_zpre, d_rpre, d_hpre * r], 1)
+                dh_prev = g * z + tf.matmul(d_recurrent, w_h_t)
+                if valid is not None:
+                    dh_prev = _where(valid, dh_prev, dh)
+                d_x = d_x.write(t, tf.concat([d_zpre, d_rpre, d_hpre], 1))
+                return dh_prev, d_x, d_rec.write(t, d_recurrent)
+
+            carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]),
+                     _array(xw, time_steps, xw.shape[1:]))  # fmt: skip
+            dh0, d_x, d_rec = loop.run(backward, carry, reverse=True)
+            d_rec = d_rec.stack()
+            d_b_h = tf.reduce_sum(d_rec, axis=[0, 1])
+            return d_x.stack(), dh0, _weight_gradient(h_before, d_rec), d_b_h
+
+        return h_after, gradient
+
+    return gru(xw, h0, w_h, b_h)
+
+
+def _gru_reset_before(xw, h0, w_h, loop):
+    """`h` after each step of Keras's GRU with `reset_after=False`:
+    `hh = tanh(x_h + (r * h) @ U_h)`; `xw` holds `x @ W + b`."""
+    units = h0.shape[-1]
+
+    @tf.custom_gradient
+    def gru(xw, h0, w_h):
+        time_steps = tf.shape(xw)[0]
+        inputs = _unstacked(xw)
+        w_zr, w_hh = w_h[:, : 2 * units], w_h[:, 2 * units :]
+        saved = _array(xw, time_steps, xw.shape[1:])  # z, r, hh
+        reset_h = _array(h0, time_steps, h0.shape)
+
+        def forward(t, carry):
+            hs, saved, reset_h = carry
+            h = hs.read(t)
+            x_zr, x_h = tf.split(inputs.read(t), [2 * units, units], axis=1)
+            z, r = tf.split(tf.sigmoid(x_zr + tf.matmul(h, w_zr)), 2, axis=1)
+            rh = r * h
+            hh = tf.tanh(x_h + tf.matmul(rh, w_hh))
+            h_new = z * h + (1 - z) * hh
+            hs = hs.write(t + 1, _where(loop.valid_at(t), h_new, h))
+            saved = saved.write(t, tf.concat([z, r, hh], 1))
+            return hs, saved, reset_h.write(t, rh)
+
+        carry = (_states(h0, time_steps), saved, reset_h)
+        hs, saved, reset_h = loop.run(forward, carry)
+        h_before, h_after = _previous_and_after(hs)
+
+        def gradient(d_h_after):
+            d_h_after = _zeros_if_none(d_h_after, h_after)
+            w_zr_t, w_hh_t = tf.transpose(w_zr), tf.transpose(w_hh)
+            d_h_in, h_prev = _unstacked(d_h_after), _unstacked(h_before)
+
+            def backward(t, carry):
+                dh, d_x = carry
+                dh = dh + d_h_in.read(t)
+                valid = loop.valid_at(t)
+                g = _where(valid, dh, tf.zeros_like(dh))
+                z, r, hh = tf.split(saved.read(t), 3, axis=1)
+                h = h_prev.read(t)
+                d_zpre = g * (h - hh) * z * (1 - z)
+                d_hpre = g * (1 - z) * (1 - hh * hh)
+                d_rh = tf.matmul(d_hpre, w_hh_t)
+                d_rpre = d_rh * h * r * (1 - r)
+                d_zr = tf.concat([d_zpre, d_rpre], 1)
+                dh_prev = g * z + d_rh * r + tf.matmul(d_zr, w_zr_t)
+                if valid is not None:
+                    dh_prev = _where(valid, dh_prev, dh)
+                return dh_prev, d_x.write(t, tf.concat([d_zr, d_hpre], 1))
+
+            carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]))
+            dh0, d_x = loop.run(backward, carry, reverse=True)
+            d_x = d_x.stack()
+            d_w_h = tf.concat(
+                [
+                    _weight_gradient(h_before, d_x[..., : 2 * units]),
+                    _weight_gradient(reset_h.stack(), d_x[..., 2 * units :]),
+                ],
+                1,
+            )
+            return d_x, dh0, d_w_h
+
+        return h_after, gradient
+
+    return gru(xw, h0, w_h)
