@@ -230,6 +230,11 @@ def _where(valid, new, old):
     return new if valid is None else tf.where(valid[:, tf.newaxis], new, old)
 
 
+def _valid_part(valid, x):
+    """`x` in the rows where `valid`, zeros in the others."""
+    return x if valid is None else tf.where(valid[:, tf.newaxis], x, tf.zeros_like(x))
+
+
 def _where_valid(valid, new, old):
     """`new` at the steps and rows (`[T, batch]`) where `valid`, else `old`."""
     return new if valid is None else tf.where(valid[..., tf.newaxis], new, old)
@@ -250,7 +255,7 @@ class _Layer:
             cell.build((None, features))
         self.dtype = tf.as_dtype(cell.compute_dtype)
         self.units = cell.units
-        weight = lambda v: tf.cast(tf.convert_to_tensor(v), self.dtype)  # noqa: E731
+        weight = lambda v: tf.cast(tf.convert_to_tensor(v), self.dtype)
         self.w_x, self.w_h = weight(cell.kernel), weight(cell.recurrent_kernel)
         self.b_x = self.b_h = None
         self.kind = "gru" if isinstance(cell, keras.layers.GRUCell) else "lstm"
@@ -287,24 +292,14 @@ class _Layer:
         return [_gru_reset_before(xw, state[0], self.w_h, loop)]
 
 
-def _unstacked(sequence):
-    return _array(sequence, tf.shape(sequence)[0], sequence.shape[1:]).unstack(sequence)
-
-
 def _states(h0, time_steps):
     """A TensorArray of T + 1 states: the initial one at 0, after step t at t + 1."""
     return _array(h0, time_steps + 1, h0.shape).write(0, h0)
 
 
-def _previous_and_after(states):
-    """`(states before each step, states after each step)`, `[T, B, units]` each."""
-    stacked = states.stack()
-    return stacked[:-1], stacked[1:]
-
-
 def _weight_gradient(before, d_pre):
     """`sum_t before[t]^T @ d_pre[t]`: one matmul over every step."""
-    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])  # noqa: E731
+    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
     return tf.matmul(flat(before), flat(d_pre), transpose_a=True)
 
 
@@ -321,72 +316,71 @@ def _lstm(xw, h0, c0, w_h, loop):
     @tf.custom_gradient
     def lstm(xw, h0, c0, w_h):
         time_steps = tf.shape(xw)[0]
-        inputs = _unstacked(xw)
-        gates = _array(xw, time_steps, xw.shape[1:])
-        tanh_c = _array(c0, time_steps, c0.shape)
+        gates = [_array(h0, time_steps, h0.shape) for _ in range(5)]  # i, f, j, o, tanh c
 
         def forward(t, carry):
-            hs, cs, gates, tanh_c = carry
-            h, c = hs.read(t), cs.read(t)
-            z = inputs.read(t) + tf.matmul(h, w_h)
-            zi, zf, zj, zo = tf.split(z, 4, axis=1)
-            i, f, j, o = tf.sigmoid(zi), tf.sigmoid(zf), tf.tanh(zj), tf.sigmoid(zo)
+            h, c, hs, cs, gates = carry
+            z = xw[t] + tf.matmul(h, w_h)
+            z_i, z_f, z_j, z_o = tf.split(z, 4, axis=1)
+            i, f, j, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_j), tf.sigmoid(z_o)
             c_new = f * c + i * j
             tc = tf.tanh(c_new)
-            h_new = o * tc
             valid = loop.valid_at(t)
-            hs = hs.write(t + 1, _where(valid, h_new, h))
-            cs = cs.write(t + 1, _where(valid, c_new, c))
-            gates = gates.write(t, tf.concat([i, f, j, o], 1))
-            return hs, cs, gates, tanh_c.write(t, tc)
+            h, c = _where(valid, o * tc, h), _where(valid, c_new, c)
+            gates = [a.write(t, v) for a, v in zip(gates, (i, f, j, o, tc))]
+            return h, c, hs.write(t + 1, h), cs.write(t + 1, c), gates
 
-        carry = (_states(h0, time_steps), _states(c0, time_steps), gates, tanh_c)
-        hs, cs, gates, tanh_c = loop.run(forward, carry)
-        h_before, h_after = _previous_and_after(hs)
-        c_before, c_after = _previous_and_after(cs)
+        carry = (h0, c0, _states(h0, time_steps), _states(c0, time_steps), gates)
+        _, _, hs, cs, gates = loop.run(forward, carry)
+        gates = [a.stack() for a in gates]  # tensors: XLA passes no TensorArray out
+        hs, cs = hs.stack(), cs.stack()  # [T + 1, B, units]: h0, then after each step
 
         def gradient(d_h_after, d_c_after):
-            d_h_after = _zeros_if_none(d_h_after, h_after)
-            d_c_after = _zeros_if_none(d_c_after, c_after)
+            d_h_after = _zeros_if_none(d_h_after, hs[1:])
+            if d_c_after is not None:
+                d_c_after = tf.convert_to_tensor(d_c_after)
             w_h_t = tf.transpose(w_h)  # once, not in every step
-            d_h_in, d_c_in = _unstacked(d_h_after), _unstacked(d_c_after)
-            c_prev = _unstacked(c_before)
 
             def backward(t, carry):
                 dh, dc, d_z = carry
-                dh = dh + d_h_in.read(t)
-                dc = dc + d_c_in.read(t)
+                dh = dh + d_h_after[t]
+                if d_c_after is not None:
+                    dc = dc + d_c_after[t]
                 valid = loop.valid_at(t)
-                dh_step = _where(valid, dh, tf.zeros_like(dh))
-                dc_step = _where(valid, dc, tf.zeros_like(dc))
-                i, f, j, o = tf.split(gates.read(t), 4, axis=1)
-                tc = tanh_c.read(t)
-                dc_step = dc_step + dh_step * o * (1 - tc * tc)
+                g, gc = _valid_part(valid, dh), _valid_part(valid, dc)
+                i, f, j, o, tc = (a[t] for a in gates)
+                gc = gc + _tanh_grad(tc, g * o)
                 dz = tf.concat(
                     [
-                        dc_step * j * i * (1 - i),
-                        dc_step * c_prev.read(t) * f * (1 - f),
-                        dc_step * i * (1 - j * j),
-                        dh_step * tc * o * (1 - o),
+                        _sigmoid_grad(i, gc * j),
+                        _sigmoid_grad(f, gc * cs[t]),
+                        _tanh_grad(j, gc * i),
+                        _sigmoid_grad(o, g * tc),
                     ],
                     1,
                 )
-                dh_prev = tf.matmul(dz, w_h_t)
-                dc_prev = dc_step * f
-                if valid is not None:  # a step that does not count: passed through
-                    dh_prev = _where(valid, dh_prev, dh)
-                    dc_prev = _where(valid, dc_prev, dc)
+                dh_prev = _where(valid, tf.matmul(dz, w_h_t), dh)
+                dc_prev = _where(valid, gc * f, dc)
                 return dh_prev, dc_prev, d_z.write(t, dz)
 
-            d_z = _array(xw, time_steps, xw.shape[1:])
-            carry = (tf.zeros_like(h0), tf.zeros_like(c0), d_z)
+            carry = (tf.zeros_like(h0), tf.zeros_like(c0), _array(xw, time_steps, xw.shape[1:]))
             dh0, dc0, d_z = loop.run(backward, carry, reverse=True)
             d_z = d_z.stack()
-            return d_z, dh0, dc0, _weight_gradient(h_before, d_z)
+            return d_z, dh0, dc0, _weight_gradient(hs[:-1], d_z)
 
-        return (h_after, c_after), gradient
+        return (hs[1:], cs[1:]), gradient
 
     return lstm(xw, h0, c0, w_h)
+
+
+def _sigmoid_grad(y, dy):
+    """`dy * y * (1 - y)`: the gradient of `y = sigmoid(x)`, autodiff's op."""
+    return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+
+def _tanh_grad(y, dy):
+    """`dy * (1 - y * y)`: the gradient of `y = tanh(x)`, autodiff's op."""
+    return tf.raw_ops.TanhGrad(y=y, dy=dy)
 
 
 # --- GRU: Keras's ---------------------------------------------------------------------
@@ -399,56 +393,50 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop):
     @tf.custom_gradient
     def gru(xw, h0, w_h, b_h):
         time_steps = tf.shape(xw)[0]
-        inputs = _unstacked(xw)
-        saved = _array(xw, time_steps, xw.shape[1:])  # z, r, hh
-        recurrent_h = _array(h0, time_steps, h0.shape)
+        saved = [_array(h0, time_steps, h0.shape) for _ in range(4)]  # z, r, hh, U_h h + b_h
 
         def forward(t, carry):
-            hs, saved, recurrent_h = carry
-            h = hs.read(t)
-            x_z, x_r, x_h = tf.split(inputs.read(t), 3, axis=1)
+            h, hs, saved = carry
+            x_z, x_r, x_h = tf.split(xw[t], 3, axis=1)
             r_z, r_r, r_h = tf.split(tf.nn.bias_add(tf.matmul(h, w_h), b_h), 3, axis=1)
             z = tf.sigmoid(x_z + r_z)
             r = tf.sigmoid(x_r + r_r)
             hh = tf.tanh(x_h + r * r_h)
-            h_new = z * h + (1 - z) * hh
-            hs = hs.write(t + 1, _where(loop.valid_at(t), h_new, h))
-            saved = saved.write(t, tf.concat([z, r, hh], 1))
-            return hs, saved, recurrent_h.write(t, r_h)
+            h = _where(loop.valid_at(t), z * h + (1 - z) * hh, h)
+            saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, r_h))]
+            return h, hs.write(t + 1, h), saved
 
-        carry = (_states(h0, time_steps), saved, recurrent_h)
-        hs, saved, recurrent_h = loop.run(forward, carry)
-        h_before, h_after = _previous_and_after(hs)
+        _, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
+        hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
 
         def gradient(d_h_after):
-            d_h_after = _zeros_if_none(d_h_after, h_after)
-            w_h_t = tf.transpose(w_h)
-            d_h_in, h_prev = _unstacked(d_h_after), _unstacked(h_before)
+            d_h_after = _zeros_if_none(d_h_after, hs[1:])
+            w_h_t = tf.transpose(w_h)  # once, not in every step
 
             def backward(t, carry):
-                dh, d_x, d_rec = carry
-                dh = dh + d_h_in.read(t)
+                dh, d_rec, d_h_pre = carry
+                dh = dh + d_h_after[t]
                 valid = loop.valid_at(t)
-                g = _where(valid, dh, tf.zeros_like(dh))
-                z, r, hh = tf.split(saved.read(t), 3, axis=1)
-                d_zpre = g * (h_prev.read(t) - hh) * z * (1 - z)
-                d_hpre = g * (1 - z) * (1 - hh * hh)
-                d_rpre = d_hpre * recurrent_h.read(t) * r * (1 - r)
-                d_recurrent = tf.concat([d_zpre, d_rpre, d_hpre * r], 1)
-                dh_prev = g * z + tf.matmul(d_recurrent, w_h_t)
-                if valid is not None:
-                    dh_prev = _where(valid, dh_prev, dh)
-                d_x = d_x.write(t, tf.concat([d_zpre, d_rpre, d_hpre], 1))
-                return dh_prev, d_x, d_rec.write(t, d_recurrent)
+                g = _valid_part(valid, dh)
+                z, r, hh, r_h = (a[t] for a in saved)
+                d_z = _sigmoid_grad(z, g * (hs[t] - hh))
+                d_hh = _tanh_grad(hh, g * (1 - z))
+                d_r = _sigmoid_grad(r, d_hh * r_h)
+                d_recurrent = tf.concat([d_z, d_r, d_hh * r], 1)
+                dh_prev = _where(valid, g * z + tf.matmul(d_recurrent, w_h_t), dh)
+                return dh_prev, d_rec.write(t, d_recurrent), d_h_pre.write(t, d_hh)
 
             carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]),
-                     _array(xw, time_steps, xw.shape[1:]))  # fmt: skip
-            dh0, d_x, d_rec = loop.run(backward, carry, reverse=True)
+                     _array(h0, time_steps, h0.shape))  # fmt: skip
+            dh0, d_rec, d_h_pre = loop.run(backward, carry, reverse=True)
             d_rec = d_rec.stack()
+            units = h0.shape[-1]
+            d_xw = tf.concat([d_rec[..., : 2 * units], d_h_pre.stack()], -1)
             d_b_h = tf.reduce_sum(d_rec, axis=[0, 1])
-            return d_x.stack(), dh0, _weight_gradient(h_before, d_rec), d_b_h
+            return d_xw, dh0, _weight_gradient(hs[:-1], d_rec), d_b_h
 
-        return h_after, gradient
+        return hs[1:], gradient
 
     return gru(xw, h0, w_h, b_h)
 
@@ -461,61 +449,54 @@ def _gru_reset_before(xw, h0, w_h, loop):
     @tf.custom_gradient
     def gru(xw, h0, w_h):
         time_steps = tf.shape(xw)[0]
-        inputs = _unstacked(xw)
         w_zr, w_hh = w_h[:, : 2 * units], w_h[:, 2 * units :]
-        saved = _array(xw, time_steps, xw.shape[1:])  # z, r, hh
-        reset_h = _array(h0, time_steps, h0.shape)
+        saved = [_array(h0, time_steps, h0.shape) for _ in range(4)]  # z, r, hh, r * h
 
         def forward(t, carry):
-            hs, saved, reset_h = carry
-            h = hs.read(t)
-            x_zr, x_h = tf.split(inputs.read(t), [2 * units, units], axis=1)
+            h, hs, saved = carry
+            x_zr, x_h = tf.split(xw[t], [2 * units, units], axis=1)
             z, r = tf.split(tf.sigmoid(x_zr + tf.matmul(h, w_zr)), 2, axis=1)
             rh = r * h
             hh = tf.tanh(x_h + tf.matmul(rh, w_hh))
-            h_new = z * h + (1 - z) * hh
-            hs = hs.write(t + 1, _where(loop.valid_at(t), h_new, h))
-            saved = saved.write(t, tf.concat([z, r, hh], 1))
-            return hs, saved, reset_h.write(t, rh)
+            h = _where(loop.valid_at(t), z * h + (1 - z) * hh, h)
+            saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, rh))]
+            return h, hs.write(t + 1, h), saved
 
-        carry = (_states(h0, time_steps), saved, reset_h)
-        hs, saved, reset_h = loop.run(forward, carry)
-        h_before, h_after = _previous_and_after(hs)
+        _, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
+        hs = hs.stack()
 
         def gradient(d_h_after):
-            d_h_after = _zeros_if_none(d_h_after, h_after)
+            d_h_after = _zeros_if_none(d_h_after, hs[1:])
             w_zr_t, w_hh_t = tf.transpose(w_zr), tf.transpose(w_hh)
-            d_h_in, h_prev = _unstacked(d_h_after), _unstacked(h_before)
 
             def backward(t, carry):
                 dh, d_x = carry
-                dh = dh + d_h_in.read(t)
+                dh = dh + d_h_after[t]
                 valid = loop.valid_at(t)
-                g = _where(valid, dh, tf.zeros_like(dh))
-                z, r, hh = tf.split(saved.read(t), 3, axis=1)
-                h = h_prev.read(t)
-                d_zpre = g * (h - hh) * z * (1 - z)
-                d_hpre = g * (1 - z) * (1 - hh * hh)
-                d_rh = tf.matmul(d_hpre, w_hh_t)
-                d_rpre = d_rh * h * r * (1 - r)
-                d_zr = tf.concat([d_zpre, d_rpre], 1)
+                g = _valid_part(valid, dh)
+                z, r, hh, _ = (a[t] for a in saved)
+                h = hs[t]
+                d_z = _sigmoid_grad(z, g * (h - hh))
+                d_hh = _tanh_grad(hh, g * (1 - z))
+                d_rh = tf.matmul(d_hh, w_hh_t)
+                d_zr = tf.concat([d_z, _sigmoid_grad(r, d_rh * h)], 1)
                 dh_prev = g * z + d_rh * r + tf.matmul(d_zr, w_zr_t)
-                if valid is not None:
-                    dh_prev = _where(valid, dh_prev, dh)
-                return dh_prev, d_x.write(t, tf.concat([d_zr, d_hpre], 1))
+                dh_prev = _where(valid, dh_prev, dh)
+                return dh_prev, d_x.write(t, tf.concat([d_zr, d_hh], 1))
 
             carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]))
             dh0, d_x = loop.run(backward, carry, reverse=True)
             d_x = d_x.stack()
             d_w_h = tf.concat(
                 [
-                    _weight_gradient(h_before, d_x[..., : 2 * units]),
-                    _weight_gradient(reset_h.stack(), d_x[..., 2 * units :]),
+                    _weight_gradient(hs[:-1], d_x[..., : 2 * units]),
+                    _weight_gradient(saved[3], d_x[..., 2 * units :]),
                 ],
                 1,
             )
             return d_x, dh0, d_w_h
 
-        return h_after, gradient
+        return hs[1:], gradient
 
     return gru(xw, h0, w_h)

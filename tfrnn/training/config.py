@@ -23,6 +23,7 @@ class RunConfig:
     task: str = None  # each task's Config sets its name
     mode: str = "dynamic"
     unroll: int = 1  # dynamic: steps per while-loop iteration (static is k = T)
+    kernel: str = "auto"  # dynamic: the recurrence's kernel (tfrnn.fused)
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
@@ -56,6 +57,7 @@ class RunConfig:
 
     CHOICES = {
         "mode": ("static", "dynamic"),
+        "kernel": ("auto", "fused", "generic"),
         "cell": ("rnn", "gru", "lstm", "peephole_lstm"),
         "optimizer": ("adam", "sgd", "rmsprop"),
         "schedule": ("constant", "cosine"),
@@ -68,6 +70,10 @@ class RunConfig:
         "unroll": "K, the time steps each iteration of --mode=dynamic's while loop "
         "computes, unrolled (T steps take ceil(T / K) iterations). 1: the plain loop, one "
         "step per iteration; --mode=static unrolls all T (K = T).",
+        "kernel": "Dynamic: fused (a whole-sequence LSTM/GRU kernel, the same results), "
+        "generic (the cell's own step in the loop) or auto (fused where it measured faster: "
+        "an lstm or gru of 384 units or more, with --intra_op_threads other than 1; "
+        "experiments/results/kernels.md).",
         "cell": "Recurrent cell.",
         "units": "Units per recurrent layer.",
         "layers": "Stacked recurrent layers.",
@@ -152,6 +158,11 @@ class RunConfig:
                 "steps); --mode=static already unrolls every step (K = T): drop --unroll, or use "
                 "--mode=dynamic"
             )
+        if self.kernel == "fused" and (self.mode == "static" or self.cell not in ("lstm", "gru")):
+            raise ConfigError(
+                f"--kernel=fused runs a dynamic lstm or gru (got --mode={self.mode} "
+                f"--cell={self.cell}): use --mode=dynamic with --cell=lstm or gru, or "
+                "--kernel=auto")
         if self.clip_norm is not None and self.clip_norm < 0:
             raise ConfigError(f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)")
         for name in ("intra_op_threads", "inter_op_threads"):
