@@ -310,14 +310,33 @@ def test_kernel_argument_is_checked():
         tfrnn.RNN(keras.layers.LSTMCell(2), unroll="static", kernel="fused")
 
 
-def test_auto_runs_fused_from_the_measured_width_on():
-    """The rule of `auto` (AUTO_MIN_UNITS, measured by experiments.kernels)."""
-    narrow, wide = fused.AUTO_MIN_UNITS - 1, fused.AUTO_MIN_UNITS
-    assert tfrnn.RNN(keras.layers.LSTMCell(narrow)).kernel_ran == "generic"
-    assert tfrnn.RNN(keras.layers.LSTMCell(wide)).kernel_ran == "fused"
-    assert tfrnn.RNN(keras.layers.GRUCell(wide), unroll=3).kernel_ran == "fused"
+def test_auto_runs_fused_where_it_measured_faster(monkeypatch):
+    """The rule of `auto` (measured by experiments.kernels): wide layers, at
+    at least AUTO_UNITS_PER_ROW units per row, intra-op threads other than 1."""
+    monkeypatch.setattr(fused, "intra_op_threads", lambda: 0)
+    wide = fused.AUTO_MIN_UNITS
+    rows = wide // fused.AUTO_UNITS_PER_ROW  # the largest batch it fuses
+    assert fused.choose("auto", keras.layers.LSTMCell(wide)) == "fused"  # batch unknown
+    assert fused.choose("auto", keras.layers.GRUCell(wide), rows) == "fused"
+    assert fused.choose("auto", keras.layers.GRUCell(wide), rows + 1) == "generic"
+    assert fused.choose("auto", keras.layers.LSTMCell(wide - 1), 1) == "generic"
+    stack = tfrnn.MultiRNNCell([tfrnn.LSTMCell(8), tfrnn.LSTMCell(wide)])
+    assert fused.choose("auto", stack, rows) == "fused"
+    assert fused.choose("generic", keras.layers.LSTMCell(wide), 1) == "generic"
+    assert fused.choose("fused", keras.layers.LSTMCell(8), 1024) == "fused"
+    layer = tfrnn.RNN(keras.layers.LSTMCell(wide), unroll=3)
+    assert layer.kernel_ran == "fused"
+    layer(tf.zeros([rows + 1, 2, 3]))
+    assert layer.kernel_ran == "generic"  # what its last call ran
     assert tfrnn.RNN(keras.layers.GRUCell(wide), unroll="static").kernel_ran == "generic"
-    stack = tfrnn.MultiRNNCell([tfrnn.LSTMCell(narrow), tfrnn.LSTMCell(wide)])
-    assert tfrnn.RNN(stack).kernel_ran == "fused"
-    assert tfrnn.RNN(keras.layers.LSTMCell(wide), kernel="generic").kernel_ran == "generic"
-    assert tfrnn.RNN(keras.layers.LSTMCell(narrow), kernel="fused").kernel_ran == "fused"
+    monkeypatch.setattr(fused, "intra_op_threads", lambda: 1)
+    assert fused.choose("auto", keras.layers.LSTMCell(wide), 1) == "generic"
+
+
+def test_layer_keeps_its_kernel_in_its_config_and_in_bidirectional():
+    layer = tfrnn.RNN(keras.layers.GRUCell(4), kernel="fused", return_sequences=True)
+    assert tfrnn.RNN.from_config(layer.get_config()).kernel == "fused"
+    both = keras.layers.Bidirectional(layer)
+    assert both.backward_layer.kernel == "fused" and both.backward_layer.go_backwards
+    outputs = both(tf.ones([2, 3, F]))
+    assert outputs.shape == (2, 3, 8) and both.backward_layer.kernel_ran == "fused"

@@ -105,7 +105,9 @@ def dynamic_rnn(
         "fused" a whole-sequence kernel with the same results (`tfrnn.fused`:
         Keras LSTM and GRU cells, tfrnn's plain LSTMCell, stacks of them; a
         ValueError for other cells); "auto" the fused kernel where it was
-        measured faster (`tfrnn.fused.auto_chooses`), else the generic loop.
+        measured faster (`tfrnn.fused.auto_chooses`: wide layers, small
+        batches, TensorFlow's intra-op threads other than 1), else the
+        generic loop.
 
     Returns:
       `(outputs, final_state)`, or `(outputs, final_state, all_states)`.
@@ -134,7 +136,8 @@ def dynamic_rnn(
             name,
         )
         options = dict(parallel_iterations=parallel_iterations or 32, swap_memory=swap_memory)
-        if fused.use_fused(fused.check_kernel(kernel, "dynamic_rnn"), cell, "dynamic_rnn"):
+        kernel = fused.check_kernel(kernel, "dynamic_rnn")
+        if fused.choose(kernel, cell, inputs.shape[1], "dynamic_rnn") == "fused":
             outputs, state, all_states = fused.fused_rnn(
                 cell, inputs, state, valid, unroll, options, return_sequences, return_all_states
             )

@@ -109,29 +109,43 @@ def ineligible(cell):
     return None
 
 
-# The rule `kernel="auto"` applies to an eligible cell, measured by
-# `python -m experiments.kernels` (results/kernels.md): see `auto_chooses`.
-AUTO_MIN_UNITS = 256
+# The rule of `kernel="auto"` for an eligible cell (`auto_chooses`), from
+# `python -m experiments.kernels` (see the module docstring).
+AUTO_MIN_UNITS = 384
+AUTO_UNITS_PER_ROW = 4
 
 
-def auto_chooses(cell):
-    """Whether `kernel="auto"` runs `cell` (eligible) fused: when its widest
-    layer has at least AUTO_MIN_UNITS units."""
-    return max(layer.units for layer in _layers(cell)) >= AUTO_MIN_UNITS
-
-
-def use_fused(kernel, cell, where):
-    """Whether `kernel` runs `cell` fused; "fused" on a cell that has no fused
-    kernel is a ValueError saying why."""
-    if kernel == "generic":
+def auto_chooses(cell, batch_size=None):
+    """Whether `kernel="auto"` runs `cell` (eligible) fused: where it was
+    measured faster, with TensorFlow's intra-op threads other than 1, the
+    widest layer at least AUTO_MIN_UNITS units and at least
+    AUTO_UNITS_PER_ROW units per row of the batch (when the batch size is
+    known while the graph is built)."""
+    units = max(layer.units for layer in _layers(cell))
+    if intra_op_threads() == 1 or units < AUTO_MIN_UNITS:
         return False
+    return batch_size is None or batch_size * AUTO_UNITS_PER_ROW <= units
+
+
+def intra_op_threads():
+    """TensorFlow's intra-op threads (0: its own choice, one per core)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def choose(kernel, cell, batch_size=None, where="dynamic_rnn"):
+    """"fused" or "generic": the kernel that `kernel` runs `cell` with, for
+    a batch of `batch_size` rows (None: unknown). "fused" on a cell that has
+    no fused kernel is a ValueError saying why."""
+    if kernel == "generic":
+        return "generic"
     reason = ineligible(cell)
     if kernel == "fused" and reason is not None:
         raise ValueError(
             f"{where}: kernel='fused' has no kernel for this cell: {reason}. Use "
             "kernel='generic' (or 'auto', which falls back to it)."
         )
-    return reason is None and (kernel == "fused" or auto_chooses(cell))
+    fuse = reason is None and (kernel == "fused" or auto_chooses(cell, batch_size))
+    return "fused" if fuse else "generic"
 
 
 # --- the whole sequence ------------------------------------------------------------
@@ -155,13 +169,19 @@ def fused_rnn(cell, inputs, state, valid, unroll, options, return_sequences=True
     time_steps = tf.shape(inputs)[0]
     steps = step.steps_to_run(valid, time_steps)
     loop = _Loop(steps, time_steps, unroll, valid, options)
+    layers = list(zip(_layers(cell), _per_layer(cell, state)))
     x, finals, every_step = inputs, [], []
-    for layer_cell, layer_state in zip(_layers(cell), _per_layer(cell, state)):
+    for index, (layer_cell, layer_state) in enumerate(layers):
+        top = index == len(layers) - 1
         layer = _Layer(layer_cell, x.shape[-1])
-        sequences = layer.run(x, layer_state, loop)  # [h, c] or [h], each [T, B, units]
-        finals.append([s[steps - 1] for s in sequences])
+        # every step's h feeds the layer above, or the outputs; every step's c
+        # only return_all_states
+        h_steps = not top or return_sequences or return_all_states
+        final, sequences = layer.run(x, layer_state, loop, h_steps, return_all_states)
+        finals.append(final)
         every_step.append(sequences)
-        x = _where_valid(valid, sequences[0], tf.zeros_like(sequences[0]))
+        if h_steps:
+            x = _where_valid(valid, sequences[0], tf.zeros_like(sequences[0]))
     if not return_sequences:
         any_step = None if valid is None else tf.reduce_any(valid, axis=0)
         x = _where(any_step, finals[-1][0], tf.zeros_like(finals[-1][0]))
@@ -273,10 +293,11 @@ class _Layer:
                 [0.0] * units + [forget_bias] * units + [0.0] * 2 * units, self.dtype
             )
 
-    def run(self, x, state, loop):
-        """The state after each step, `[h, c]` (LSTM) or `[h]` (GRU), each
-        `[T, batch, units]`: the state copied through where a step does not
-        count, zeros past the last step run."""
+    def run(self, x, state, loop, h_steps=True, c_steps=False):
+        """`(final, sequences)`: the state after the last step, `[h, c]`
+        (LSTM) or `[h]` (GRU), each `[batch, units]`, and after every step
+        `[T, batch, units]` (h if `h_steps`, c if `c_steps`): the state copied
+        through where a step does not count, zeros past the last step run."""
         x = tf.cast(x, self.dtype)
         shape = tf.shape(x)
         xw = tf.matmul(tf.reshape(x, [-1, shape[2]]), self.w_x)
@@ -285,11 +306,14 @@ class _Layer:
         xw = tf.reshape(xw, [shape[0], shape[1], xw.shape[-1]])
         state = [tf.cast(s, self.dtype) for s in state]
         if self.kind == "lstm":
-            return list(_lstm(xw, state[0], state[1], self.w_h, loop))
+            outputs = _lstm(xw, state[0], state[1], self.w_h, loop, h_steps, c_steps)
+            return list(outputs[:2]), list(outputs[2:])
         if self.reset_after:
             b_h = self.b_h if self.b_h is not None else tf.zeros([3 * self.units], self.dtype)
-            return [_gru_reset_after(xw, state[0], self.w_h, b_h, loop)]
-        return [_gru_reset_before(xw, state[0], self.w_h, loop)]
+            outputs = _gru_reset_after(xw, state[0], self.w_h, b_h, loop, h_steps)
+        else:
+            outputs = _gru_reset_before(xw, state[0], self.w_h, loop, h_steps)
+        return list(outputs[:1]), list(outputs[1:])
 
 
 def _states(h0, time_steps):
@@ -303,15 +327,12 @@ def _weight_gradient(before, d_pre):
     return tf.matmul(flat(before), flat(d_pre), transpose_a=True)
 
 
-def _zeros_if_none(gradient, like):
-    return tf.zeros_like(like) if gradient is None else tf.convert_to_tensor(gradient)
-
-
 # --- LSTM: Keras's and tfrnn's (gates i, f, j, o; forget bias folded into b) --------
 
 
-def _lstm(xw, h0, c0, w_h, loop):
-    """`(h, c)` after each step of an LSTM; `xw` holds `x @ W_x + b`."""
+def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
+    """`[h, c]` after the last step of an LSTM, then every step's h (if
+    `h_steps`) and c (if `c_steps`); `xw` holds `x @ W_x + b`."""
 
     @tf.custom_gradient
     def lstm(xw, h0, c0, w_h):
@@ -331,21 +352,20 @@ def _lstm(xw, h0, c0, w_h, loop):
             return h, c, hs.write(t + 1, h), cs.write(t + 1, c), gates
 
         carry = (h0, c0, _states(h0, time_steps), _states(c0, time_steps), gates)
-        _, _, hs, cs, gates = loop.run(forward, carry)
+        h, c, hs, cs, gates = loop.run(forward, carry)
         gates = [a.stack() for a in gates]  # tensors: XLA passes no TensorArray out
         hs, cs = hs.stack(), cs.stack()  # [T + 1, B, units]: h0, then after each step
 
-        def gradient(d_h_after, d_c_after):
-            d_h_after = _zeros_if_none(d_h_after, hs[1:])
-            if d_c_after is not None:
-                d_c_after = tf.convert_to_tensor(d_c_after)
+        def gradient(d_h, d_c, *d_steps):
+            d_h_steps, d_c_steps = _step_gradients(d_steps, h_steps, c_steps)
             w_h_t = tf.transpose(w_h)  # once, not in every step
 
             def backward(t, carry):
                 dh, dc, d_z = carry
-                dh = dh + d_h_after[t]
-                if d_c_after is not None:
-                    dc = dc + d_c_after[t]
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
+                if d_c_steps is not None:
+                    dc = dc + d_c_steps[t]
                 valid = loop.valid_at(t)
                 g, gc = _valid_part(valid, dh), _valid_part(valid, dc)
                 i, f, j, o, tc = (a[t] for a in gates)
@@ -363,14 +383,30 @@ def _lstm(xw, h0, c0, w_h, loop):
                 dc_prev = _where(valid, gc * f, dc)
                 return dh_prev, dc_prev, d_z.write(t, dz)
 
-            carry = (tf.zeros_like(h0), tf.zeros_like(c0), _array(xw, time_steps, xw.shape[1:]))
+            carry = (_dense(d_h, h), _dense(d_c, c), _array(xw, time_steps, xw.shape[1:]))
             dh0, dc0, d_z = loop.run(backward, carry, reverse=True)
             d_z = d_z.stack()
             return d_z, dh0, dc0, _weight_gradient(hs[:-1], d_z)
 
-        return (hs[1:], cs[1:]), gradient
+        every_step = [hs[1:]] * h_steps + [cs[1:]] * c_steps
+        return [h, c, *every_step], gradient
 
     return lstm(xw, h0, c0, w_h)
+
+
+def _step_gradients(d_steps, *which):
+    """The gradients of the every-step outputs there are (as `which` says),
+    dense, None for those that are not outputs."""
+    d_steps, result = list(d_steps), []
+    for present in which:
+        gradient = d_steps.pop(0) if present else None
+        result.append(None if gradient is None else tf.convert_to_tensor(gradient))
+    return result
+
+
+def _dense(gradient, like):
+    """`gradient` as a tensor; zeros like `like` for None."""
+    return tf.zeros_like(like) if gradient is None else tf.convert_to_tensor(gradient)
 
 
 def _sigmoid_grad(y, dy):
@@ -386,9 +422,10 @@ def _tanh_grad(y, dy):
 # --- GRU: Keras's ---------------------------------------------------------------------
 
 
-def _gru_reset_after(xw, h0, w_h, b_h, loop):
-    """`h` after each step of Keras's GRU with `reset_after=True`:
-    `hh = tanh(x_h + r * (h @ U_h + b_h))`; `xw` holds `x @ W + b_x`."""
+def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
+    """`[h]` after the last step of Keras's GRU with `reset_after=True`, then
+    every step's h if `h_steps`: `hh = tanh(x_h + r * (h @ U_h + b_h))`; `xw`
+    holds `x @ W + b_x`."""
 
     @tf.custom_gradient
     def gru(xw, h0, w_h, b_h):
@@ -406,17 +443,18 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop):
             saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, r_h))]
             return h, hs.write(t + 1, h), saved
 
-        _, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
         saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
         hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
 
-        def gradient(d_h_after):
-            d_h_after = _zeros_if_none(d_h_after, hs[1:])
+        def gradient(d_h, *d_steps):
+            (d_h_steps,) = _step_gradients(d_steps, h_steps)
             w_h_t = tf.transpose(w_h)  # once, not in every step
 
             def backward(t, carry):
                 dh, d_rec, d_h_pre = carry
-                dh = dh + d_h_after[t]
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
                 z, r, hh, r_h = (a[t] for a in saved)
@@ -427,7 +465,7 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop):
                 dh_prev = _where(valid, g * z + tf.matmul(d_recurrent, w_h_t), dh)
                 return dh_prev, d_rec.write(t, d_recurrent), d_h_pre.write(t, d_hh)
 
-            carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]),
+            carry = (_dense(d_h, h), _array(xw, time_steps, xw.shape[1:]),
                      _array(h0, time_steps, h0.shape))  # fmt: skip
             dh0, d_rec, d_h_pre = loop.run(backward, carry, reverse=True)
             d_rec = d_rec.stack()
@@ -436,14 +474,15 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop):
             d_b_h = tf.reduce_sum(d_rec, axis=[0, 1])
             return d_xw, dh0, _weight_gradient(hs[:-1], d_rec), d_b_h
 
-        return hs[1:], gradient
+        return [h, *[hs[1:]] * h_steps], gradient
 
     return gru(xw, h0, w_h, b_h)
 
 
-def _gru_reset_before(xw, h0, w_h, loop):
-    """`h` after each step of Keras's GRU with `reset_after=False`:
-    `hh = tanh(x_h + (r * h) @ U_h)`; `xw` holds `x @ W + b`."""
+def _gru_reset_before(xw, h0, w_h, loop, h_steps):
+    """`[h]` after the last step of Keras's GRU with `reset_after=False`, then
+    every step's h if `h_steps`: `hh = tanh(x_h + (r * h) @ U_h)`; `xw` holds
+    `x @ W + b`."""
     units = h0.shape[-1]
 
     @tf.custom_gradient
@@ -462,17 +501,18 @@ def _gru_reset_before(xw, h0, w_h, loop):
             saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, rh))]
             return h, hs.write(t + 1, h), saved
 
-        _, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
         saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
         hs = hs.stack()
 
-        def gradient(d_h_after):
-            d_h_after = _zeros_if_none(d_h_after, hs[1:])
+        def gradient(d_h, *d_steps):
+            (d_h_steps,) = _step_gradients(d_steps, h_steps)
             w_zr_t, w_hh_t = tf.transpose(w_zr), tf.transpose(w_hh)
 
             def backward(t, carry):
                 dh, d_x = carry
-                dh = dh + d_h_after[t]
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
                 z, r, hh, _ = (a[t] for a in saved)
@@ -485,7 +525,7 @@ def _gru_reset_before(xw, h0, w_h, loop):
                 dh_prev = _where(valid, dh_prev, dh)
                 return dh_prev, d_x.write(t, tf.concat([d_zr, d_hh], 1))
 
-            carry = (tf.zeros_like(h0), _array(xw, time_steps, xw.shape[1:]))
+            carry = (_dense(d_h, h), _array(xw, time_steps, xw.shape[1:]))
             dh0, d_x = loop.run(backward, carry, reverse=True)
             d_x = d_x.stack()
             d_w_h = tf.concat(
@@ -497,6 +537,6 @@ def _gru_reset_before(xw, h0, w_h, loop):
             )
             return d_x, dh0, d_w_h
 
-        return hs[1:], gradient
+        return [h, *[hs[1:]] * h_steps], gradient
 
     return gru(xw, h0, w_h)
