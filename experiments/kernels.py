@@ -5,18 +5,24 @@
     python -m experiments.kernels --shapes=wide --cells=lstm --thread_settings=0:0
 
 A training step (forward, backward, Adam) of one recurrent layer under a
-small softmax head, for each system, on the same random batch:
+small softmax head reading every step's output (as a language model or a
+tagger does), for each system, on the same random batch:
 
 - tfrnn_fused, tfrnn_generic: `tfrnn.RNN(keras.layers.LSTMCell / GRUCell,
-  kernel="fused" / "generic")`, the last output (every step's output at the
-  language model's shape) into `Dense(10)`;
+  kernel="fused" / "generic", return_sequences=True)` into `Dense(10)`;
 - tfrnn_pretransposed: the generic loop over an LSTM cell whose matmuls are
   differentiated with weights transposed once per sequence (`dz @ W^T`
   without `transpose_b` in the loop; LSTM only): the generic path's share
   of the fused kernel's lesson (issue 22, item 3);
 - keras: `keras.layers.LSTM / GRU(use_cudnn=False)`, the same head;
 - torch: `torch.nn.LSTM / GRU` and `nn.Linear`, `torch.optim.Adam` (when
-  `import torch` works; in the same process, its threads set as TensorFlow's).
+  `import torch` works; in the same process, its threads set as TensorFlow's,
+  denormals flushed to zero as TensorFlow does).
+
+The gradient fades through a few hundred steps into denormal floats, which
+TensorFlow's threads flush to zero; PyTorch's do only when
+`torch.set_flush_denormal(True)` comes before its thread pool starts (its
+LSTM step at [32, 200, 64, 512] took 3.3-6 s without, 0.27 s with).
 
 Every system of one shape and cell is built in one process and timed in
 rounds whose order rotates (`harness.interleaved_rounds`); a ratio is the
@@ -97,7 +103,7 @@ def systems_of(s, cell):
 # --- the systems' steps (in the measuring process) ---------------------------------
 
 
-def tf_step(system, cell, shape, sequence_head):
+def tf_step(system, cell, shape):
     """`step() -> loss` of a TensorFlow system: one Adam step on a fixed batch."""
     import keras
     import numpy as np
@@ -110,25 +116,22 @@ def tf_step(system, cell, shape, sequence_head):
     cells = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
     if system == "keras":
         layers = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-        layer = layers[cell](units, use_cudnn=False, return_sequences=sequence_head)
+        layer = layers[cell](units, use_cudnn=False, return_sequences=True)
     elif system == "tfrnn_pretransposed":
-        layer = tfrnn.RNN(PretransposedLSTMCell(units), kernel="generic",
-                          return_sequences=sequence_head)  # fmt: skip
+        layer = tfrnn.RNN(PretransposedLSTMCell(units), kernel="generic", return_sequences=True)
     else:
-        layer = tfrnn.RNN(cells[cell](units), kernel=system.split("_")[1],
-                          return_sequences=sequence_head)  # fmt: skip
+        layer = tfrnn.RNN(cells[cell](units), kernel=system.split("_")[1], return_sequences=True)
     inputs = keras.Input((time_steps, features), batch_size=batch)
     outputs = keras.layers.Dense(10, activation="softmax")(layer(inputs))
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(batch, time_steps, features)), tf.float32)
-    labels = (batch, time_steps) if sequence_head else (batch,)
-    y = tf.constant(rng.integers(0, 10, size=labels))
+    y = tf.constant(rng.integers(0, 10, size=(batch, time_steps)))
     step = harness.train_step(model)
     return lambda: step(x, y)
 
 
-def torch_step(cell, shape, sequence_head):
+def torch_step(cell, shape):
     """`step() -> loss` of PyTorch's `nn.LSTM` / `nn.GRU` under the same head."""
     import torch
 
@@ -139,12 +142,12 @@ def torch_step(cell, shape, sequence_head):
     parameters = list(rnn.parameters()) + list(head.parameters())
     optimizer = torch.optim.Adam(parameters, 1e-3)
     x = torch.randn(batch, time_steps, features)
-    y = torch.randint(0, 10, (batch, time_steps) if sequence_head else (batch,))
+    y = torch.randint(0, 10, (batch, time_steps))
 
     def step():
         optimizer.zero_grad()
         outputs, _ = rnn(x)
-        logits = head(outputs if sequence_head else outputs[:, -1])
+        logits = head(outputs)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.reshape(-1))
         loss.backward()
         optimizer.step()
@@ -207,6 +210,7 @@ def measure(config, partial=None):
         try:
             import torch
 
+            torch.set_flush_denormal(True)  # first: its thread pool inherits it
             torch.set_num_threads(threads["intra_op"] or os.cpu_count())
             torch.set_num_interop_threads(threads["inter_op"] or os.cpu_count())
         except ImportError:
@@ -218,13 +222,12 @@ def measure(config, partial=None):
     tf.get_logger().setLevel("ERROR")
     records = []
     for shape_name in config["shapes"]:
-        shape, sequence_head = shape_of(shape_name), shape_name == "language_model"
+        shape = shape_of(shape_name)
         for cell in config["cells"]:
             names, skipped = systems_of(config, cell)
             steps = {}
             for name in names:
-                steps[name] = (torch_step(cell, shape, sequence_head) if name == "torch"
-                               else tf_step(name, cell, shape, sequence_head))  # fmt: skip
+                steps[name] = torch_step(cell, shape) if name == "torch" else tf_step(name, cell, shape)
                 float(steps[name]())  # traces
             for _ in range(config["warmup_steps"]):
                 for step in steps.values():
@@ -271,9 +274,9 @@ def markdown(records, s):
     rows = [{"round_ms": None, **r} for r in records]
     return harness.header(
         "Training step of one recurrent layer: fused kernel, generic loop, Keras, PyTorch", records,
-        "One Adam step (forward, backward, update) of the layer under a softmax Dense(10) on a "
-        "fixed random batch (every step's output at the language model's shape, the last one "
-        "elsewhere). Per thread setting one process; per shape and cell, "
+        "One Adam step (forward, backward, update) of the layer under a softmax Dense(10) of "
+        "every step's output, on a fixed random batch. Per thread setting one process; per "
+        "shape and cell, "
         f"{s['rounds']} interleaved rounds of {s['steps']} steps (order rotated per round). "
         "Ratio: median over rounds of the system's round mean over the baseline's in the same round.",
     ) + harness.table(rows, columns) + "\n"  # fmt: skip
