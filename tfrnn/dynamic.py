@@ -117,6 +117,7 @@ def dynamic_rnn(
         checks.rnn_cell(cell, name)
         checks.time_major(time_major, name)
         unroll = checks.unroll_factor(unroll, name)
+        kernel = fused.check_kernel(kernel, name)
         inputs = checks.sequence_tensor(inputs, time_major, name)
         if not time_major:
             inputs = tf.transpose(inputs, [1, 0, 2])
@@ -136,8 +137,7 @@ def dynamic_rnn(
             name,
         )
         options = dict(parallel_iterations=parallel_iterations or 32, swap_memory=swap_memory)
-        kernel = fused.check_kernel(kernel, "dynamic_rnn")
-        if fused.choose(kernel, cell, inputs.shape[1], "dynamic_rnn") == "fused":
+        if fused.choose(kernel, cell, inputs.shape[1], name) == "fused":
             outputs, state, all_states = fused.fused_rnn(
                 cell, inputs, state, valid, unroll, options, return_sequences, return_all_states
             )
