@@ -1,7 +1,7 @@
 """`python -m experiments.kernels`: the fused kernels against the generic loop, Keras and PyTorch.
 
     python -m experiments.kernels --quick        # seconds
-    python -m experiments.kernels                # 4 shapes x LSTM, GRU x 2 thread settings
+    python -m experiments.kernels                # 6 shapes x LSTM, GRU x 2 thread settings
     python -m experiments.kernels --shapes=wide --cells=lstm --thread_settings=0:0
 
 A training step (forward, backward, Adam) of one recurrent layer under a
@@ -49,12 +49,15 @@ SHAPES = {
     "medium": [64, 100, 128, 256],
     "mnist": [256, 28, 28, 128],
     "language_model": None,
+    "rule_b128": [128, 100, 64, 512],  # the edges of kernel="auto"'s rule
+    "rule_b256": [256, 50, 64, 512],
     "tiny": [4, 6, 3, 8],
 }
 SYSTEMS = ("tfrnn_fused", "tfrnn_generic", "tfrnn_pretransposed", "keras", "torch")
 BASELINES = ("tfrnn_generic", "keras", "torch")  # a ratio_to_<baseline> each
 FULL = dict(
-    shapes=["wide", "medium", "mnist", "language_model"], cells=["lstm", "gru"], systems=[],
+    shapes=["wide", "medium", "mnist", "language_model", "rule_b128", "rule_b256"],
+    cells=["lstm", "gru"], systems=[],
     rounds=7, steps=2, warmup_steps=1, thread_settings=["0:0", "1:2"],
 )  # fmt: skip
 QUICK = dict(shapes=["tiny"], rounds=2, steps=1, thread_settings=["0:0"])
