@@ -273,6 +273,7 @@ def markdown(records, s):
         ("× torch", lambda r: r.get("ratio_to_torch")),
         ("auto runs", lambda r: r.get("auto_kernel")),
         ("load 1 min", lambda r: r.get("load_average_1min") and "–".join(map(str, r["load_average_1min"]))),
+        ("note", lambda r: r["note"]),
     ]  # fmt: skip
     rows = [{"round_ms": None, **r} for r in records]
     return harness.header(

@@ -24,9 +24,10 @@ dW_h = h_prev^T @ dz                    # every step at once: one matmul
 dW_x, db, dx = x^T @ dz, sum(dz), dz @ W_x^T   # autodiff of the projection
 ```
 
-Transposing `W_h` once matters most: a `matmul(dz, W_h, transpose_b=True)`
-inside the loop, what autodiff of any cell runs at every step, was measured
-4.1x slower per call at [32, 2048] x [512, 2048]^T on this CPU.
+Transposing `W_h` once matters: `matmul(dz, W_h, transpose_b=True)`, what
+autodiff of any cell runs at every step, took 1.6-2.1x the time of
+`matmul(dz, W_hT)` in a while loop at [32, 2048] x [512, 2048]^T on this
+2-core CPU (0.71 against 0.45 ms, 1.91 against 0.91 ms under load).
 
 Cells it runs: Keras `LSTMCell` and `GRUCell` with their default
 activations and no dropout (with or without bias; GRU with `reset_after`
@@ -38,8 +39,31 @@ generic loop's (tests/test_fused.py: values and gradients within 2e-6):
 the same padding rule, the same final and per-step states, under `unroll=k`
 (k steps per loop iteration, forward and backward), XLA and mixed precision.
 
-`kernel="auto"` (the default) uses the fused kernel where it was measured
-faster: `AUTO_RULE` below, measured by `python -m experiments.kernels`.
+`kernel="auto"` (the default) runs the fused kernel where it was measured
+faster (`auto_chooses`): TensorFlow's intra-op threads other than 1, the
+widest layer of at least 384 units, and at least 4 units per row of the
+batch when the batch size is known. Measured by `python -m
+experiments.kernels` (results/kernels.md: one Adam step of the layer under a
+softmax of every output, 7 interleaved rounds, 2-core CPU shared with other
+work, 1-minute load 1.4-3.9), the fused step over the generic one:
+
+| [batch, T, features, units] | LSTM | GRU | LSTM, threads 1/2 | GRU, threads 1/2 |
+|---|---|---|---|---|
+| [32, 200, 64, 512] | 0.83 | 0.83 | 1.14 | 1.11 |
+| [128, 100, 64, 512] | 0.97 | 0.98 | 1.41 | 1.20 |
+| [256, 50, 64, 512] | 1.01 | 1.03 | 1.34 | 1.27 |
+| [64, 100, 128, 256] | 1.05 | 0.89 | 0.93 | 0.85 |
+| [64, 100, 64, 256] (the language model's) | 0.99 | 0.99 | 0.97 | 0.88 |
+| [256, 28, 28, 128] (MNIST rows) | 1.18 | 0.95 | 1.09 | 0.93 |
+
+With TensorFlow's threads the fused kernel gains where a step's recurrent
+matmul is large and its batch small (the generic backward's `dz @ W_h^T`
+with `transpose_b` costs most there); with one intra-op thread (the CLI's
+default, 2 inter-op) the generic loop runs each step's weight-gradient and
+input matmuls on the second thread beside the recurrence, while the fused
+kernel's whole-sequence matmuls run after its loop on one: it loses at 512
+units. The GRU's gains at 256 units and below (0.85-0.95, one run) are left
+out of the rule.
 """
 
 import keras
