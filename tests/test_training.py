@@ -473,6 +473,24 @@ def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
         np.testing.assert_allclose(other, plain, rtol=1e-4, atol=1e-5)
 
 
+def test_thread_defaults_follow_the_core_count():
+    """Intra-op 1 / inter-op 2 up to the 2 cores they were measured faster on,
+    TensorFlow's own choice (0, 0) on more; read when the config is imported."""
+    from tfrnn.training.config import default_threads
+
+    assert default_threads(1) == default_threads(2) == (1, 2)
+    assert default_threads(3) == default_threads(16) == (0, 0)
+    code = (
+        "import os; os.cpu_count = lambda: {cores}\n"
+        "from tfrnn.tasks.classify.config import Config\n"
+        "print(Config().intra_op_threads, Config().inter_op_threads)"
+    )
+    for cores, expected in ((2, "1 2"), (16, "0 0")):
+        result = subprocess.run([sys.executable, "-c", code.format(cores=cores)], cwd=ROOT,
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        assert result.stdout.split() == expected.split()
+
+
 def test_fused_kernel_takes_the_generic_kernels_steps_and_is_reported(tmp_path):
     """`--kernel=fused` (an LSTM stack, 2 steps per iteration): the same two
     Adam steps as `--kernel=generic` from the same weights; the report names
