@@ -340,3 +340,22 @@ def test_layer_keeps_its_kernel_in_its_config_and_in_bidirectional():
     assert both.backward_layer.kernel == "fused" and both.backward_layer.go_backwards
     outputs = both(tf.ones([2, 3, F]))
     assert outputs.shape == (2, 3, 8) and both.backward_layer.kernel_ran == "fused"
+
+
+def test_one_trace_serves_every_batch_and_length():
+    """Batch and time unknown while tracing (a `None` signature), as the
+    generic loop: the fused kernel's results for two shapes from one trace."""
+    cell = built(CELLS["keras-gru"])
+    signature = [tf.TensorSpec([None, None, F]), tf.TensorSpec([None], tf.int32)]
+    runs = {
+        kernel: tf.function(
+            lambda x, n, kernel=kernel: tfrnn.dynamic_rnn(cell, x, sequence_length=n, kernel=kernel),
+            input_signature=signature,
+        )
+        for kernel in ("generic", "fused")
+    }  # fmt: skip
+    for batch, time_steps in ((3, 5), (2, 9)):
+        x = tf.random.normal([batch, time_steps, F])
+        n = tf.constant([time_steps, 0, 2][:batch])
+        assert_close(tf.nest.flatten(runs["fused"](x, n)), tf.nest.flatten(runs["generic"](x, n)))
+    assert runs["fused"].experimental_get_tracing_count() == 1
