@@ -491,6 +491,8 @@ def test_command_lines_refuse_bad_flags(tmp_path):
         ("experiments.spectrum", "--long_T=100", "--long_T=100 must divide 784"),
         ("experiments.steps", "--rounds=0", "--rounds=0 must be > 0"),
         ("experiments.steps", "--systems=torch", "'torch' is not one of"),
+        ("experiments.kernels", "--shapes=huge", "'huge' is not one of"),
+        ("experiments.kernels", "--thread_settings=1-2", "'1-2' is not INTRA:INTER"),
     ):
         result = subprocess.run(
             [sys.executable, "-m", module, flag, f"--output={tmp_path}"],
@@ -544,6 +546,42 @@ def test_steps_refuses_bad_thread_flags(tmp_path):
         "error: --thread_settings: '1-2' is not INTRA:INTER, e.g. 0:0,1:2"
     ]
     assert not any(tmp_path.iterdir())
+
+
+# --- kernels -------------------------------------------------------------------------
+
+
+def test_kernels_quick(tmp_path):
+    """Every system of a shape and cell timed in the same rounds, ratios read
+    from them, the kernel `auto` runs and the load recorded; the pre-transposed
+    generic LSTM is skipped for the GRU with its reason, PyTorch where it does
+    not import."""
+    import importlib.util
+
+    run_module("experiments.kernels", "--quick", f"--output={tmp_path}")
+    records = json.loads((tmp_path / "kernels-quick.json").read_text())
+    by_system = {(r["cell"], r["system"]): r for r in records}
+    assert len(by_system) == len(records) == 10
+    assert by_system[("gru", "tfrnn_pretransposed")]["status"] == "skipped"
+    assert "LSTM only" in by_system[("gru", "tfrnn_pretransposed")]["note"]
+    no_torch = importlib.util.find_spec("torch") is None
+    assert (by_system[("lstm", "torch")]["status"] == "skipped") == no_torch
+    for (cell, system), r in by_system.items():
+        assert_environment(r)
+        assert (r["shape"], r["batch"], r["T"], r["features"], r["units"]) == ("tiny", 4, 6, 3, 8)
+        if r["status"] == "skipped":
+            continue
+        assert r["threads"] == {"intra_op": 0, "inter_op": 0}
+        assert len(r["round_ms"]) == 2 and all(ms > 0 for ms in r["round_ms"])
+        assert r["median_ms"] == pytest.approx(np.median(r["round_ms"]), abs=1e-3)
+        generic = by_system[(cell, "tfrnn_generic")]["round_ms"]
+        per_round = np.array(r["round_ms"]) / np.array(generic)
+        assert r["ratio_to_tfrnn_generic"] == pytest.approx(np.median(per_round), 1e-3)
+        assert r["auto_kernel"] == "generic"  # 8 units: below the rule's width
+        assert len(r["load_average_1min"]) == 2
+    table = (tmp_path / "kernels-quick.md").read_text()
+    assert "| 0:0 | tiny [4, 6, 3, 8] | lstm | tfrnn_fused |" in table
+    assert "measured for the LSTM only" in table
 
 
 # --- language_model --------------------------------------------------------------------

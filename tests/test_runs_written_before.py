@@ -75,8 +75,10 @@ def test_a_resumed_old_run_writes_the_same_report_fields_and_export_signatures(o
     assert report.keys() == old_report.keys()
     assert report["timing"].keys() == old_report["timing"].keys()
     assert report["export"].keys() == old_report["export"].keys()
-    # The config fields added since: the task (issue 20), the wait for workers (21).
-    assert report["run"].keys() - old_report["run"].keys() == {"task", "worker_timeout"}
+    # fields added since: the task (issue 20), the wait for workers (issue 21), the
+    # recurrence's kernel (issue 22)
+    assert report["run"].keys() - old_report["run"].keys() == {"task", "worker_timeout", "kernel"}
+    assert report["run"]["kernel"] == "auto" and report["kernel"] == old_report["kernel"]
     assert old_report["run"].keys() <= report["run"].keys()
     new_module = export.load(old_run / "export")
     assert new_module.meta == old_module.meta

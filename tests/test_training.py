@@ -473,6 +473,66 @@ def test_unrolled_train_step_equals_the_plain_loop(tmp_path, mode, unroll):
         np.testing.assert_allclose(other, plain, rtol=1e-4, atol=1e-5)
 
 
+def test_thread_defaults_follow_the_core_count():
+    """Intra-op 1 / inter-op 2 up to the 2 cores they were measured faster on,
+    TensorFlow's own choice (0, 0) on more; read when the config is imported."""
+    from tfrnn.training.config import default_threads
+
+    assert default_threads(1) == default_threads(2) == (1, 2)
+    assert default_threads(3) == default_threads(16) == (0, 0)
+    code = (
+        "import os; os.cpu_count = lambda: {cores}\n"
+        "from tfrnn.tasks.classify.config import Config\n"
+        "print(Config().intra_op_threads, Config().inter_op_threads)"
+    )
+    for cores, expected in ((2, "1 2"), (16, "0 0")):
+        result = subprocess.run([sys.executable, "-c", code.format(cores=cores)], cwd=ROOT,
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        assert result.stdout.split() == expected.split()
+
+
+def test_fused_kernel_takes_the_generic_kernels_steps_and_is_reported(tmp_path):
+    """`--kernel=fused` (an LSTM stack, 2 steps per iteration): the same two
+    Adam steps as `--kernel=generic` from the same weights; the report names
+    the kernel that ran."""
+    losses, weights, kernels = {}, {}, {}
+    for kernel in ("generic", "fused"):
+        config = config_lib.Config(
+            model_dir=str(tmp_path / kernel), kernel=kernel, unroll=2, layers=2,
+            **{**SMALL, "units": 16, "train_examples": 256},
+        )  # fmt: skip
+        trainer = loop.TrainingLoop(config, log=lambda line: None)
+        indices = tf.range(config.batch_size, dtype=tf.int32)
+        losses[kernel] = [float(trainer.train_step(indices)["loss"]) for _ in range(2)]
+        weights[kernel] = [v.numpy() for v in trainer.model.trainable_variables]
+        kernels[kernel] = report_lib.kernel_name(config.cell, trainer.model)
+    assert kernels == {
+        "generic": "generic: tf.while_loop, 2 steps unrolled per iteration (lstm cell)",
+        "fused": "fused: whole-sequence kernel, tf.while_loop, 2 steps unrolled per "
+        "iteration (lstm cell)",
+    }
+    assert losses["fused"][1] < losses["fused"][0]
+    np.testing.assert_allclose(losses["fused"], losses["generic"], rtol=1e-5)
+    for fused, generic in zip(weights["fused"], weights["generic"]):
+        np.testing.assert_allclose(fused, generic, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--mode=static"], "--kernel=fused runs a dynamic lstm or gru (got --mode=static"),
+        (["--cell=peephole_lstm"], "--kernel=fused runs a dynamic lstm or gru (got "
+         "--mode=dynamic --cell=peephole_lstm): use --mode=dynamic with --cell=lstm or gru"),
+    ],
+)
+def test_cli_refuses_the_fused_kernel_where_it_cannot_run(tmp_path, flags, message):
+    process = run_cli("--kernel=fused", *flags, f"--model_dir={tmp_path}/r")
+    output = process.communicate()[0]
+    assert process.returncode == 1, output
+    assert output.strip().splitlines()[-1].startswith("error: " + message)
+    assert not (tmp_path / "r").exists()
+
+
 TINY_FLAGS = [
     "--units=8",
     "--train_examples=512",

@@ -83,6 +83,7 @@ def bidirectional_dynamic_rnn(
     dtype=None,
     training=None,
     scope=None,
+    kernel="auto",
 ):
     """Runs `cell_fw` over `inputs` and `cell_bw` over them reversed, per row.
 
@@ -107,7 +108,8 @@ def bidirectional_dynamic_rnn(
     States are in tfrnn's (Keras's) order: `[h, c]` for an LSTM. Concatenate
     the outputs with `tf.concat([out_fw, out_bw], -1)` for TF1's usual next
     layer. Every argument is `tfrnn.dynamic_rnn`'s, per direction (`unroll=k`:
-    k steps per loop iteration in both); with
+    k steps per loop iteration in both; `kernel`: the same choice for both,
+    each direction's cell judged on its own under "auto"); with
     `return_sequences=False` each direction returns the last valid output it
     produced: the forward output at the row's last step, the backward output
     after reading the row back to time 0 (zeros for a row of length 0).
@@ -134,6 +136,7 @@ def bidirectional_dynamic_rnn(
             dtype=dtype,
             training=training,
             scope=direction,
+            kernel=kernel,
         )
 
     with tf.name_scope(scope or "bidirectional_rnn"), checks.called_as(

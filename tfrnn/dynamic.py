@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tfrnn import checks
+from tfrnn import fused
 from tfrnn import step
 
 
@@ -22,6 +23,7 @@ def dynamic_rnn(
     dtype=None,
     training=None,
     scope=None,
+    kernel="auto",
 ):
     """Runs `cell` over a sequence in a loop whose graph does not grow with time.
 
@@ -99,6 +101,13 @@ def dynamic_rnn(
         compute dtype, else the inputs').
       training: passed to the cell (dropout is active only when True).
       scope: name scope for the ops.
+      kernel: "generic" runs the cell's own step in the loop above;
+        "fused" a whole-sequence kernel with the same results (`tfrnn.fused`:
+        Keras LSTM and GRU cells, tfrnn's plain LSTMCell, stacks of them; a
+        ValueError for other cells); "auto" the fused kernel where it was
+        measured faster (`tfrnn.fused.auto_chooses`: wide layers, small
+        batches, TensorFlow's intra-op threads other than 1), else the
+        generic loop.
 
     Returns:
       `(outputs, final_state)`, or `(outputs, final_state, all_states)`.
@@ -108,6 +117,7 @@ def dynamic_rnn(
         checks.rnn_cell(cell, name)
         checks.time_major(time_major, name)
         unroll = checks.unroll_factor(unroll, name)
+        kernel = fused.check_kernel(kernel, name)
         inputs = checks.sequence_tensor(inputs, time_major, name)
         if not time_major:
             inputs = tf.transpose(inputs, [1, 0, 2])
@@ -126,28 +136,16 @@ def dynamic_rnn(
             time_major,
             name,
         )
-        step.begin_sequence(
-            cell,
-            tf.zeros([batch_size, inputs.shape[2]], inputs.dtype),
-            state,
-            training,
-        )
-        loop = _BlockLoop(
-            step.step_function(cell, training),
-            inputs,
-            valid,
-            unroll,
-            step.compute_dtype(cell, inputs.dtype),
-            step.output_size(cell),
-        )
-        outputs, state, all_states = loop.run(
-            state,
-            return_sequences,
-            return_all_states,
-            parallel_iterations or 32,
-            swap_memory,
-        )
-        step.end_sequence(cell)
+        options = dict(parallel_iterations=parallel_iterations or 32, swap_memory=swap_memory)
+        if fused.choose(kernel, cell, inputs.shape[1], name) == "fused":
+            outputs, state, all_states = fused.fused_rnn(
+                cell, inputs, state, valid, unroll, options, return_sequences, return_all_states
+            )
+        else:
+            outputs, state, all_states = _generic(
+                cell, inputs, state, valid, unroll, options, return_sequences,
+                return_all_states, training,
+            )  # fmt: skip
         if return_sequences and not time_major:
             outputs = tf.transpose(outputs, [1, 0, 2])
         if not return_all_states:
@@ -157,6 +155,31 @@ def dynamic_rnn(
                 lambda s: tf.transpose(s, [1, 0, 2]), all_states
             )
         return outputs, state, all_states
+
+
+def _generic(cell, inputs, state, valid, unroll, options, return_sequences,
+             return_all_states, training):
+    """The cell's own step in `_BlockLoop`; results as `fused.fused_rnn`'s."""
+    batch_size = inputs.shape[1] or tf.shape(inputs)[1]
+    zeros = tf.zeros([batch_size, inputs.shape[2]], inputs.dtype)
+    step.begin_sequence(cell, zeros, state, training)
+    loop = _BlockLoop(
+        step.step_function(cell, training),
+        inputs,
+        valid,
+        unroll,
+        step.compute_dtype(cell, inputs.dtype),
+        step.output_size(cell),
+    )
+    results = loop.run(
+        state,
+        return_sequences,
+        return_all_states,
+        options["parallel_iterations"],
+        options["swap_memory"],
+    )
+    step.end_sequence(cell)
+    return results
 
 
 class _BlockLoop:

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras.src.utils import tracking
 
 from tfrnn import checks
+from tfrnn import fused
 from tfrnn import step
 from tfrnn.dynamic import dynamic_rnn
 from tfrnn.static import static_rnn
@@ -98,6 +99,9 @@ class RNN(keras.layers.Layer):
         until `reset_states()` sets it to zeros; the batch size must be fixed
         (`keras.Input(batch_shape=...)`). Truncated backpropagation through
         time with `fit`: consecutive chunks of the same streams, in order.
+      kernel: `"auto"`, `"fused"` or `"generic"`, as `tfrnn.dynamic_rnn`'s
+        (the while-loop unrolls only: "fused" with `unroll="static"` is an
+        error); `kernel_ran` says which one runs.
       **kwargs: Keras layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -128,12 +132,23 @@ class RNN(keras.layers.Layer):
         go_backwards=False,
         time_major=False,
         stateful=False,
+        kernel="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         checks.rnn_cell(cell, "tfrnn.RNN")
         self.cell = cell
         self.unroll = check_unroll(unroll)
+        self.kernel = fused.check_kernel(kernel, "tfrnn.RNN")
+        if kernel == "fused":
+            if self.unroll == "static":
+                raise ValueError(
+                    "tfrnn.RNN: kernel='fused' runs a while loop over the sequence; "
+                    "unroll='static' unrolls the cell instead. Use unroll='dynamic' "
+                    "(or an int k) with kernel='fused', or kernel='generic'."
+                )
+            fused.choose(kernel, cell, where="tfrnn.RNN")  # refuses a cell it cannot fuse
+        self.last_kernel = None  # the kernel of the last call's unroll
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.return_all_states = return_all_states
@@ -144,6 +159,14 @@ class RNN(keras.layers.Layer):
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.built_time_steps = None
+
+    @property
+    def kernel_ran(self):
+        """"fused" or "generic": the kernel of this layer's last call (before
+        any, the one it would run for a batch of unknown size)."""
+        if self.unroll == "static":
+            return "generic"
+        return self.last_kernel or fused.choose(self.kernel, self.cell, where="tfrnn.RNN")
 
     @property
     def time_axis(self):
@@ -209,6 +232,10 @@ class RNN(keras.layers.Layer):
             kwargs["mask"] = mask
         if isinstance(self.unroll, int):
             kwargs["unroll"] = self.unroll
+        if self.unroll != "static":
+            kwargs["kernel"] = self.kernel
+            batch = sequences.shape[1 - self.time_axis]
+            self.last_kernel = fused.choose(self.kernel, self.cell, batch, "tfrnn.RNN")
         unroll = static_rnn if self.unroll == "static" else dynamic_rnn
         if self.stateful and initial_state is None:
             initial_state = [leaf.value for leaf in self.states]
@@ -346,6 +373,7 @@ class RNN(keras.layers.Layer):
             "go_backwards": self.go_backwards,
             "time_major": self.time_major,
             "stateful": self.stateful,
+            "kernel": self.kernel,
         }
 
     @classmethod

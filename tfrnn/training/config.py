@@ -9,10 +9,23 @@ choices and help from these classes before anything heavy is imported
 """
 
 import dataclasses
+import os
 
 from tfrnn.training.errors import ConfigError
 
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the rate
+# Thread pools of 1 thread per op, 2 ops at once made the training step faster
+# (x0.72) on a 2-core CPU, the only one measured (experiments/results/fast_path.md):
+# the default up to that many cores, TensorFlow's own choice (0, 0) above.
+MEASURED_CORES = 2
+
+
+def default_threads(cores):
+    """`(intra_op, inter_op)` threads by default on a machine of `cores` cores."""
+    return (1, 2) if cores <= MEASURED_CORES else (0, 0)
+
+
+_THREADS = default_threads(os.cpu_count() or 1)
 
 
 @dataclasses.dataclass
@@ -23,6 +36,7 @@ class RunConfig:
     task: str = None  # each task's Config sets its name
     mode: str = "dynamic"
     unroll: int = 1  # dynamic: steps per while-loop iteration (static is k = T)
+    kernel: str = "auto"  # dynamic: the recurrence's kernel (tfrnn.fused)
     cell: str = "lstm"
     units: int = 128
     layers: int = 1
@@ -44,18 +58,19 @@ class RunConfig:
     # The fast path, measured on a 2-core CPU (experiments/results/fast_path.md;
     # rerun with `python -m experiments.steps`, see experiments/README.md):
     # TensorFlow's thread pools at 1 thread per op, 2 ops at once (0: TensorFlow's
-    # choice) made the training step faster; XLA, unroll=k and mixed_bfloat16
-    # did not, so they stay off.
+    # choice) made the training step faster, the default up to MEASURED_CORES
+    # cores; XLA, unroll=k and mixed_bfloat16 did not, so they stay off.
     jit_compile: bool = False
     precision: str = "float32"  # or "mixed_bfloat16": bfloat16 computations
-    intra_op_threads: int = 1  # set before TensorFlow starts (runtime.set_threads)
-    inter_op_threads: int = 2
+    intra_op_threads: int = _THREADS[0]  # set before TensorFlow starts (runtime.set_threads)
+    inter_op_threads: int = _THREADS[1]
     strategy: str = "default"
     worker_timeout: int = 300  # seconds a multi-worker run waits for TF_CONFIG's workers
     deterministic: bool = True
 
     CHOICES = {
         "mode": ("static", "dynamic"),
+        "kernel": ("auto", "fused", "generic"),
         "cell": ("rnn", "gru", "lstm", "peephole_lstm"),
         "optimizer": ("adam", "sgd", "rmsprop"),
         "schedule": ("constant", "cosine"),
@@ -68,6 +83,10 @@ class RunConfig:
         "unroll": "K, the time steps each iteration of --mode=dynamic's while loop "
         "computes, unrolled (T steps take ceil(T / K) iterations). 1: the plain loop, one "
         "step per iteration; --mode=static unrolls all T (K = T).",
+        "kernel": "Dynamic: fused (a whole-sequence LSTM/GRU kernel, the same results), "
+        "generic (the cell's own step in the loop) or auto (fused where it measured faster: "
+        "an lstm or gru of 384 units or more, with --intra_op_threads other than 1; "
+        "experiments/results/kernels.md).",
         "cell": "Recurrent cell.",
         "units": "Units per recurrent layer.",
         "layers": "Stacked recurrent layers.",
@@ -92,9 +111,11 @@ class RunConfig:
         "precision": "float32, or mixed_bfloat16 (float32 weights, bfloat16 "
         "computations): slower here, its training step took 1.12-1.15x float32's time on "
         "a 2-core AVX512_BF16 CPU (experiments/README.md, the fast path).",
-        "intra_op_threads": "Threads inside one op (0: TensorFlow's choice; 1 with "
-        "--inter_op_threads=2 measured fastest on 2 cores).",
-        "inter_op_threads": "Ops run at once (0: TensorFlow's choice).",
+        "intra_op_threads": "Threads inside one op (0: TensorFlow's choice). Default: 1 "
+        "with --inter_op_threads=2 on machines of up to 2 cores (measured faster on 2 cores), "
+        "TensorFlow's choice on more.",
+        "inter_op_threads": "Ops run at once (0: TensorFlow's choice). Default: 2 on up to "
+        "2 cores, TensorFlow's choice on more.",
         "strategy": "tf.distribute strategy: mirrored (the GPUs of this machine), or "
         "multi_worker (the workers TF_CONFIG lists, each running this command; see README's "
         "'Several machines').",
@@ -152,6 +173,11 @@ class RunConfig:
                 "steps); --mode=static already unrolls every step (K = T): drop --unroll, or use "
                 "--mode=dynamic"
             )
+        if self.kernel == "fused" and (self.mode == "static" or self.cell not in ("lstm", "gru")):
+            raise ConfigError(
+                f"--kernel=fused runs a dynamic lstm or gru (got --mode={self.mode} "
+                f"--cell={self.cell}): use --mode=dynamic with --cell=lstm or gru, or "
+                "--kernel=auto")
         if self.clip_norm is not None and self.clip_norm < 0:
             raise ConfigError(f"--clip_norm={self.clip_norm} must be >= 0 (0: no clipping)")
         for name in ("intra_op_threads", "inter_op_threads"):

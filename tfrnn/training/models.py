@@ -32,19 +32,22 @@ def make_cell(cell, units, layers=1, dtype=None):
     return cells.MultiRNNCell([makers[cell]() for _ in range(layers)], dtype=dtype)
 
 
-def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None, **kwargs):
+def recurrence(cell, mode="dynamic", unroll=1, bidirectional=False, dtype=None,
+               kernel="auto", **kwargs):
     """A model's recurrent layer, named "rnn": `tfrnn.RNN` (by default
     returning each row's last output; `kwargs`: its other arguments, e.g.
-    `return_sequences`), in `Bidirectional` when asked."""
+    `return_sequences`), in `Bidirectional` when asked. `kernel` applies to
+    the dynamic modes (a static unroll runs the cell's own step)."""
     if mode != "dynamic" and unroll != 1:
         raise ValueError(
             f"unroll={unroll} applies to mode='dynamic' (static is k = T); "
             "use mode='dynamic' or unroll=1"
         )
     if mode == "static":
-        layer_unroll = "static"
+        layer_unroll, kernel = "static", "generic" if kernel == "auto" else kernel
     else:
         layer_unroll = "dynamic" if unroll == 1 else unroll
+    kwargs["kernel"] = kernel
     if not bidirectional:
         return RNN(cell, unroll=layer_unroll, name="rnn", dtype=dtype, **kwargs)
     return keras.layers.Bidirectional(

@@ -70,17 +70,21 @@ def run_report(
 
 
 def kernel_name(cell, model):
-    """The recurrence kernel that runs in `model` (of `cell` cells): tfrnn's
-    generic unrolls, as its `tfrnn.RNN` layers say."""
+    """The recurrence kernel that runs in `model` (of `cell` cells), as its
+    `tfrnn.RNN` layers say: "fused: ..." (`tfrnn.fused`, whole-sequence) or
+    "generic: ..." (the cell's own step), then how the loop runs."""
     layers = models.recurrent_layers(model)
     both_ways = ", bidirectional" if len(layers) == 2 else ""
     unroll = layers[0].unroll
     if unroll == "static":
         return f"generic: unrolled ({cell} cell, one copy per step{both_ways})"
+    kernel = {"fused": "fused: whole-sequence kernel,", "generic": "generic:"}[
+        layers[0].kernel_ran
+    ]
     if unroll == "dynamic":
-        return f"generic: tf.while_loop ({cell} cell{both_ways})"
+        return f"{kernel} tf.while_loop ({cell} cell{both_ways})"
     return (
-        f"generic: tf.while_loop, {unroll} steps unrolled per iteration "
+        f"{kernel} tf.while_loop, {unroll} steps unrolled per iteration "
         f"({cell} cell{both_ways})"
     )
 

@@ -23,6 +23,7 @@ def build_classifier(
     unroll=1,
     bidirectional=False,
     precision="float32",
+    kernel="auto",
 ):
     """A Keras classifier of `[batch, time_steps, features]` sequences.
 
@@ -39,7 +40,8 @@ def build_classifier(
     outputs of both directions concatenated (`2 * units` values).
     `precision`: the Keras dtype policy of every layer but the last ("float32"
     or "mixed_bfloat16": float32 weights, bfloat16 computations); the softmax
-    layer computes in float32 always.
+    layer computes in float32 always. `kernel`: the dynamic recurrence's
+    (`tfrnn.RNN(kernel=...)`).
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -66,6 +68,7 @@ def build_classifier(
         unroll,
         bidirectional,
         dtype=precision,
+        kernel=kernel,
     )(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", name="classes", dtype="float32"
@@ -88,4 +91,5 @@ def classifier_for(config, num_classes, time_steps, features):
         unroll=config.unroll,
         bidirectional=config.bidirectional,
         precision=config.precision,
+        kernel=config.kernel,
     )

@@ -32,7 +32,7 @@ def build_language_model(config, vocabulary_size, time_steps, mode=None):
     ids = keras.Input((time_steps if mode == "static" else None,), dtype="int32", name="ids")
     states = [keras.Input((size,), name=f"state_{i}") for i, size in enumerate(state_sizes(cell))]
     x = keras.layers.Embedding(vocabulary_size, EMBEDDING, name="embedding")(ids)
-    layer = recurrence(cell, mode, unroll, dtype=config.precision,
+    layer = recurrence(cell, mode, unroll, dtype=config.precision, kernel=config.kernel,
                        return_sequences=True, return_state=True)  # fmt: skip
     outputs, *final_state = layer(x, initial_state=states)
     logits = keras.layers.Dense(vocabulary_size, name="characters", dtype="float32")(outputs)

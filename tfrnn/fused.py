@@ -1,0 +1,566 @@
+"""Whole-sequence LSTM and GRU kernels: `dynamic_rnn(kernel="fused")`.
+
+The generic loop runs the cell whole at every step, and its gradient is
+TensorFlow's autodiff of that step: per step, the input projection, the
+recurrent matmul, and in the backward pass the matmuls into `h`, `x` and the
+weights, each a small one with a transposed operand. For the cells whose
+math is known this module organises the work over the whole sequence, as
+cuDNN does, in plain TensorFlow ops, with a hand-written gradient
+(`tf.custom_gradient`):
+
+```
+xw = x @ W_x + b                        # every step at once: one matmul
+for t in 0 .. n-1:                      # n: through the last valid step
+    z = xw[t] + h @ W_h                 # the only matmul in the loop
+    h, c, gates[t] = cell math(z, h, c) # kept for the backward loop
+    where not valid[t, b]: h[b], c[b] copied through (outputs zeros)
+
+backward:
+W_hT = transpose(W_h)                   # once, before the loop
+for t in n-1 .. 0:
+    dz[t] = gate gradients(dh, dc, gates[t])
+    dh = dz[t] @ W_hT                   # the only matmul in the loop
+dW_h = h_prev^T @ dz                    # every step at once: one matmul
+dW_x, db, dx = x^T @ dz, sum(dz), dz @ W_x^T   # autodiff of the projection
+```
+
+Transposing `W_h` once matters: `matmul(dz, W_h, transpose_b=True)`, what
+autodiff of any cell runs at every step, took 1.6-2.1x the time of
+`matmul(dz, W_hT)` in a while loop at [32, 2048] x [512, 2048]^T on this
+2-core CPU (0.71 against 0.45 ms, 1.91 against 0.91 ms under load).
+
+Cells it runs: Keras `LSTMCell` and `GRUCell` with their default
+activations and no dropout (with or without bias; GRU with `reset_after`
+either way), tfrnn's `LSTMCell` without peepholes, clipping or projection
+(its `forget_bias` folded into the bias), and stacks of them
+(`tfrnn.MultiRNNCell`, `keras.layers.StackedRNNCells`), each layer fused in
+turn. `ineligible(cell)` says why another cell is not. Results are the
+generic loop's (tests/test_fused.py: values and gradients within 2e-6):
+the same padding rule, the same final and per-step states, under `unroll=k`
+(k steps per loop iteration, forward and backward), XLA and mixed precision.
+
+`kernel="auto"` (the default) runs the fused kernel where it was measured
+faster (`auto_chooses`): TensorFlow's intra-op threads other than 1, the
+widest layer of at least 384 units, and at least 4 units per row of the
+batch when the batch size is known. Measured by `python -m
+experiments.kernels` (results/kernels.md: one Adam step of the layer under a
+softmax of every output, 7 interleaved rounds, 2-core CPU shared with other
+work, 1-minute load 1.4-3.9), the fused step over the generic one:
+
+| [batch, T, features, units] | LSTM | GRU | LSTM, threads 1/2 | GRU, threads 1/2 |
+|---|---|---|---|---|
+| [32, 200, 64, 512] | 0.83 | 0.83 | 1.14 | 1.11 |
+| [128, 100, 64, 512] | 0.97 | 0.98 | 1.41 | 1.20 |
+| [256, 50, 64, 512] | 1.01 | 1.03 | 1.34 | 1.27 |
+| [64, 100, 128, 256] | 1.05 | 0.89 | 0.93 | 0.85 |
+| [64, 100, 64, 256] (the language model's) | 0.99 | 0.99 | 0.97 | 0.88 |
+| [256, 28, 28, 128] (MNIST rows) | 1.18 | 0.95 | 1.09 | 0.93 |
+
+With TensorFlow's threads the fused kernel gains where a step's recurrent
+matmul is large and its batch small (the generic backward's `dz @ W_h^T`
+with `transpose_b` costs most there); with one intra-op thread (the CLI's
+default, 2 inter-op) the generic loop runs each step's weight-gradient and
+input matmuls on the second thread beside the recurrence, while the fused
+kernel's whole-sequence matmuls run after its loop on one: it loses at 512
+units. The GRU's gains at 256 units and below (0.85-0.95, one run) are left
+out of the rule.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfrnn import cells
+from tfrnn import step
+
+KERNELS = ("auto", "fused", "generic")
+
+
+def check_kernel(kernel, where):
+    """`kernel`, if it is one of KERNELS."""
+    if kernel not in KERNELS:
+        raise ValueError(
+            f"{where}: kernel must be 'auto', 'fused' or 'generic'; got {kernel!r}."
+        )
+    return kernel
+
+
+# --- which cells -----------------------------------------------------------------
+
+
+def _layers(cell):
+    """The cells of a stack, or `[cell]`."""
+    if type(cell) in (cells.MultiRNNCell, keras.layers.StackedRNNCells):
+        return list(cell.cells)
+    return [cell]
+
+
+def _is(function, name):
+    return function is keras.activations.get(name)
+
+
+def _why_not(cell):
+    """Why one layer's cell has no fused kernel; None when it has one."""
+    name = type(cell).__name__
+    if type(cell) is cells.LSTMCell:
+        for option, value in (
+            ("use_peepholes", cell.use_peepholes),
+            ("cell_clip", cell.cell_clip),
+            ("num_proj", cell.num_proj),
+        ):
+            if value:
+                return f"tfrnn.LSTMCell with {option}={value!r}"
+        if not _is(cell.activation, "tanh"):
+            return "tfrnn.LSTMCell with an activation other than tanh"
+        return None
+    if type(cell) in (keras.layers.LSTMCell, keras.layers.GRUCell):
+        if not (_is(cell.activation, "tanh") and _is(cell.recurrent_activation, "sigmoid")):
+            return f"keras.layers.{name} with activations other than tanh and sigmoid"
+        if cell.dropout or cell.recurrent_dropout:
+            return f"keras.layers.{name} with dropout"
+        return None
+    return (
+        f"{name} is not one of the cells it fuses (keras.layers.LSTMCell, GRUCell, "
+        "tfrnn.LSTMCell, and stacks of them)"
+    )
+
+
+def ineligible(cell):
+    """Why `cell` has no fused kernel (a phrase), or None when it has one."""
+    for index, layer in enumerate(_layers(cell)):
+        reason = _why_not(layer)
+        if reason is not None:
+            return reason if layer is cell else f"layer {index} of the stack: {reason}"
+    return None
+
+
+# The rule of `kernel="auto"` for an eligible cell (`auto_chooses`), from
+# `python -m experiments.kernels` (see the module docstring).
+AUTO_MIN_UNITS = 384
+AUTO_UNITS_PER_ROW = 4
+
+
+def auto_chooses(cell, batch_size=None):
+    """Whether `kernel="auto"` runs `cell` (eligible) fused: where it was
+    measured faster, with TensorFlow's intra-op threads other than 1, the
+    widest layer at least AUTO_MIN_UNITS units and at least
+    AUTO_UNITS_PER_ROW units per row of the batch (when the batch size is
+    known while the graph is built)."""
+    units = max(layer.units for layer in _layers(cell))
+    if intra_op_threads() == 1 or units < AUTO_MIN_UNITS:
+        return False
+    return batch_size is None or batch_size * AUTO_UNITS_PER_ROW <= units
+
+
+def intra_op_threads():
+    """TensorFlow's intra-op threads (0: its own choice, one per core)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def choose(kernel, cell, batch_size=None, where="dynamic_rnn"):
+    """"fused" or "generic": the kernel that `kernel` runs `cell` with, for
+    a batch of `batch_size` rows (None: unknown). "fused" on a cell that has
+    no fused kernel is a ValueError saying why."""
+    if kernel == "generic":
+        return "generic"
+    reason = ineligible(cell)
+    if kernel == "fused" and reason is not None:
+        raise ValueError(
+            f"{where}: kernel='fused' has no kernel for this cell: {reason}. Use "
+            "kernel='generic' (or 'auto', which falls back to it)."
+        )
+    fuse = reason is None and (kernel == "fused" or auto_chooses(cell, batch_size))
+    return "fused" if fuse else "generic"
+
+
+# --- the whole sequence ------------------------------------------------------------
+
+
+def fused_rnn(cell, inputs, state, valid, unroll, options, return_sequences=True,
+              return_all_states=False):
+    """The fused kernel over time-major `inputs` `[T, batch, features]`.
+
+    `state` is the checked initial state nest, `valid` the `[T, batch]` bool
+    tensor of `step.valid_steps` (None: every step counts), `unroll` the steps
+    per loop iteration, `options` the while loops' keyword arguments.
+
+    Returns `(outputs, final_state, all_states or ())` with `dynamic_rnn`'s
+    semantics: outputs `[T, batch, units]`, zeros where a step does not count
+    and past the last step run (with `return_sequences=False`, each row's last
+    valid output, zeros for a row with none: its final `h` otherwise); the
+    state copied through; `all_states` a nest of `[T, batch, size]` (copies
+    of the final state past the last step run).
+    """
+    time_steps = tf.shape(inputs)[0]
+    steps = step.steps_to_run(valid, time_steps)
+    loop = _Loop(steps, time_steps, unroll, valid, options)
+    layers = list(zip(_layers(cell), _per_layer(cell, state)))
+    x, finals, every_step = inputs, [], []
+    for index, (layer_cell, layer_state) in enumerate(layers):
+        top = index == len(layers) - 1
+        layer = _Layer(layer_cell, x.shape[-1])
+        # every step's h feeds the layer above, or the outputs; every step's c
+        # only return_all_states
+        h_steps = not top or return_sequences or return_all_states
+        final, sequences = layer.run(x, layer_state, loop, h_steps, return_all_states)
+        finals.append(final)
+        every_step.append(sequences)
+        if h_steps:
+            x = _where_valid(valid, sequences[0], tf.zeros_like(sequences[0]))
+    if not return_sequences:
+        any_step = None if valid is None else tf.reduce_any(valid, axis=0)
+        x = _where(any_step, finals[-1][0], tf.zeros_like(finals[-1][0]))
+    if not return_all_states:
+        return x, _pack(state, finals), ()
+    if valid is not None:  # past the last step run: copies of the final state
+        after_end = (tf.range(time_steps) >= steps)[:, tf.newaxis, tf.newaxis]
+        every_step = [
+            [tf.where(after_end, final, s) for s, final in zip(sequences, layer_finals)]
+            for sequences, layer_finals in zip(every_step, finals)
+        ]
+    return x, _pack(state, finals), _pack(state, every_step)
+
+
+def _per_layer(cell, state):
+    """The flat state leaves of each layer."""
+    if len(_layers(cell)) == 1 and _layers(cell)[0] is cell:
+        return [tf.nest.flatten(state)]
+    return [tf.nest.flatten(layer_state) for layer_state in state]
+
+
+def _pack(state, per_layer):
+    """Per-layer leaves in the structure of `state`."""
+    return tf.nest.pack_sequence_as(state, [leaf for leaves in per_layer for leaf in leaves])
+
+
+class _Loop:
+    """The time loops: `n` steps (through the last valid one), `unroll` per
+    while-loop iteration, the steps left over one per iteration."""
+
+    def __init__(self, steps, time_steps, unroll, valid, options):
+        self.steps, self.time_steps, self.unroll = steps, time_steps, unroll
+        self.valid, self.options = valid, options
+
+    def valid_at(self, t):
+        return None if self.valid is None else tf.gather(self.valid, t)
+
+    def run(self, step_fn, carry, reverse=False):
+        """`carry = step_fn(t, carry)` for t = 0 .. n-1 (n-1 .. 0 when `reverse`)."""
+        n, k = self.steps, self.unroll
+        at = (lambda i: n - 1 - i) if reverse else (lambda i: i)
+
+        def block(i, carry):
+            for offset in range(k):
+                carry = step_fn(at(i + offset), carry)
+            return i + k, carry
+
+        def single(i, carry):
+            return i + 1, step_fn(at(i), carry)
+
+        i = tf.constant(0)
+        if k > 1:
+            i, carry = tf.while_loop(
+                lambda i, _: i + k <= n, block, (i, carry),
+                maximum_iterations=self.time_steps // k, **self.options,
+            )  # fmt: skip
+        _, carry = tf.while_loop(
+            lambda i, _: i < n, single, (i, carry),
+            maximum_iterations=self.time_steps if k == 1 else k - 1, **self.options,
+        )  # fmt: skip
+        return carry
+
+
+def _where(valid, new, old):
+    """`new` in the rows (`[batch]`) where `valid`, `old` in the others."""
+    return new if valid is None else tf.where(valid[:, tf.newaxis], new, old)
+
+
+def _valid_part(valid, x):
+    """`x` in the rows where `valid`, zeros in the others."""
+    return x if valid is None else tf.where(valid[:, tf.newaxis], x, tf.zeros_like(x))
+
+
+def _where_valid(valid, new, old):
+    """`new` at the steps and rows (`[T, batch]`) where `valid`, else `old`."""
+    return new if valid is None else tf.where(valid[..., tf.newaxis], new, old)
+
+
+def _array(like, size, element_shape):
+    """A TensorArray of `like`'s dtype whose elements may be read more than once."""
+    return tf.TensorArray(
+        like.dtype, size=size, element_shape=element_shape, clear_after_read=False
+    )
+
+
+class _Layer:
+    """One layer's weights, in its compute dtype, and its kernel."""
+
+    def __init__(self, cell, features):
+        if not cell.built:
+            cell.build((None, features))
+        self.dtype = tf.as_dtype(cell.compute_dtype)
+        self.units = cell.units
+        weight = lambda v: tf.cast(tf.convert_to_tensor(v), self.dtype)
+        self.w_x, self.w_h = weight(cell.kernel), weight(cell.recurrent_kernel)
+        self.b_x = self.b_h = None
+        self.kind = "gru" if isinstance(cell, keras.layers.GRUCell) else "lstm"
+        self.reset_after = getattr(cell, "reset_after", False)
+        if getattr(cell, "use_bias", True):
+            bias = weight(cell.bias)
+            if self.kind == "gru" and self.reset_after:
+                self.b_x, self.b_h = bias[0], bias[1]
+            else:
+                self.b_x = bias
+        forget_bias = getattr(cell, "forget_bias", 0.0)
+        if forget_bias:  # tfrnn's LSTMCell: sigmoid(f + forget_bias)
+            units = self.units
+            self.b_x = self.b_x + tf.constant(
+                [0.0] * units + [forget_bias] * units + [0.0] * 2 * units, self.dtype
+            )
+
+    def run(self, x, state, loop, h_steps=True, c_steps=False):
+        """`(final, sequences)`: the state after the last step, `[h, c]`
+        (LSTM) or `[h]` (GRU), each `[batch, units]`, and after every step
+        `[T, batch, units]` (h if `h_steps`, c if `c_steps`): the state copied
+        through where a step does not count, zeros past the last step run."""
+        x = tf.cast(x, self.dtype)
+        shape = tf.shape(x)
+        xw = tf.matmul(tf.reshape(x, [-1, shape[2]]), self.w_x)
+        if self.b_x is not None:
+            xw = tf.nn.bias_add(xw, self.b_x)
+        xw = tf.reshape(xw, [shape[0], shape[1], xw.shape[-1]])
+        state = [tf.cast(s, self.dtype) for s in state]
+        if self.kind == "lstm":
+            outputs = _lstm(xw, state[0], state[1], self.w_h, loop, h_steps, c_steps)
+            return list(outputs[:2]), list(outputs[2:])
+        if self.reset_after:
+            b_h = self.b_h if self.b_h is not None else tf.zeros([3 * self.units], self.dtype)
+            outputs = _gru_reset_after(xw, state[0], self.w_h, b_h, loop, h_steps)
+        else:
+            outputs = _gru_reset_before(xw, state[0], self.w_h, loop, h_steps)
+        return list(outputs[:1]), list(outputs[1:])
+
+
+def _states(h0, time_steps):
+    """A TensorArray of T + 1 states: the initial one at 0, after step t at t + 1."""
+    return _array(h0, time_steps + 1, h0.shape).write(0, h0)
+
+
+def _weight_gradient(before, d_pre):
+    """`sum_t before[t]^T @ d_pre[t]`: one matmul over every step."""
+    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
+    return tf.matmul(flat(before), flat(d_pre), transpose_a=True)
+
+
+# --- LSTM: Keras's and tfrnn's (gates i, f, j, o; forget bias folded into b) --------
+
+
+def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
+    """`[h, c]` after the last step of an LSTM, then every step's h (if
+    `h_steps`) and c (if `c_steps`); `xw` holds `x @ W_x + b`."""
+
+    @tf.custom_gradient
+    def lstm(xw, h0, c0, w_h):
+        time_steps = tf.shape(xw)[0]
+        gates = [_array(h0, time_steps, h0.shape) for _ in range(5)]  # i, f, j, o, tanh c
+
+        def forward(t, carry):
+            h, c, hs, cs, gates = carry
+            z = xw[t] + tf.matmul(h, w_h)
+            z_i, z_f, z_j, z_o = tf.split(z, 4, axis=1)
+            i, f, j, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_j), tf.sigmoid(z_o)
+            c_new = f * c + i * j
+            tc = tf.tanh(c_new)
+            valid = loop.valid_at(t)
+            h, c = _where(valid, o * tc, h), _where(valid, c_new, c)
+            gates = [a.write(t, v) for a, v in zip(gates, (i, f, j, o, tc))]
+            return h, c, hs.write(t + 1, h), cs.write(t + 1, c), gates
+
+        carry = (h0, c0, _states(h0, time_steps), _states(c0, time_steps), gates)
+        h, c, hs, cs, gates = loop.run(forward, carry)
+        gates = [a.stack() for a in gates]  # tensors: XLA passes no TensorArray out
+        hs, cs = hs.stack(), cs.stack()  # [T + 1, B, units]: h0, then after each step
+
+        def gradient(d_h, d_c, *d_steps):
+            d_h_steps, d_c_steps = _step_gradients(d_steps, h_steps, c_steps)
+            w_h_t = tf.transpose(w_h)  # once, not in every step
+
+            def backward(t, carry):
+                dh, dc, d_z = carry
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
+                if d_c_steps is not None:
+                    dc = dc + d_c_steps[t]
+                valid = loop.valid_at(t)
+                g, gc = _valid_part(valid, dh), _valid_part(valid, dc)
+                i, f, j, o, tc = (a[t] for a in gates)
+                gc = gc + _tanh_grad(tc, g * o)
+                dz = tf.concat(
+                    [
+                        _sigmoid_grad(i, gc * j),
+                        _sigmoid_grad(f, gc * cs[t]),
+                        _tanh_grad(j, gc * i),
+                        _sigmoid_grad(o, g * tc),
+                    ],
+                    1,
+                )
+                dh_prev = _where(valid, tf.matmul(dz, w_h_t), dh)
+                dc_prev = _where(valid, gc * f, dc)
+                return dh_prev, dc_prev, d_z.write(t, dz)
+
+            carry = (_dense(d_h, h), _dense(d_c, c), _array(xw, time_steps, xw.shape[1:]))
+            dh0, dc0, d_z = loop.run(backward, carry, reverse=True)
+            d_z = d_z.stack()
+            return d_z, dh0, dc0, _weight_gradient(hs[:-1], d_z)
+
+        every_step = [hs[1:]] * h_steps + [cs[1:]] * c_steps
+        return [h, c, *every_step], gradient
+
+    return lstm(xw, h0, c0, w_h)
+
+
+def _step_gradients(d_steps, *which):
+    """The gradients of the every-step outputs there are (as `which` says),
+    dense, None for those that are not outputs."""
+    d_steps, result = list(d_steps), []
+    for present in which:
+        gradient = d_steps.pop(0) if present else None
+        result.append(None if gradient is None else tf.convert_to_tensor(gradient))
+    return result
+
+
+def _dense(gradient, like):
+    """`gradient` as a tensor; zeros like `like` for None."""
+    return tf.zeros_like(like) if gradient is None else tf.convert_to_tensor(gradient)
+
+
+def _sigmoid_grad(y, dy):
+    """`dy * y * (1 - y)`: the gradient of `y = sigmoid(x)`, autodiff's op."""
+    return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+
+def _tanh_grad(y, dy):
+    """`dy * (1 - y * y)`: the gradient of `y = tanh(x)`, autodiff's op."""
+    return tf.raw_ops.TanhGrad(y=y, dy=dy)
+
+
+# --- GRU: Keras's ---------------------------------------------------------------------
+
+
+def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
+    """`[h]` after the last step of Keras's GRU with `reset_after=True`, then
+    every step's h if `h_steps`: `hh = tanh(x_h + r * (h @ U_h + b_h))`; `xw`
+    holds `x @ W + b_x`."""
+
+    @tf.custom_gradient
+    def gru(xw, h0, w_h, b_h):
+        time_steps = tf.shape(xw)[0]
+        saved = [_array(h0, time_steps, h0.shape) for _ in range(4)]  # z, r, hh, U_h h + b_h
+
+        def forward(t, carry):
+            h, hs, saved = carry
+            x_z, x_r, x_h = tf.split(xw[t], 3, axis=1)
+            r_z, r_r, r_h = tf.split(tf.nn.bias_add(tf.matmul(h, w_h), b_h), 3, axis=1)
+            z = tf.sigmoid(x_z + r_z)
+            r = tf.sigmoid(x_r + r_r)
+            hh = tf.tanh(x_h + r * r_h)
+            h = _where(loop.valid_at(t), z * h + (1 - z) * hh, h)
+            saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, r_h))]
+            return h, hs.write(t + 1, h), saved
+
+        h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
+        hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
+
+        def gradient(d_h, *d_steps):
+            (d_h_steps,) = _step_gradients(d_steps, h_steps)
+            w_h_t = tf.transpose(w_h)  # once, not in every step
+
+            def backward(t, carry):
+                dh, d_rec, d_h_pre = carry
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
+                valid = loop.valid_at(t)
+                g = _valid_part(valid, dh)
+                z, r, hh, r_h = (a[t] for a in saved)
+                d_z = _sigmoid_grad(z, g * (hs[t] - hh))
+                d_hh = _tanh_grad(hh, g * (1 - z))
+                d_r = _sigmoid_grad(r, d_hh * r_h)
+                d_recurrent = tf.concat([d_z, d_r, d_hh * r], 1)
+                dh_prev = _where(valid, g * z + tf.matmul(d_recurrent, w_h_t), dh)
+                return dh_prev, d_rec.write(t, d_recurrent), d_h_pre.write(t, d_hh)
+
+            carry = (_dense(d_h, h), _array(xw, time_steps, xw.shape[1:]),
+                     _array(h0, time_steps, h0.shape))  # fmt: skip
+            dh0, d_rec, d_h_pre = loop.run(backward, carry, reverse=True)
+            d_rec = d_rec.stack()
+            units = h0.shape[-1]
+            d_xw = tf.concat([d_rec[..., : 2 * units], d_h_pre.stack()], -1)
+            d_b_h = tf.reduce_sum(d_rec, axis=[0, 1])
+            return d_xw, dh0, _weight_gradient(hs[:-1], d_rec), d_b_h
+
+        return [h, *[hs[1:]] * h_steps], gradient
+
+    return gru(xw, h0, w_h, b_h)
+
+
+def _gru_reset_before(xw, h0, w_h, loop, h_steps):
+    """`[h]` after the last step of Keras's GRU with `reset_after=False`, then
+    every step's h if `h_steps`: `hh = tanh(x_h + (r * h) @ U_h)`; `xw` holds
+    `x @ W + b`."""
+    units = h0.shape[-1]
+
+    @tf.custom_gradient
+    def gru(xw, h0, w_h):
+        time_steps = tf.shape(xw)[0]
+        w_zr, w_hh = w_h[:, : 2 * units], w_h[:, 2 * units :]
+        saved = [_array(h0, time_steps, h0.shape) for _ in range(4)]  # z, r, hh, r * h
+
+        def forward(t, carry):
+            h, hs, saved = carry
+            x_zr, x_h = tf.split(xw[t], [2 * units, units], axis=1)
+            z, r = tf.split(tf.sigmoid(x_zr + tf.matmul(h, w_zr)), 2, axis=1)
+            rh = r * h
+            hh = tf.tanh(x_h + tf.matmul(rh, w_hh))
+            h = _where(loop.valid_at(t), z * h + (1 - z) * hh, h)
+            saved = [a.write(t, v) for a, v in zip(saved, (z, r, hh, rh))]
+            return h, hs.write(t + 1, h), saved
+
+        h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
+        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
+        hs = hs.stack()
+
+        def gradient(d_h, *d_steps):
+            (d_h_steps,) = _step_gradients(d_steps, h_steps)
+            w_zr_t, w_hh_t = tf.transpose(w_zr), tf.transpose(w_hh)
+
+            def backward(t, carry):
+                dh, d_x = carry
+                if d_h_steps is not None:
+                    dh = dh + d_h_steps[t]
+                valid = loop.valid_at(t)
+                g = _valid_part(valid, dh)
+                z, r, hh, _ = (a[t] for a in saved)
+                h = hs[t]
+                d_z = _sigmoid_grad(z, g * (h - hh))
+                d_hh = _tanh_grad(hh, g * (1 - z))
+                d_rh = tf.matmul(d_hh, w_hh_t)
+                d_zr = tf.concat([d_z, _sigmoid_grad(r, d_rh * h)], 1)
+                dh_prev = g * z + d_rh * r + tf.matmul(d_zr, w_zr_t)
+                dh_prev = _where(valid, dh_prev, dh)
+                return dh_prev, d_x.write(t, tf.concat([d_zr, d_hh], 1))
+
+            carry = (_dense(d_h, h), _array(xw, time_steps, xw.shape[1:]))
+            dh0, d_x = loop.run(backward, carry, reverse=True)
+            d_x = d_x.stack()
+            d_w_h = tf.concat(
+                [
+                    _weight_gradient(hs[:-1], d_x[..., : 2 * units]),
+                    _weight_gradient(saved[3], d_x[..., 2 * units :]),
+                ],
+                1,
+            )
+            return d_x, dh0, d_w_h
+
+        return [h, *[hs[1:]] * h_steps], gradient
+
+    return gru(xw, h0, w_h)
