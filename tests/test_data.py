@@ -175,9 +175,42 @@ def test_channels_go_into_features():
     assert data.to_sequences(rgb, "pixels").shape == (2, 20, 3)
 
 
+def test_columns_view_reads_column_t_at_step_t():
+    """columns: step t is column t, top to bottom (PyTorch's `x.permute(2, 0, 1)` of
+    `[N, H, W]`); with channels each pixel's channels follow each other."""
+    gray = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)  # H=3, W=4
+    columns = data.to_sequences(gray, "columns")
+    assert columns.shape == (2, 4, 3) and columns.dtype == np.float32
+    # image 0 is [[0 1 2 3], [4 5 6 7], [8 9 10 11]]: column 1 is 1, 5, 9
+    np.testing.assert_array_equal(columns[0, 1] * 255, [1, 5, 9])
+    np.testing.assert_array_equal(columns[1, 3] * 255, [15, 19, 23])
+    rgb = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)
+    columns = data.to_sequences(rgb, "columns")
+    assert columns.shape == (2, 5, 12)
+    for t in range(5):  # column t: pixels (0, t), (1, t), ... each as R, G, B
+        expected = [rgb[1, i, t, ch] for i in range(4) for ch in range(3)]
+        np.testing.assert_array_equal(columns[1, t] * 255, expected)
+
+
+def test_symmetric_normalize_is_torchvisions_half_half(images):
+    """symmetric: (x / 255 - 0.5) / 0.5, torchvision's ToTensor + Normalize((0.5,), (0.5,))."""
+    pixels = np.array([[[0, 51, 255]]], np.uint8)
+    unit = data.to_sequences(pixels, "rows")
+    symmetric = data.to_sequences(pixels, "rows", normalize="symmetric")
+    np.testing.assert_allclose(unit[0, 0], [0.0, 0.2, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(symmetric[0, 0], [-1.0, -0.6, 1.0], rtol=1e-6)
+    for sequence in ("rows", "columns", "pixels", "permuted"):
+        got = data.to_sequences(images, sequence, normalize="symmetric")
+        np.testing.assert_allclose(got, 2 * data.to_sequences(images, sequence) - 1, atol=1e-6)
+    loaded = data.load(train_examples=8, test_examples=8, normalize="symmetric", pipelines=False)
+    assert loaded.x_train.min() == -1.0 and loaded.x_test.max() == 1.0
+
+
 def test_bad_sequence_name_or_images_are_data_errors(images):
-    with pytest.raises(DataError, match="rows.*pixels.*permuted"):
-        data.to_sequences(images, "columns")
+    with pytest.raises(DataError, match="rows.*columns.*pixels.*permuted"):
+        data.to_sequences(images, "diagonal")
+    with pytest.raises(DataError, match="unit.*symmetric"):
+        data.to_sequences(images, normalize="minmax")
     with pytest.raises(DataError, match="uint8"):
         data.to_sequences(images.astype(np.float32))
 

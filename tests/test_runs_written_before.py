@@ -76,12 +76,14 @@ def test_a_resumed_old_run_writes_the_same_report_fields_and_export_signatures(o
     assert report["timing"].keys() == old_report["timing"].keys()
     assert report["export"].keys() == old_report["export"].keys()
     # fields added since: the task (issue 20), the wait for workers (issue 21), the
-    # recurrence's kernel (issue 22)
-    assert report["run"].keys() - old_report["run"].keys() == {"task", "worker_timeout", "kernel"}
+    # recurrence's kernel (issue 22), the pixels' scale (issue 24)
+    added = {"task", "worker_timeout", "kernel", "normalize"}
+    assert report["run"].keys() - old_report["run"].keys() == added
     assert report["run"]["kernel"] == "auto" and report["kernel"] == old_report["kernel"]
+    assert report["run"]["normalize"] == "unit"
     assert old_report["run"].keys() <= report["run"].keys()
     new_module = export.load(old_run / "export")
-    assert new_module.meta == old_module.meta
+    assert new_module.meta == {**old_module.meta, "normalize": "unit"}
     assert set(new_module.signatures) == set(old_module.signatures) == {
         "serving_default", "classify_sequences"}  # fmt: skip
     for name in old_module.signatures:

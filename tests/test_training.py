@@ -428,6 +428,61 @@ def test_permuted_export_reads_images_in_the_training_order(tmp_path):
     assert np.abs(np.asarray(unpermuted) - np.asarray(expected)).max() > 1e-4
 
 
+def test_columns_and_symmetric_export_reads_images_as_trained(tmp_path):
+    """The SavedModel's `classify_images` reads uint8 images as the run trained on them:
+    columns, in [-1, 1]."""
+    from tfrnn.tasks.classify import models
+
+    model = models.build_classifier("dynamic", "gru", 8)
+    meta = {"mode": "dynamic", "sequence": "columns", "normalize": "symmetric",
+            "time_steps": 28, "features": 28, "image_shape": [28, 28],
+            "permutation_seed": 0}  # fmt: skip
+    export.export(model, tmp_path, meta)
+    images = data.load_arrays("mnist").x_test[:4]
+    columns = np.transpose(images, (0, 2, 1)).astype(np.float32) / 127.5 - 1.0
+    expected = model(columns, training=False)
+    loaded = export.load(tmp_path)
+    got = loaded.classify_images(tf.constant(images))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    rows = model(data.to_sequences(images, "rows", normalize="symmetric"), training=False)
+    assert np.abs(np.asarray(rows) - np.asarray(expected)).max() > 1e-4
+
+
+def test_adadelta_is_torchs_with_pytorchs_defaults():
+    """--optimizer=adadelta takes torch.optim.Adadelta's steps (rho 0.9, eps 1e-6):
+    s = rho s + (1 - rho) g^2;  d = sqrt(u + eps) / sqrt(s + eps) g;
+    u = rho u + (1 - rho) d^2;  w -= lr d.  Loss w^2 / 2 (g = w) from w = 1, lr 0.1:
+    step 1: s = 0.1, d = sqrt(1e-6 / 0.100001) = 0.0031622618, w = 0.99968377382,
+    u = 0.1 d^2 = 0.99999e-6;
+    step 2: s = 0.09 + 0.1 w^2 = 0.18993676476, d = sqrt(1.99999e-6 / 0.18993776476) w,
+    w = 0.99935938125 (Keras's own rho 0.95, eps 1e-7 give 0.99985858 at step 1)."""
+    config = config_lib.Config(optimizer="adadelta", learning_rate=0.1, clip_norm=0,
+                               schedule="constant")  # fmt: skip
+    optimizer = optimizers.make_optimizer(config, steps_per_epoch=10)
+    w = tf.Variable([1.0, -2.0], dtype=tf.float64)
+    got = []
+    for _ in range(2):
+        optimizer.apply_gradients([(tf.identity(w), w)])  # the gradient of sum(w^2) / 2
+        got.append(w.numpy().copy())
+    np.testing.assert_allclose(got[0][0], 0.99968377382, rtol=1e-10)
+    step_2 = 0.99968377382 * (1 - 0.1 * np.sqrt(1.99999e-6 / 0.18993776476))
+    np.testing.assert_allclose(got[1][0], step_2, rtol=1e-10)
+    np.testing.assert_allclose(got[1][0], 0.99935938125, rtol=1e-10)
+    # w = -2: d = sqrt(1e-6 / (0.4 + 1e-6)) * -2 at step 1
+    np.testing.assert_allclose(got[0][1], -2.0 + 0.1 * 2 * np.sqrt(1e-6 / 0.400001), rtol=1e-9)
+
+
+def test_cli_help_states_the_new_choices():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "tfrnn.train", "--helpfull"], cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    ).stdout  # fmt: skip
+    text = " ".join(help_text.split())
+    assert "adadelta with PyTorch's defaults, rho 0.9 and epsilon 1e-6" in text
+    assert "columns (T=28: column t at step t" in text
+    assert "<unit|symmetric>" in text or "unit, in [0, 1]" in text
+
+
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
 def test_xla_train_step_equals_the_plain_one(tmp_path, mode):
     """`--jit_compile`: the same two Adam steps from the same weights, and the

@@ -27,6 +27,9 @@ def default_threads(cores):
 
 _THREADS = default_threads(os.cpu_count() or 1)
 
+# --optimizer=adadelta: PyTorch's torch.optim.Adadelta defaults (Keras's: 0.95, 1e-7).
+ADADELTA_RHO, ADADELTA_EPSILON = 0.9, 1e-6
+
 
 @dataclasses.dataclass
 class RunConfig:
@@ -72,7 +75,7 @@ class RunConfig:
         "mode": ("static", "dynamic"),
         "kernel": ("auto", "fused", "generic"),
         "cell": ("rnn", "gru", "lstm", "peephole_lstm"),
-        "optimizer": ("adam", "sgd", "rmsprop"),
+        "optimizer": ("adam", "sgd", "rmsprop", "adadelta"),
         "schedule": ("constant", "cosine"),
         "strategy": ("default", "mirrored", "multi_worker"),
         "precision": ("float32", "mixed_bfloat16"),
@@ -91,7 +94,9 @@ class RunConfig:
         "units": "Units per recurrent layer.",
         "layers": "Stacked recurrent layers.",
         "batch_size": "Global batch size.",
-        "optimizer": "Optimizer.",
+        "optimizer": "Optimizer: Keras's adam, sgd, rmsprop with their defaults; adadelta "
+        "with PyTorch's defaults, rho 0.9 and epsilon 1e-6 (Keras's are 0.95 and 1e-7), at "
+        "--learning_rate (PyTorch's default is 1.0).",
         "learning_rate": "Learning rate.",
         "clip_norm": "Clip gradients to this global norm (0: no clipping).",
         "schedule": "Learning rate: constant, or cosine decay to a tenth over "

@@ -2,12 +2,19 @@
 
 import keras
 
+from tfrnn.training.config import ADADELTA_EPSILON
+from tfrnn.training.config import ADADELTA_RHO
 from tfrnn.training.config import COSINE_FLOOR
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "sgd": keras.optimizers.SGD,
     "rmsprop": keras.optimizers.RMSprop,
+    # PyTorch's rho and epsilon: with them Keras's update is torch.optim.Adadelta's,
+    # delta = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g, x -= lr * delta.
+    "adadelta": lambda **kwargs: keras.optimizers.Adadelta(
+        rho=ADADELTA_RHO, epsilon=ADADELTA_EPSILON, **kwargs
+    ),
 }
 
 

@@ -6,7 +6,10 @@ import dataclasses
 from tfrnn.training.config import RunConfig
 from tfrnn.training.errors import ConfigError
 
-SEQUENCES = ("rows", "pixels", "permuted")
+SEQUENCES = ("rows", "columns", "pixels", "permuted")
+# Pixels in [0, 1] (x / 255) or [-1, 1] ((x / 255 - 0.5) / 0.5, as torchvision's
+# Normalize((0.5,), (0.5,)) after ToTensor).
+NORMALIZATIONS = ("unit", "symmetric")
 # Test-set batch of the evaluations: 10,000 MNIST rows took 0.64 s in batches
 # of 5,000 against 0.88 s in batches of 1,000 (dynamic LSTM-128, 2-core CPU;
 # experiments/README.md, "Evaluation batch").
@@ -23,11 +26,13 @@ class Config(RunConfig):
     dataset: str = "mnist"
     data_dir: str = None
     sequence: str = "rows"
+    normalize: str = "unit"
     target_accuracy: float = 0.98
     train_examples: int = None
     test_examples: int = None
 
-    CHOICES = {**RunConfig.CHOICES, "model": ("rnn", "cnn_rnn"), "sequence": SEQUENCES}
+    CHOICES = {**RunConfig.CHOICES, "model": ("rnn", "cnn_rnn"), "sequence": SEQUENCES,
+               "normalize": NORMALIZATIONS}
     HELP = {
         **RunConfig.HELP,
         "bidirectional": "Read the sequence both ways (keras.layers.Bidirectional "
@@ -38,7 +43,11 @@ class Config(RunConfig):
         "data; nothing is downloaded).",
         "data_dir": "The directory of --dataset's files (default: the package's MNIST, "
         "/usr/share/datasets/fashion-mnist), or TFDS's data_dir.",
-        "sequence": "rows (T=28), pixels (T=784) or permuted pixels.",
+        "sequence": "rows (T=28: row t of the image at step t), columns (T=28: column t "
+        "at step t, as PyTorch's x.permute(2, 0, 1) of [N, 28, 28] images), pixels (T=784) "
+        "or permuted pixels.",
+        "normalize": "Pixels as unit, in [0, 1] (x / 255), or symmetric, in [-1, 1] "
+        "((x / 255 - 0.5) / 0.5, torchvision's Normalize((0.5,), (0.5,))).",
         "target_accuracy": "Stop at this test accuracy, in (0, 1].",
         "train_examples": "Use the first N training examples (default: all, 60,000 for "
         "mnist and fashion_mnist).",
@@ -46,7 +55,7 @@ class Config(RunConfig):
         "and fashion_mnist).",
     }
     RESUMABLE = (*RunConfig.RESUMABLE, "target_accuracy")
-    BEFORE_FIELD = {**RunConfig.BEFORE_FIELD, "bidirectional": False}
+    BEFORE_FIELD = {**RunConfig.BEFORE_FIELD, "bidirectional": False, "normalize": "unit"}
 
     def validate(self):
         super().validate()

@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrnn.tasks.classify.config import NORMALIZATIONS
 from tfrnn.tasks.classify.config import SEQUENCES
 from tfrnn.training.errors import DataError
 from tfrnn.training.runtime import without_autotune
@@ -246,15 +247,24 @@ def pixel_permutation(pixels: int, seed: int = 0) -> np.ndarray:
 
 
 def to_sequences(
-    images: np.ndarray, sequence: str = "rows", permutation_seed: int = 0
+    images: np.ndarray,
+    sequence: str = "rows",
+    permutation_seed: int = 0,
+    normalize: str = "unit",
 ) -> np.ndarray:
-    """Scales uint8 images to [0, 1] float32 sequences [N, T, F].
+    """Scales uint8 images to float32 sequences [N, T, F].
 
-    rows: T=H, F=W*C; pixels: T=H*W, F=C; permuted: pixels in the fixed order
+    rows: T=H, F=W*C (step t: row t); columns: T=W, F=H*C (step t: column t,
+    top to bottom; PyTorch's `x.permute(2, 0, 1)` of `[N, H, W]` images);
+    pixels: T=H*W, F=C; permuted: pixels in the fixed order
     np.random.default_rng(permutation_seed).permutation(H*W).
+    normalize: "unit", x / 255 in [0, 1]; "symmetric", (x / 255 - 0.5) / 0.5
+    in [-1, 1] (torchvision's `Normalize((0.5,), (0.5,))` after `ToTensor`).
     """
     if sequence not in SEQUENCES:
         raise DataError(f"unknown sequence {sequence!r}; choose one of {SEQUENCES}")
+    if normalize not in NORMALIZATIONS:
+        raise DataError(f"unknown normalize {normalize!r}; choose one of {NORMALIZATIONS}")
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise DataError(
@@ -265,8 +275,12 @@ def to_sequences(
         images = images[..., np.newaxis]
     n, h, w, c = images.shape
     x = images.astype(np.float32) / np.float32(255)
+    if normalize == "symmetric":
+        x = (x - np.float32(0.5)) / np.float32(0.5)
     if sequence == "rows":
         return x.reshape(n, h, w * c)
+    if sequence == "columns":
+        return np.ascontiguousarray(x.transpose(0, 2, 1, 3)).reshape(n, w, h * c)
     x = x.reshape(n, h * w, c)
     if sequence == "permuted":
         x = x[:, pixel_permutation(h * w, permutation_seed)]
@@ -316,6 +330,7 @@ def load(
     data_dir=None,
     *,
     pipelines: bool = True,
+    normalize: str = "unit",
 ) -> Data:
     """Loads `dataset` as `sequence` views and builds train/test pipelines.
 
@@ -325,6 +340,8 @@ def load(
 
     The train pipeline is shuffled with `seed`; the `permuted` order is fixed
     (permutation_seed=0) so the task does not change with the training seed.
+    `normalize`: pixels in [0, 1] ("unit") or [-1, 1] ("symmetric"), as
+    `to_sequences`.
     """
     arrays = load_arrays(dataset, data_dir)
     x_train, y_train = _first(
@@ -333,7 +350,9 @@ def load(
     x_test, y_test = _first(
         test_examples, "test_examples", arrays.x_test, arrays.y_test
     )
-    x_train, x_test = to_sequences(x_train, sequence), to_sequences(x_test, sequence)
+    x_train, x_test = (
+        to_sequences(x, sequence, normalize=normalize) for x in (x_train, x_test)
+    )
     train = test = None
     if pipelines:
         train = make_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed)

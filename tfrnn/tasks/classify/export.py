@@ -2,8 +2,9 @@
 
 Two signatures:
 * `classify_images(images)`: uint8 images `[batch, H, W]` (or `[batch, H, W, C]`)
-  -> class probabilities, the sequence view (rows, pixels or permuted pixels)
-  applied inside the graph.
+  -> class probabilities, the normalisation (meta "normalize", "unit" when
+  absent) and the sequence view (rows, columns, pixels or permuted pixels)
+  applied inside the graph, as `data.to_sequences`.
 * `classify_sequences(sequences)`: float32 `[batch, T, F]` -> class
   probabilities. A static model refuses any T but the one it was built for;
   a dynamic one accepts any T. Both refuse a wrong feature size, naming the
@@ -46,12 +47,17 @@ class Classifier(tf.Module):
 
     def _classify_images(self, images):
         x = tf.cast(images, tf.float32) / 255.0
+        if self.meta.get("normalize", "unit") == "symmetric":
+            x = (x - 0.5) / 0.5
         height, width = self.meta["image_shape"][:2]
         channels = (
             self.meta["image_shape"][2] if len(self.meta["image_shape"]) == 3 else 1
         )
         if self.meta["sequence"] == "rows":
             x = tf.reshape(x, [-1, height, width * channels])
+        elif self.meta["sequence"] == "columns":
+            x = tf.reshape(x, [-1, height, width, channels])
+            x = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, width, height * channels])
         else:
             x = tf.reshape(x, [-1, height * width, channels])
             if self.meta["sequence"] == "permuted":
@@ -106,7 +112,8 @@ def config_meta(config):
     return {
         name: getattr(config, name)
         for name in (
-            "mode", "unroll", "bidirectional", "cell", "model", "dataset", "sequence"
+            "mode", "unroll", "bidirectional", "cell", "model", "dataset", "sequence",
+            "normalize",
         )
     }
 

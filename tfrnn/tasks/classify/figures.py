@@ -120,7 +120,7 @@ def _steps_figure(steps):
     if config.model == "cnn_rnn":
         what = "feature-map row"
     else:
-        what = "row" if config.sequence == "rows" else "pixel"
+        what = {"rows": "row", "columns": "column"}.get(config.sequence, "pixel")
     both_ways = config.bidirectional
     ends = " from each end" if both_ways else ""
     for b in range(batch):

@@ -151,12 +151,14 @@ def evaluate_export(model_dir, format="auto", batch_size=1000, log=print):
             model, path = load_keras(model_dir), RunDir(model_dir).keras_model
         else:
             x, _, num_classes = load_test_set(config.dataset, config.data_dir, 1)
-            shape = data.to_sequences(x, config.sequence).shape
+            shape = data.to_sequences(x, config.sequence, normalize=config.normalize)
+            shape = shape.shape
             model, path = rebuild_model(model_dir, shape[1], shape[2], num_classes, log)
-        sequence = config.sequence
+        sequence, normalize = config.sequence, config.normalize
 
         def classify(images):
-            return model(data.to_sequences(images.numpy(), sequence), training=False)
+            sequences = data.to_sequences(images.numpy(), sequence, normalize=normalize)
+            return model(sequences, training=False)
 
         meta = export.config_meta(config)
     images, labels, _ = load_test_set(
@@ -240,7 +242,7 @@ def steps(model_dir, examples=4, log=print, weights="checkpoint"):
         config.dataset, config.data_dir, config.test_examples
     )
     images, labels = images[:examples], labels[:examples]
-    sequences = data.to_sequences(images, config.sequence)
+    sequences = data.to_sequences(images, config.sequence, normalize=config.normalize)
     if weights == "keras":
         model, path = load_keras(model_dir), str(RunDir(model_dir).keras_model)
     else:

@@ -38,6 +38,7 @@ class Task(task.Task):
             config.test_examples,
             config.data_dir,
             pipelines=False,  # batches are of example indices (`batches`)
+            normalize=config.normalize,
         )
         self.steps_per_epoch = steps_per_epoch(config, len(self.data.x_train))
         self.time_steps = self.data.time_steps
