@@ -143,8 +143,11 @@ def recipe_task(recipe, seed):
                 return super().loss(model, indices)
             x, y = tf.gather(self.x_train, indices), tf.gather(self.y_train, indices)
             probabilities = model(x, training=True)
+            # A new tensor: Keras's loss reads z back from the softmax's output
+            # (`_keras_logits`), which would undo the quirk.
+            as_logits = tf.identity(probabilities)
             per_example = keras.losses.sparse_categorical_crossentropy(
-                y, probabilities, from_logits=True)  # fmt: skip
+                y, as_logits, from_logits=True)  # fmt: skip
             correct = tf.reduce_sum(tf.cast(tf.argmax(probabilities, -1) == y, tf.float32))
             return tf.reduce_sum(per_example), {"accuracy": correct}
 

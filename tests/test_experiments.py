@@ -637,3 +637,83 @@ def test_language_model_bpc_at_the_budget():
                           epochs=3.0)  # fmt: skip
     assert lm.at_budget({"seconds": 2.0, "evaluations": evaluations})["test_bpc_at_budget"] == 3.0
     assert lm.at_budget({"seconds": 20.0, "evaluations": evaluations})["test_bpc_at_budget"] is None
+
+
+# --- seeds ---------------------------------------------------------------------------
+
+
+def test_seeds_quick(tmp_path):
+    """The tutorials' recipes train for the quick epoch on tfrnn (the Adadelta/columns one, and
+    the softmax-twice one) and in PyTorch where it is installed; a table per recipe by epoch
+    beside the tutorial's printed figures, and the plot."""
+    from experiments import seeds
+
+    recipes = ["torch_lstm_columns", "tf1_dynamic_lstm"]
+    s = harness.settings(seeds, True, {"recipes": recipes})
+    seeds.run(s, tmp_path, quick=True, log=lambda line: None)
+    records = json.loads((tmp_path / "seeds-quick.json").read_text())
+    ran = [(r["recipe"], r["system"]) for r in records]
+    assert ran == [(recipes[0], "tfrnn"), (recipes[0], "torch"), (recipes[1], "tfrnn")]
+    for r in records:
+        if r["status"] == "skipped":  # PyTorch is not installed
+            assert r["system"] == "torch" and "PyTorch is not installed" in r["note"]
+            continue
+        assert r["status"] == "ok", r["note"]
+        assert [e["epoch"] for e in r["evaluations"]] == [1.0]
+        steps = {recipes[0]: 512 // 64, recipes[1]: 512 // 50}  # batches 64 and 50
+        assert r["evaluations"][0]["step"] == steps[r["recipe"]]
+        assert 0.0 <= r["final_test_accuracy"] <= 1.0
+        assert len(r["load_average_before"]) == 3 and len(r["load_average_after"]) == 3
+    markdown = (tmp_path / "seeds-quick.md").read_text()
+    assert "| epoch | tutorial | tfrnn seed 0 |" in markdown
+    assert "| 1 | 0.5781 |" in markdown  # the tutorial's first epoch beside tfrnn's
+    assert "**Last evaluation**: tutorial 0.9807; tfrnn " in markdown
+    assert "## tf1_dynamic_lstm" in markdown and "## torch_rnn_rows" not in markdown
+    assert_png(tmp_path / "seeds-quick.png")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_seeds_torch_weights_give_torchs_function(cell):
+    """`set_torch_weights`: a tfrnn classifier with an nn.LSTM's (nn.RNN's) weights computes
+    what PyTorch computes (its gates, its two biases, no forget bias)."""
+    torch = pytest.importorskip("torch")
+    from experiments import seeds
+    from tfrnn.tasks.classify import models
+
+    torch.manual_seed(0)
+    layer = {"lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[cell](3, 8, num_layers=2, batch_first=True)
+    dense = torch.nn.Linear(8, 10)
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(dense(layer(torch.as_tensor(x))[0][:, -1]), -1).numpy()
+    model = models.build_classifier("dynamic", cell, 8, 2, 10, 5, 3)
+    weights = {name: p.detach().numpy() for name, p in layer.named_parameters()}
+    for i, one in enumerate(model.get_layer("rnn").cell.cells):
+        seeds.set_torch_weights(one, *(weights[f"{w}_l{i}"] for w in
+                                       ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))  # fmt: skip
+    model.get_layer("classes").set_weights([dense.weight.detach().numpy().T, dense.bias.detach().numpy()])
+    np.testing.assert_allclose(model(x), expected, atol=1e-5)
+
+
+def test_seeds_softmax_twice_is_cross_entropy_of_the_probabilities():
+    """The TF1 dynamic_rnn tutorial's loss: softmax_cross_entropy_with_logits(logits=softmax(z)),
+    -log(exp(p_y) / sum(exp(p))), against numpy; the other recipes' is -log(p_y)."""
+    from experiments import seeds
+    from tfrnn.tasks.classify import config as config_lib
+
+    config = config_lib.Config(units=4, train_examples=64, test_examples=8, batch_size=8)
+    for recipe, expected in (("tf1_dynamic_lstm", "twice"), ("tf1_static_lstm", "once")):
+        task = seeds.recipe_task(seeds.RECIPES[recipe], 0)(config)
+        task.load_data()
+        model = task.build_model()
+        indices = np.arange(8, dtype=np.int32)
+        loss, sums = task.loss(model, indices)
+        p = np.asarray(model(task.data.x_train[:8])).astype(np.float64)
+        y = task.data.y_train[:8]
+        if expected == "twice":
+            reference = -(p[np.arange(8), y] - np.log(np.exp(p).sum(-1)))
+            assert reference.min() > np.log(10) - 1  # probabilities as logits: a loss near log 10
+        else:
+            reference = -np.log(p[np.arange(8), y])
+        np.testing.assert_allclose(float(loss), reference.sum(), rtol=1e-5)
+        assert float(sums["accuracy"]) == np.sum(p.argmax(-1) == y)
