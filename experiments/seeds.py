@@ -49,6 +49,7 @@ RECIPES = {
         cell="lstm", units=256, layers=1, mode="static", optimizer="adam",
         learning_rate=1e-2, batch_size=100, normalize="unit", sequence="rows",
         epochs=1, eval_every_steps=10, target=0.90, init="tf1", loss="logits",
+        dense_init="normal",
         printed=None, printed_what="evaluated every 10 steps on the whole test set until 90 %",
     ),
     "tf1_dynamic_lstm": dict(
@@ -56,6 +57,7 @@ RECIPES = {
         cell="lstm", units=100, layers=1, mode="dynamic", optimizer="adam",
         learning_rate=1e-4, batch_size=50, normalize="unit", sequence="rows",
         epochs=6, eval_every_steps=None, target=NEVER, init="tf1", loss="softmax_twice",
+        dense_init="truncated_normal",
         printed=None, printed_what="6 epochs",
     ),
     "tf1_dynamic_lstm_one_softmax": dict(
@@ -63,6 +65,7 @@ RECIPES = {
         cell="lstm", units=100, layers=1, mode="dynamic", optimizer="adam",
         learning_rate=1e-4, batch_size=50, normalize="unit", sequence="rows",
         epochs=6, eval_every_steps=None, target=NEVER, init="tf1", loss="logits",
+        dense_init="truncated_normal",
         printed=None, printed_what="none: this experiment's comparison for the quirk",
     ),
 }  # fmt: skip
@@ -86,14 +89,17 @@ POSITIVE = ("epochs", "train_examples", "test_examples", "budget")
 # --- tfrnn: the classifier task, with the tutorial's initialisation and loss -----------------
 
 
-def initialize(model, init, seed):
+def initialize(model, recipe, seed):
     """Sets the recurrent and output weights of `model` as the tutorial's framework did.
 
-    "torch": every weight and bias of nn.LSTM / nn.RNN and nn.Linear ~ U(-1/sqrt(H), 1/sqrt(H))
-    (`set_torch_weights`). "tf1": BasicLSTMCell's one kernel over [x; h], glorot-uniform over
-    its [F + H, 4H] shape (tfrnn's: glorot over [F, 4H] and an orthogonal [H, 4H]), zero bias,
-    forget_bias 1; the dense layer stays Keras's glorot-uniform with zero bias
-    (tf.layers.dense's). "tfrnn": as built."""
+    init "torch": every weight and bias of nn.LSTM / nn.RNN and nn.Linear ~ U(-1/sqrt(H),
+    1/sqrt(H)) (`set_torch_weights`). "tf1": BasicLSTMCell's one kernel over [x; h],
+    glorot-uniform over its [F + H, 4H] shape (tfrnn's: glorot over [F, 4H] and an orthogonal
+    [H, 4H]), zero bias, forget_bias 1 (tfrnn's default); the output layer as the tutorial's
+    `tf.Variable`s (tests/tf1_programs.py, `train_tutorial`), `dense_init` "normal":
+    `random_normal` weights and biases (std 1), "truncated_normal": `truncated_normal(stddev=0.1)`
+    weights, biases 0.1. "tfrnn": as built."""
+    init = recipe["init"]
     if init == "tfrnn":
         return
     rng = np.random.default_rng([seed, 7])
@@ -109,11 +115,21 @@ def initialize(model, init, seed):
             cell.kernel.assign(rng.uniform(-limit, limit, cell.kernel.shape))
             cell.recurrent_kernel.assign(rng.uniform(-limit, limit, cell.recurrent_kernel.shape))
             cell.bias.assign(np.zeros(width))
+    dense = model.get_layer("classes")
+    shape = dense.kernel.shape
     if init == "torch":
-        dense = model.get_layer("classes")
-        bound = 1 / np.sqrt(dense.kernel.shape[0])
-        dense.kernel.assign(rng.uniform(-bound, bound, dense.kernel.shape))
-        dense.bias.assign(rng.uniform(-bound, bound, dense.bias.shape))
+        bound = 1 / np.sqrt(shape[0])
+        dense.kernel.assign(rng.uniform(-bound, bound, shape))
+        dense.bias.assign(rng.uniform(-bound, bound, shape[1]))
+    elif recipe["dense_init"] == "normal":
+        dense.kernel.assign(rng.normal(size=shape))
+        dense.bias.assign(rng.normal(size=shape[1]))
+    else:
+        weights = rng.normal(size=shape)
+        while np.any(np.abs(weights) > 2):  # TF's truncated normal: redrawn beyond 2 std
+            weights = np.where(np.abs(weights) > 2, rng.normal(size=shape), weights)
+        dense.kernel.assign(0.1 * weights)
+        dense.bias.assign(np.full(shape[1], 0.1))
 
 
 def set_torch_weights(cell, w_ih, w_hh, b_ih, b_hh):
@@ -140,7 +156,7 @@ def recipe_task(recipe, seed):
     class RecipeTask(task.Task):
         def build_model(self):
             model = super().build_model()
-            initialize(model, recipe["init"], seed)
+            initialize(model, recipe, seed)
             return model
 
         def loss(self, model, indices):
@@ -438,9 +454,10 @@ def markdown(records, png):
     for recipe, spec in RECIPES.items():
         if not any(r["recipe"] == recipe for r in records):
             continue
+        dense = f" (output layer: {spec['dense_init']})" if spec.get("dense_init") else ""
         text += (f"## {recipe}: {spec['title']}\n\nTutorial: {spec['printed_what']}. Batch "
                  f"{spec['batch_size']}, {spec['normalize']} pixels, {spec['sequence']}, "
-                 f"{spec['mode']} on tfrnn, initialisation {spec['init']}, loss "
+                 f"{spec['mode']} on tfrnn, initialisation {spec['init']}{dense}, loss "
                  f"{spec['loss']}.\n\n{recipe_table(records, recipe)}\n\n"
                  f"**Last evaluation**: {verdict(records, recipe)}\n\n")  # fmt: skip
     return text

@@ -717,3 +717,25 @@ def test_seeds_softmax_twice_is_cross_entropy_of_the_probabilities():
             reference = -np.log(p[np.arange(8), y])
         np.testing.assert_allclose(float(loss), reference.sum(), rtol=1e-5)
         assert float(sums["accuracy"]) == np.sum(p.argmax(-1) == y)
+
+
+def test_seeds_tf1_initialisation_is_the_tutorials():
+    """tf1: BasicLSTMCell's glorot-uniform over its one [F + H, 4H] kernel, zero bias; the
+    output layer as the tutorial's variables (random_normal; truncated_normal(0.1) and 0.1)."""
+    from experiments import seeds
+    from tfrnn.tasks.classify import models
+
+    limit = np.sqrt(6 / (28 + 100 + 400))  # glorot over [28 + 100, 400]
+    for recipe, dense_std in (("tf1_static_lstm", 1.0), ("tf1_dynamic_lstm", 0.1)):
+        model = models.build_classifier("dynamic", "lstm", 100)
+        seeds.initialize(model, seeds.RECIPES[recipe], seed=0)
+        cell = model.get_layer("rnn").cell
+        for weights in (cell.kernel, cell.recurrent_kernel):
+            assert 0.99 * limit < np.abs(weights.numpy()).max() <= limit
+        assert not np.any(cell.bias.numpy()) and cell.forget_bias == 1.0
+        kernel, bias = (w.numpy() for w in model.get_layer("classes").weights)
+        if dense_std == 1.0:
+            assert 0.9 < kernel.std() < 1.1 and bias.std() > 0.3
+        else:
+            assert np.abs(kernel).max() <= 0.2 and 0.07 < kernel.std() < 0.1
+            np.testing.assert_array_equal(bias, np.full(10, 0.1, np.float32))
