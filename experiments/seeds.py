@@ -321,6 +321,9 @@ def run(s, output, quick, log=print):
     if s["rewrite"]:
         import json
 
+        if not paths["json"].exists():
+            raise SystemExit(f"error: --rewrite reads {paths['json']}, which does not exist: "
+                             "run the experiment first, or name its --output")  # fmt: skip
         records = json.loads(paths["json"].read_text())
     else:
         data_path = pathlib.Path(output) / f".{NAME}-images.npz"
