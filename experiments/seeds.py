@@ -472,9 +472,13 @@ def markdown(records, png):
     ]
     if failed:
         notes.append("Not measured: " + "; ".join(failed) + ".")
-    commits = sorted({(r["recipe"], r["measured_at"]) for r in records if r.get("measured_at")})
-    if commits:  # records merged from more than one run (`measured_at`, set by hand)
-        notes.append("Measured at: " + "; ".join(f"{recipe} {at}" for recipe, at in commits) + ".")
+    commits = {}  # records merged from more than one run (`measured_at`, set by hand)
+    for r in records:
+        if r.get("measured_at") and r["recipe"] not in commits.setdefault(r["measured_at"], []):
+            commits[r["measured_at"]].append(r["recipe"])
+    if commits:
+        notes.append("Measured at: " + "; ".join(
+            f"{', '.join(recipes)}: {at}" for at, recipes in commits.items()) + ".")  # fmt: skip
     text = harness.header("The tutorials' own tables on tfrnn", records, *notes)
     for recipe, spec in RECIPES.items():
         if not any(r["recipe"] == recipe for r in records):
