@@ -151,8 +151,7 @@ def evaluate_export(model_dir, format="auto", batch_size=1000, log=print):
             model, path = load_keras(model_dir), RunDir(model_dir).keras_model
         else:
             x, _, num_classes = load_test_set(config.dataset, config.data_dir, 1)
-            shape = data.to_sequences(x, config.sequence, normalize=config.normalize)
-            shape = shape.shape
+            shape = data.to_sequences(x, config.sequence, normalize=config.normalize).shape
             model, path = rebuild_model(model_dir, shape[1], shape[2], num_classes, log)
         sequence, normalize = config.sequence, config.normalize
 
