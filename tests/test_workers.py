@@ -37,14 +37,16 @@ def free_ports(count):
     return ports
 
 
-def start(model_dir, workers=2, *flags):
-    """Starts `workers` of a cluster of two on localhost (worker 0 first)."""
+def start(model_dir, workers=2, *flags, flags_of=None):
+    """Starts `workers` of a cluster of two on localhost (worker 0 first);
+    `flags_of[i]`: more flags for worker i."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(workers):
+        more = (flags_of or {}).get(index, [])
         tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tfrnn.train", *FLAGS, *flags, f"--model_dir={model_dir}"],
+            [sys.executable, "-m", "tfrnn.train", *FLAGS, *flags, *more, f"--model_dir={model_dir}"],
             cwd=ROOT, env={**USER_ENV, "TF_CONFIG": json.dumps(tf_config)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))  # fmt: skip
@@ -143,3 +145,37 @@ def test_a_partner_that_never_starts_gives_one_line(tmp_path, number):
     # SIGINT ends it as Python's default (130 in a shell); else the watchdog's SIGKILL (137)
     assert code == (-signal.SIGINT if number == signal.SIGINT else -signal.SIGKILL)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_workers_started_with_different_flags_are_refused_alike(tmp_path):
+    # Per-worker flags (threads, the log's pace) may differ; --units may not.
+    results = finish(start(tmp_path, 2, flags_of={1: ["--units=64", "--log_every_steps=7"]}))
+    for code, output in results:
+        assert code == 1
+        assert output.strip().splitlines() == [
+            "error: the workers were started with different flags (--units): give every "
+            "worker the same flags (only --model_dir, --intra_op_threads, --inter_op_threads, "
+            "--worker_timeout, --log_every_steps may differ)"
+        ]
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("tf_config, strategy, message", [
+    ("{cluster", "multi_worker", "TF_CONFIG cannot be used (JSONDecodeError: Expecting property"),
+    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", '
+     '"index": 5}}', "multi_worker", "TF_CONFIG cannot be used (ValueError: its task worker 5 "
+     "is not in its cluster)"),
+    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", '
+     '"index": 0}}', "default", "TF_CONFIG lists a cluster (worker 1 (127.0.0.1:2) besides "
+     "worker 0) but --strategy=default: add --strategy=multi_worker, or unset TF_CONFIG"),
+])  # fmt: skip
+def test_a_tf_config_that_cannot_be_used_is_one_line(tmp_path, tf_config, strategy, message):
+    process = subprocess.run(
+        [sys.executable, "-m", "tfrnn.train", f"--strategy={strategy}", f"--model_dir={tmp_path}/r"],
+        cwd=ROOT, env={**USER_ENV, "TF_CONFIG": tf_config}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert process.returncode == 1
+    assert process.stderr.strip().splitlines() == [process.stderr.strip()]
+    assert process.stderr.startswith("error: " + message)
+    assert not (tmp_path / "r").exists()

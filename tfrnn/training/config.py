@@ -123,7 +123,7 @@ class RunConfig:
         "2 cores, TensorFlow's choice on more.",
         "strategy": "tf.distribute strategy: mirrored (the GPUs of this machine), or "
         "multi_worker (the workers TF_CONFIG lists, each running this command; see README's "
-        "'Several machines').",
+        "'Several devices and machines').",
         "worker_timeout": "--strategy=multi_worker: seconds to wait for every worker of "
         "TF_CONFIG to start before giving up with one line.",
         "deterministic": "Turn on TensorFlow op determinism.",

@@ -62,6 +62,8 @@ class TrainingLoop:
         self.strategy = strategy or runtime.make_strategy(config.strategy, config.worker_timeout)
         self.chief = runtime.is_chief(self.strategy)
         self.cluster = workers.in_cluster(self.strategy)
+        if self.cluster:
+            workers.agree_on_config(self.strategy, config)
         if not self.chief:  # worker N's run: MODEL_DIR/worker-N (config, checkpoints, logs)
             task_id = self.strategy.cluster_resolver.task_id
             self.run_dir = RunDir(self.run_dir.path / f"worker-{task_id}")

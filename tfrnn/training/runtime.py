@@ -4,21 +4,36 @@ and tf.data without its autotuning."""
 
 import tensorflow as tf
 
+from tfrnn.training.errors import ConfigError
+from tfrnn.training.errors import one_line
+
 
 def make_strategy(name, worker_timeout=None):
     """The `tf.distribute` strategy of `--strategy=name`; a multi-worker one
     waits at most `worker_timeout` seconds for the workers of `TF_CONFIG`
     (`tfrnn.training.workers.waiting_for_workers`)."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        from tfrnn.training import workers
+    from tfrnn.training import workers
 
-        if workers.cluster_from_environment() is None:  # one worker: nothing to wait for
-            return tf.distribute.MultiWorkerMirroredStrategy()
+    cluster = workers.cluster_from_environment()
+    if cluster and not cluster[1]:
+        cluster = None  # a cluster of this worker alone
+    if name != "multi_worker":
+        if cluster:
+            raise ConfigError(
+                f"TF_CONFIG lists a cluster ({', '.join(cluster[1])} besides {cluster[0]}) "
+                f"but --strategy={name}: add --strategy=multi_worker, or unset TF_CONFIG"
+            )
+        return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+    if cluster is None:  # one worker: nothing to wait for
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
         with workers.waiting_for_workers(worker_timeout):
             return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    except tf.errors.UnknownError as error:  # its gRPC server did not start
+        raise ConfigError(
+            f"{cluster[0]} cannot listen at its address in TF_CONFIG ({one_line(error)}): "
+            "is another process using that port? Choose free ports in TF_CONFIG"
+        ) from None
 
 
 def is_chief(strategy):

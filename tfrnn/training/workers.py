@@ -25,6 +25,8 @@ a shared `--model_dir` and one per machine both work.
 """
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import signal
@@ -35,7 +37,9 @@ import threading
 
 import tensorflow as tf
 
+from tfrnn.training.errors import ConfigError
 from tfrnn.training.errors import TfrnnError
+from tfrnn.training.errors import one_line
 
 # The watchdog: stdin is a pipe from the worker, which writes "ok" once the
 # cluster is up; EOF before that: the worker died waiting (SIGINT). A SIGTERM
@@ -97,9 +101,22 @@ def in_cluster(strategy):
 
 def cluster_from_environment():
     """`(this worker's name, the names of the others)` from `TF_CONFIG`, e.g.
-    `("worker 0", ["worker 1 (127.0.0.1:20001)"])`; None without `TF_CONFIG`."""
-    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    cluster = resolver.cluster_spec().as_dict()
+    `("worker 0", ["worker 1 (127.0.0.1:20001)"])`; None without `TF_CONFIG`.
+    A `TF_CONFIG` that cannot be read raises `ConfigError`."""
+    text = os.environ.get("TF_CONFIG", "")
+    try:
+        cluster = json.loads(text).get("cluster", {}) if text else {}
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        resolver.cluster_spec()
+        task = (resolver.task_type, resolver.task_id)
+        if cluster and (task[0] not in cluster or not 0 <= task[1] < len(cluster[task[0]])):
+            raise ValueError(f"its task {task[0]} {task[1]} is not in its cluster")
+    except (ValueError, AttributeError, TypeError) as error:
+        raise ConfigError(
+            f"TF_CONFIG cannot be used ({one_line(error)}); it must be JSON like "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
+            '"index": i}}, i this worker\'s place in the list'
+        ) from None
     if not cluster:
         return None
     others = [
@@ -215,6 +232,32 @@ def lost_worker(error, strategy, position, checkpoints):
         f"epoch {position[0]} step {position[1]} in {checkpoints}: restart every "
         "worker with its same command to resume"
     )
+
+
+# Fields the workers of one run may set differently (all others must agree).
+PER_WORKER = ("model_dir", "intra_op_threads", "inter_op_threads", "worker_timeout",
+              "log_every_steps")  # fmt: skip
+
+
+def agree_on_config(strategy, config):
+    """Refuses (`ConfigError`, on every worker alike) workers started with
+    different flags, before they build anything (a model of another shape
+    would fail in a collective)."""
+    fields = [name for name in sorted(config.as_dict()) if name not in PER_WORKER]
+    digests = [
+        int.from_bytes(hashlib.sha256(repr(getattr(config, name)).encode()).digest()[:8],
+                       "big", signed=True)
+        for name in fields
+    ]  # fmt: skip
+    gathered = _gathered(strategy, tf.constant([digests], tf.int64))
+    differ = [name for i, name in enumerate(fields) if len(set(gathered[:, i])) > 1]
+    if differ:
+        raise ConfigError(
+            "the workers were started with different flags ("
+            + ", ".join(f"--{name}" for name in differ)
+            + "): give every worker the same flags (only "
+            + ", ".join(f"--{name}" for name in PER_WORKER) + " may differ)"
+        )
 
 
 def agree_on_state(strategy, state, log):
