@@ -169,8 +169,10 @@ class TrainingLoop:
         path (None for a new run)."""
         config = self.config
         path, clock_state = self.state.restore(self.log, self.run_dir.start_over)
-        source = self.cluster and workers.agree_on_state(self.strategy, self.state, self.log)
-        if source is not None and source is not False:  # another worker's state, newer
+        source = None
+        if self.cluster:
+            source = workers.agree_on_state(self.strategy, self.state, self.log)
+        if source is not None:  # another worker's state, newer
             clock_state = self.state.clock_state()
             path = f"worker {source}'s checkpoint"
         self.clock = Clock(

@@ -15,19 +15,19 @@ def make_strategy(name, worker_timeout=None):
     from tfrnn.training import workers
 
     cluster = workers.cluster_from_environment()
-    if cluster and not cluster[1]:
-        cluster = None  # a cluster of this worker alone
     if name != "multi_worker":
         if cluster:
             raise ConfigError(
                 f"TF_CONFIG lists a cluster ({', '.join(cluster[1])} besides {cluster[0]}) "
                 f"but --strategy={name}: add --strategy=multi_worker, or unset TF_CONFIG"
             )
-        return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
+        if name == "mirrored":
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
     if cluster is None:  # one worker: nothing to wait for
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
-        with workers.waiting_for_workers(worker_timeout):
+        with workers.waiting_for_workers(worker_timeout, cluster):
             return tf.distribute.MultiWorkerMirroredStrategy()
     except tf.errors.UnknownError as error:  # its gRPC server did not start
         raise ConfigError(

@@ -101,8 +101,9 @@ def in_cluster(strategy):
 
 def cluster_from_environment():
     """`(this worker's name, the names of the others)` from `TF_CONFIG`, e.g.
-    `("worker 0", ["worker 1 (127.0.0.1:20001)"])`; None without `TF_CONFIG`.
-    A `TF_CONFIG` that cannot be read raises `ConfigError`."""
+    `("worker 0", ["worker 1 (127.0.0.1:20001)"])`; None without `TF_CONFIG`
+    or another worker in it. A `TF_CONFIG` that cannot be read raises
+    `ConfigError`."""
     text = os.environ.get("TF_CONFIG", "")
     try:
         cluster = json.loads(text).get("cluster", {}) if text else {}
@@ -117,22 +118,21 @@ def cluster_from_environment():
             '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
             '"index": i}}, i this worker\'s place in the list'
         ) from None
-    if not cluster:
-        return None
     others = [
         f"{job} {index} ({address})"
         for job, addresses in cluster.items()
         for index, address in enumerate(addresses)
         if (job, index) != (resolver.task_type, resolver.task_id)
     ]
-    return f"{resolver.task_type} {resolver.task_id}", others
+    return (f"{resolver.task_type} {resolver.task_id}", others) if others else None
 
 
 @contextlib.contextmanager
-def waiting_for_workers(seconds):
+def waiting_for_workers(seconds, cluster):
     """Runs the body (the strategy's construction, which waits for every
-    worker of `TF_CONFIG`) under a deadline of `seconds`, interruptible."""
-    this, others = cluster_from_environment() or ("this worker", ["the others"])
+    worker of `TF_CONFIG`, `cluster_from_environment()`) under a deadline of
+    `seconds`, interruptible."""
+    this, others = cluster
     read_end, write_end = os.pipe()
     watchdog = subprocess.Popen(
         [sys.executable, "-S", "-c", _WATCHDOG, str(os.getpid()), str(seconds),
