@@ -17,7 +17,13 @@ tagger does), for each system, on the same random batch:
 - keras: `keras.layers.LSTM / GRU(use_cudnn=False)`, the same head;
 - torch: `torch.nn.LSTM / GRU` and `nn.Linear`, `torch.optim.Adam` (when
   `import torch` works; in the same process, its threads set as TensorFlow's,
-  denormals flushed to zero as TensorFlow does).
+  denormals flushed to zero as TensorFlow does);
+- matmuls_only: the fused kernel's matrix products alone, as TensorFlow ops
+  (T products `h @ W_h` in one while loop, T products `dz @ W_h^T` in
+  another, each step chained to the next by one slice or multiply, then the
+  input projection, `dW_h`, `dW_x` and `dx` as one matmul each), with no
+  gate math, no saved states, no head and no update: what any kernel built
+  from TensorFlow ops pays at least (the floor under issue 22's targets).
 
 The gradient fades through a few hundred steps into denormal floats, which
 TensorFlow's threads flush to zero; PyTorch's do only when
@@ -53,7 +59,7 @@ SHAPES = {
     "rule_b256": [256, 50, 64, 512],
     "tiny": [4, 6, 3, 8],
 }
-SYSTEMS = ("tfrnn_fused", "tfrnn_generic", "tfrnn_pretransposed", "keras", "torch")
+SYSTEMS = ("tfrnn_fused", "tfrnn_generic", "tfrnn_pretransposed", "keras", "torch", "matmuls_only")
 BASELINES = ("tfrnn_generic", "keras", "torch")  # a ratio_to_<baseline> each
 FULL = dict(
     shapes=["wide", "medium", "mnist", "language_model", "rule_b128", "rule_b256"],
@@ -159,6 +165,48 @@ def torch_step(cell, shape):
     return step
 
 
+def matmuls_step(cell, shape):
+    """`step() -> a scalar` of the fused kernel's matrix products alone (see
+    the module docstring), for an LSTM (4 gates) or GRU (3) of `shape`."""
+    import numpy as np
+    import tensorflow as tf
+
+    batch, time_steps, features, units = shape
+    columns = {"lstm": 4, "gru": 3}[cell] * units
+    rng = np.random.default_rng(0)
+    weight = lambda *dims: tf.constant(rng.normal(size=dims) / np.sqrt(dims[0]), tf.float32)
+    w_x, w_h = weight(features, columns), weight(units, columns)
+    x = weight(time_steps, batch, features)
+    flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
+    loop = lambda body, start, carry: tf.while_loop(
+        lambda t, *_: tf.logical_and(t >= 0, t < time_steps), body, (start, *carry)
+    )[1:]  # fmt: skip
+    array = lambda width: tf.TensorArray(tf.float32, time_steps, element_shape=[batch, width])
+
+    @tf.function
+    def step():
+        xw = tf.reshape(tf.matmul(flat(x), w_x), [time_steps, batch, columns])
+
+        def forward(t, h, hs):
+            return t + 1, (xw[t] + tf.matmul(h, w_h))[:, :units], hs.write(t, h)
+
+        _, hs = loop(forward, 0, (tf.zeros([batch, units]), array(units)))
+        w_h_t = tf.transpose(w_h)
+
+        def backward(t, dh, dzs):
+            dz = xw[t] * dh[:, :1]
+            return t - 1, tf.matmul(dz, w_h_t), dzs.write(t, dz)
+
+        _, dzs = loop(backward, time_steps - 1, (tf.ones([batch, units]), array(columns)))
+        dzs = flat(dzs.stack())
+        d_w_h = tf.matmul(flat(hs.stack()), dzs, transpose_a=True)
+        d_w_x = tf.matmul(flat(x), dzs, transpose_a=True)
+        d_x = tf.matmul(dzs, w_x, transpose_b=True)
+        return sum(tf.reduce_sum(t) for t in (d_w_h, d_w_x, d_x))
+
+    return step
+
+
 def _pretransposed_cell_class():
     """`keras.layers.LSTMCell` whose matmuls' input gradients use weights
     transposed once per sequence (tfrnn's unrolls call `draw_dropout_masks`
@@ -230,7 +278,8 @@ def measure(config, partial=None):
             names, skipped = systems_of(config, cell)
             steps = {}
             for name in names:
-                steps[name] = torch_step(cell, shape) if name == "torch" else tf_step(name, cell, shape)
+                make = {"torch": torch_step, "matmuls_only": matmuls_step}.get(name)
+                steps[name] = make(cell, shape) if make else tf_step(name, cell, shape)
                 float(steps[name]())  # traces
             for _ in range(config["warmup_steps"]):
                 for step in steps.values():

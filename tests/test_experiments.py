@@ -561,7 +561,7 @@ def test_kernels_quick(tmp_path):
     run_module("experiments.kernels", "--quick", f"--output={tmp_path}")
     records = json.loads((tmp_path / "kernels-quick.json").read_text())
     by_system = {(r["cell"], r["system"]): r for r in records}
-    assert len(by_system) == len(records) == 10
+    assert len(by_system) == len(records) == 12  # 6 systems x 2 cells
     assert by_system[("gru", "tfrnn_pretransposed")]["status"] == "skipped"
     assert "LSTM only" in by_system[("gru", "tfrnn_pretransposed")]["note"]
     no_torch = importlib.util.find_spec("torch") is None

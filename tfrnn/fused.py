@@ -377,8 +377,7 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
 
         carry = (h0, c0, _states(h0, time_steps), _states(c0, time_steps), gates)
         h, c, hs, cs, gates = loop.run(forward, carry)
-        gates = [a.stack() for a in gates]  # tensors: XLA passes no TensorArray out
-        hs, cs = hs.stack(), cs.stack()  # [T + 1, B, units]: h0, then after each step
+        hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
 
         def gradient(d_h, d_c, *d_steps):
             d_h_steps, d_c_steps = _step_gradients(d_steps, h_steps, c_steps)
@@ -392,12 +391,12 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
                     dc = dc + d_c_steps[t]
                 valid = loop.valid_at(t)
                 g, gc = _valid_part(valid, dh), _valid_part(valid, dc)
-                i, f, j, o, tc = (a[t] for a in gates)
+                i, f, j, o, tc = (a.read(t) for a in gates)
                 gc = gc + _tanh_grad(tc, g * o)
                 dz = tf.concat(
                     [
                         _sigmoid_grad(i, gc * j),
-                        _sigmoid_grad(f, gc * cs[t]),
+                        _sigmoid_grad(f, gc * cs.read(t)),
                         _tanh_grad(j, gc * i),
                         _sigmoid_grad(o, g * tc),
                     ],
@@ -412,7 +411,7 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
             d_z = d_z.stack()
             return d_z, dh0, dc0, _weight_gradient(hs[:-1], d_z)
 
-        every_step = [hs[1:]] * h_steps + [cs[1:]] * c_steps
+        every_step = [hs[1:]] * h_steps + [cs.stack()[1:]] * c_steps
         return [h, c, *every_step], gradient
 
     return lstm(xw, h0, c0, w_h)
@@ -468,7 +467,6 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
             return h, hs.write(t + 1, h), saved
 
         h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
-        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
         hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
 
         def gradient(d_h, *d_steps):
@@ -481,7 +479,7 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
                     dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
-                z, r, hh, r_h = (a[t] for a in saved)
+                z, r, hh, r_h = (a.read(t) for a in saved)
                 d_z = _sigmoid_grad(z, g * (hs[t] - hh))
                 d_hh = _tanh_grad(hh, g * (1 - z))
                 d_r = _sigmoid_grad(r, d_hh * r_h)
@@ -526,7 +524,6 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
             return h, hs.write(t + 1, h), saved
 
         h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
-        saved = [a.stack() for a in saved]  # tensors: XLA passes no TensorArray out
         hs = hs.stack()
 
         def gradient(d_h, *d_steps):
@@ -539,7 +536,7 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
                     dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
-                z, r, hh, _ = (a[t] for a in saved)
+                z, r, hh = (a.read(t) for a in saved[:3])
                 h = hs[t]
                 d_z = _sigmoid_grad(z, g * (h - hh))
                 d_hh = _tanh_grad(hh, g * (1 - z))
@@ -555,7 +552,7 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
             d_w_h = tf.concat(
                 [
                     _weight_gradient(hs[:-1], d_x[..., : 2 * units]),
-                    _weight_gradient(saved[3], d_x[..., 2 * units :]),
+                    _weight_gradient(saved[3].stack(), d_x[..., 2 * units :]),
                 ],
                 1,
             )
