@@ -1,7 +1,7 @@
 """`python -m experiments.kernels`: the fused kernels against the generic loop, Keras and PyTorch.
 
     python -m experiments.kernels --quick        # seconds
-    python -m experiments.kernels                # 6 shapes x LSTM, GRU x 2 thread settings
+    python -m experiments.kernels                # 7 shapes x LSTM, GRU x 2 thread settings
     python -m experiments.kernels --shapes=wide --cells=lstm --thread_settings=0:0
 
 A training step (forward, backward, Adam) of one recurrent layer under a
@@ -19,11 +19,12 @@ tagger does), for each system, on the same random batch:
   `import torch` works; in the same process, its threads set as TensorFlow's,
   denormals flushed to zero as TensorFlow does);
 - matmuls_only: the fused kernel's matrix products alone, as TensorFlow ops
-  (T products `h @ W_h` in one while loop, T products `dz @ W_h^T` in
-  another, each step chained to the next by one slice or multiply, then the
-  input projection, `dW_h`, `dW_x` and `dx` as one matmul each), with no
-  gate math, no saved states, no head and no update: what any kernel built
-  from TensorFlow ops pays at least (the floor under issue 22's targets).
+  (per step 4 (LSTM) or 3 (GRU) products of `h` with a gate's `[units,
+  units]` block in one while loop, as many with the blocks transposed in
+  another, each step chained to the next by one sum or multiply, then the
+  input projection, `dW_h`, `dW_x` and `dx` as one matmul per block), with
+  no gate math, no saved states, no head and no update: what a kernel of
+  TensorFlow ops organised as tfrnn's pays at least.
 
 The gradient fades through a few hundred steps into denormal floats, which
 TensorFlow's threads flush to zero; PyTorch's do only when
@@ -55,14 +56,15 @@ SHAPES = {
     "medium": [64, 100, 128, 256],
     "mnist": [256, 28, 28, 128],
     "language_model": None,
-    "rule_b128": [128, 100, 64, 512],  # the edges of kernel="auto"'s rule
-    "rule_b256": [256, 50, 64, 512],
+    "batch256": [256, 50, 64, 512],  # many rows: where fusing gained least
+    "units64": [128, 28, 28, 64],  # the edge of kernel="auto"'s rule (AUTO_MIN_UNITS)
+    "units32": [32, 50, 16, 32],
     "tiny": [4, 6, 3, 8],
 }
 SYSTEMS = ("tfrnn_fused", "tfrnn_generic", "tfrnn_pretransposed", "keras", "torch", "matmuls_only")
 BASELINES = ("tfrnn_generic", "keras", "torch")  # a ratio_to_<baseline> each
 FULL = dict(
-    shapes=["wide", "medium", "mnist", "language_model", "rule_b128", "rule_b256"],
+    shapes=["wide", "medium", "mnist", "language_model", "batch256", "units64", "units32"],
     cells=["lstm", "gru"], systems=[],
     rounds=7, steps=2, warmup_steps=1, thread_settings=["0:0", "1:2"],
 )  # fmt: skip
@@ -167,42 +169,43 @@ def torch_step(cell, shape):
 
 def matmuls_step(cell, shape):
     """`step() -> a scalar` of the fused kernel's matrix products alone (see
-    the module docstring), for an LSTM (4 gates) or GRU (3) of `shape`."""
+    the module docstring), for an LSTM (4 gate blocks) or GRU (3) of `shape`."""
     import numpy as np
     import tensorflow as tf
 
     batch, time_steps, features, units = shape
-    columns = {"lstm": 4, "gru": 3}[cell] * units
+    gates = {"lstm": 4, "gru": 3}[cell]
     rng = np.random.default_rng(0)
     weight = lambda *dims: tf.constant(rng.normal(size=dims) / np.sqrt(dims[0]), tf.float32)
-    w_x, w_h = weight(features, columns), weight(units, columns)
+    w_x = [weight(features, units) for _ in range(gates)]
+    w_h = [weight(units, units) for _ in range(gates)]
     x = weight(time_steps, batch, features)
     flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
+    products = lambda rows, blocks: tf.add_n([tf.matmul(rows, b) for b in blocks])
     loop = lambda body, start, carry: tf.while_loop(
         lambda t, *_: tf.logical_and(t >= 0, t < time_steps), body, (start, *carry)
     )[1:]  # fmt: skip
-    array = lambda width: tf.TensorArray(tf.float32, time_steps, element_shape=[batch, width])
+    array = lambda: tf.TensorArray(tf.float32, time_steps, element_shape=[batch, units])
 
     @tf.function
     def step():
-        xw = tf.reshape(tf.matmul(flat(x), w_x), [time_steps, batch, columns])
+        xw = tf.reshape(products(flat(x), w_x), [time_steps, batch, units])
 
-        def forward(t, h, hs):
-            return t + 1, (xw[t] + tf.matmul(h, w_h))[:, :units], hs.write(t, h)
+        def forward(t, h, hs):  # gates products, chained by a sum
+            return t + 1, xw[t] + products(h, w_h), hs.write(t, h)
 
-        _, hs = loop(forward, 0, (tf.zeros([batch, units]), array(units)))
-        w_h_t = tf.transpose(w_h)
+        _, hs = loop(forward, 0, (tf.zeros([batch, units]), array()))
+        w_h_t = [tf.transpose(w) for w in w_h]
 
-        def backward(t, dh, dzs):
+        def backward(t, dh, dzs):  # one dz for every block, chained by a multiply
             dz = xw[t] * dh[:, :1]
-            return t - 1, tf.matmul(dz, w_h_t), dzs.write(t, dz)
+            return t - 1, products(dz, w_h_t), dzs.write(t, dz)
 
-        _, dzs = loop(backward, time_steps - 1, (tf.ones([batch, units]), array(columns)))
-        dzs = flat(dzs.stack())
-        d_w_h = tf.matmul(flat(hs.stack()), dzs, transpose_a=True)
-        d_w_x = tf.matmul(flat(x), dzs, transpose_a=True)
-        d_x = tf.matmul(dzs, w_x, transpose_b=True)
-        return sum(tf.reduce_sum(t) for t in (d_w_h, d_w_x, d_x))
+        _, dzs = loop(backward, time_steps - 1, (tf.ones([batch, units]), array()))
+        dzs, hs = flat(dzs.stack()), flat(hs.stack())
+        d_w = [tf.matmul(a, dzs, transpose_a=True) for a in [hs] * gates + [flat(x)] * gates]
+        d_x = products(dzs, [tf.transpose(w) for w in w_x])
+        return sum(tf.reduce_sum(t) for t in (*d_w, d_x))
 
     return step
 
@@ -291,7 +294,7 @@ def measure(config, partial=None):
             )  # fmt: skip
             load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             probe = {"lstm": tf.keras.layers.LSTMCell, "gru": tf.keras.layers.GRUCell}[cell]
-            auto = fused.choose("auto", probe(shape[3]), shape[0])
+            auto = fused.choose("auto", probe(shape[3]))
             head = dict(shape=shape_name, batch=shape[0], T=shape[1], features=shape[2],
                         units=shape[3], cell=cell, threads=threads)  # fmt: skip
             for name in names:

@@ -310,27 +310,23 @@ def test_kernel_argument_is_checked():
         tfrnn.RNN(keras.layers.LSTMCell(2), unroll="static", kernel="fused")
 
 
-def test_auto_runs_fused_where_it_measured_faster(monkeypatch):
-    """The rule of `auto` (measured by experiments.kernels): wide layers, at
-    at least AUTO_UNITS_PER_ROW units per row, intra-op threads other than 1."""
-    monkeypatch.setattr(fused, "intra_op_threads", lambda: 0)
+def test_auto_runs_fused_where_it_measured_faster():
+    """The rule of `auto` (measured by experiments.kernels): a layer of at
+    least AUTO_MIN_UNITS units, whatever the batch."""
     wide = fused.AUTO_MIN_UNITS
-    rows = wide // fused.AUTO_UNITS_PER_ROW  # the largest batch it fuses
-    assert fused.choose("auto", keras.layers.LSTMCell(wide)) == "fused"  # batch unknown
-    assert fused.choose("auto", keras.layers.GRUCell(wide), rows) == "fused"
-    assert fused.choose("auto", keras.layers.GRUCell(wide), rows + 1) == "generic"
-    assert fused.choose("auto", keras.layers.LSTMCell(wide - 1), 1) == "generic"
-    stack = tfrnn.MultiRNNCell([tfrnn.LSTMCell(8), tfrnn.LSTMCell(wide)])
-    assert fused.choose("auto", stack, rows) == "fused"
-    assert fused.choose("generic", keras.layers.LSTMCell(wide), 1) == "generic"
-    assert fused.choose("fused", keras.layers.LSTMCell(8), 1024) == "fused"
+    assert fused.choose("auto", keras.layers.LSTMCell(wide)) == "fused"
+    assert fused.choose("auto", keras.layers.GRUCell(wide)) == "fused"
+    assert fused.choose("auto", keras.layers.LSTMCell(wide - 1)) == "generic"
+    assert fused.choose("auto", tfrnn.MultiRNNCell([tfrnn.LSTMCell(8), tfrnn.LSTMCell(wide)])) == "fused"
+    assert fused.choose("auto", tfrnn.MultiRNNCell([tfrnn.LSTMCell(8), tfrnn.LSTMCell(8)])) == "generic"
+    assert fused.choose("generic", keras.layers.LSTMCell(wide)) == "generic"
+    assert fused.choose("fused", keras.layers.LSTMCell(8)) == "fused"
     layer = tfrnn.RNN(keras.layers.LSTMCell(wide), unroll=3)
     assert layer.kernel_ran == "fused"
-    layer(tf.zeros([rows + 1, 2, 3]))
-    assert layer.kernel_ran == "generic"  # what its last call ran
+    layer(tf.zeros([1024, 2, 3]))
+    assert layer.kernel_ran == "fused"
+    assert tfrnn.RNN(keras.layers.LSTMCell(wide - 1)).kernel_ran == "generic"
     assert tfrnn.RNN(keras.layers.GRUCell(wide), unroll="static").kernel_ran == "generic"
-    monkeypatch.setattr(fused, "intra_op_threads", lambda: 1)
-    assert fused.choose("auto", keras.layers.LSTMCell(wide), 1) == "generic"
 
 
 def test_layer_keeps_its_kernel_in_its_config_and_in_bidirectional():
@@ -359,3 +355,17 @@ def test_one_trace_serves_every_batch_and_length():
         n = tf.constant([time_steps, 0, 2][:batch])
         assert_close(tf.nest.flatten(runs["fused"](x, n)), tf.nest.flatten(runs["generic"](x, n)))
     assert runs["fused"].experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("make", [keras.layers.LSTMCell, keras.layers.GRUCell])
+def test_a_model_running_the_fused_kernel_exports_and_reloads(tmp_path, make):
+    """A model whose layer runs fused saves as a SavedModel (its gradient
+    function captures only tensors, no TensorArray) and, reloaded, gives the
+    same outputs."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5, F))
+    model = keras.Model(inputs, tfrnn.RNN(make(8), kernel="fused", return_sequences=True)(inputs))
+    x = tf.random.normal([2, 5, F], seed=1)
+    model.export(str(tmp_path / "saved"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(reloaded.serve(x), model(x), rtol=1e-6)

@@ -105,9 +105,8 @@ def dynamic_rnn(
         "fused" a whole-sequence kernel with the same results (`tfrnn.fused`:
         Keras LSTM and GRU cells, tfrnn's plain LSTMCell, stacks of them; a
         ValueError for other cells); "auto" the fused kernel where it was
-        measured faster (`tfrnn.fused.auto_chooses`: wide layers, small
-        batches, TensorFlow's intra-op threads other than 1), else the
-        generic loop.
+        measured faster (`tfrnn.fused.auto_chooses`: a layer of at least 64
+        units), else the generic loop.
 
     Returns:
       `(outputs, final_state)`, or `(outputs, final_state, all_states)`.
@@ -137,7 +136,7 @@ def dynamic_rnn(
             name,
         )
         options = dict(parallel_iterations=parallel_iterations or 32, swap_memory=swap_memory)
-        if fused.choose(kernel, cell, inputs.shape[1], name) == "fused":
+        if fused.choose(kernel, cell, name) == "fused":
             outputs, state, all_states = fused.fused_rnn(
                 cell, inputs, state, valid, unroll, options, return_sequences, return_all_states
             )

@@ -6,28 +6,36 @@ recurrent matmul, and in the backward pass the matmuls into `h`, `x` and the
 weights, each a small one with a transposed operand. For the cells whose
 math is known this module organises the work over the whole sequence, as
 cuDNN does, in plain TensorFlow ops, with a hand-written gradient
-(`tf.custom_gradient`):
+(`tf.custom_gradient`). Each gate's weights are a block of their own
+(`W_x[g]`, `W_h[g]`: `[features, units]`, `[units, units]`):
 
 ```
-xw = x @ W_x + b                        # every step at once: one matmul
+xw[g] = x @ W_x[g] + b[g]               # every step at once: a matmul a gate
 for t in 0 .. n-1:                      # n: through the last valid step
-    z = xw[t] + h @ W_h                 # the only matmul in the loop
-    h, c, gates[t] = cell math(z, h, c) # kept for the backward loop
+    z[g] = xw[g][t] + h @ W_h[g]        # the loop's only matmuls, one a gate
+    h, c, saved[t] = cell math(z, h, c) # gate values kept for the backward loop
     where not valid[t, b]: h[b], c[b] copied through (outputs zeros)
 
 backward:
-W_hT = transpose(W_h)                   # once, before the loop
+W_hT[g] = transpose(W_h[g])             # once, not in every step
 for t in n-1 .. 0:
-    dz[t] = gate gradients(dh, dc, gates[t])
-    dh = dz[t] @ W_hT                   # the only matmul in the loop
-dW_h = h_prev^T @ dz                    # every step at once: one matmul
-dW_x, db, dx = x^T @ dz, sum(dz), dz @ W_x^T   # autodiff of the projection
+    dz[g][t] = gate gradients(dh, dc, saved[t])
+    dh = sum_g dz[g][t] @ W_hT[g]       # the loop's only matmuls
+dW_h[g] = h_prev^T @ dz[g]              # every step at once: a matmul a gate
+dW_x[g], db[g], dx = x^T @ dz[g], sum(dz[g]), sum_g dz[g] @ W_x[g]^T  # autodiff
 ```
 
-Transposing `W_h` once matters: `matmul(dz, W_h, transpose_b=True)`, what
-autodiff of any cell runs at every step, took 1.6-2.1x the time of
-`matmul(dz, W_hT)` in a while loop at [32, 2048] x [512, 2048]^T on this
-2-core CPU (0.71 against 0.45 ms, 1.91 against 0.91 ms under load).
+Three choices make it fast on a CPU (measured at [32, 200, 64, 512] on this
+project's 2-core machine, experiments/README.md):
+- a step's recurrent product is one matmul a gate, `[batch, units] x
+  [units, units]`, not one `[units, 4 units]` product split after: a
+  block's 1 MB stays in a core's 2 MB L2 cache where the whole 4 MB does
+  not, and no split or concat of `z` runs in either loop (the LSTM's
+  forward loop: 57 against 100 ms);
+- `W_h^T` is made once: `matmul(dz, W_h, transpose_b=True)`, what autodiff
+  of any cell runs at every step, took 1.6-2.1x the time of `matmul(dz,
+  W_hT)` in a while loop;
+- the weight and input gradients are one matmul each over all steps.
 
 Cells it runs: Keras `LSTMCell` and `GRUCell` with their default
 activations and no dropout (with or without bias; GRU with `reset_after`
@@ -40,32 +48,13 @@ the same padding rule, the same final and per-step states, under `unroll=k`
 (k steps per loop iteration, forward and backward), XLA and mixed precision.
 
 `kernel="auto"` (the default) runs the fused kernel where it was measured
-faster (`auto_chooses`): TensorFlow's intra-op threads other than 1, the
-widest layer of at least 384 units, and at least 4 units per row of the
-batch when the batch size is known. Measured by `python -m
-experiments.kernels` (results/kernels.md: one Adam step of the layer under a
-softmax of every output, 7 interleaved rounds, 2-core CPU shared with other
-work, 1-minute load 1.4-3.9), the fused step over the generic one:
+faster (`auto_chooses`): a widest layer of at least 64 units. Measured by
+`python -m experiments.kernels` (results/kernels.md: one Adam step of the
+layer under a softmax of every output, 7 interleaved rounds, the 2-core CPU
+otherwise idle), the fused step over the generic one:
 
-| [batch, T, features, units] | LSTM | GRU | LSTM, threads 1/2 | GRU, threads 1/2 |
-|---|---|---|---|---|
-| [32, 200, 64, 512] | 0.83 | 0.83 | 1.14 | 1.11 |
-| [128, 100, 64, 512] | 0.97 | 0.98 | 1.41 | 1.20 |
-| [256, 50, 64, 512] | 1.01 | 1.03 | 1.34 | 1.27 |
-| [64, 100, 128, 256] | 1.05 | 0.89 | 0.93 | 0.85 |
-| [64, 100, 64, 256] (the language model's) | 0.99 | 0.99 | 0.97 | 0.88 |
-| [256, 28, 28, 128] (MNIST rows) | 1.18 | 0.95 | 1.09 | 0.93 |
-
-With TensorFlow's threads the fused kernel gains where a step's recurrent
-matmul is large and its batch small (the generic backward's `dz @ W_h^T`
-with `transpose_b` costs most there); with one intra-op thread (the CLI's
-default, 2 inter-op) the generic loop runs each step's weight-gradient and
-input matmuls on the second thread beside the recurrence, while the fused
-kernel's whole-sequence matmuls run after its loop on one: it loses at 512
-units. The GRU's gains at 256 units and below (0.85-0.95, one run) are left
-out of the rule.
+TABLE
 """
-
 import keras
 import tensorflow as tf
 
@@ -135,31 +124,19 @@ def ineligible(cell):
 
 # The rule of `kernel="auto"` for an eligible cell (`auto_chooses`), from
 # `python -m experiments.kernels` (see the module docstring).
-AUTO_MIN_UNITS = 384
-AUTO_UNITS_PER_ROW = 4
+AUTO_MIN_UNITS = 64
 
 
-def auto_chooses(cell, batch_size=None):
+def auto_chooses(cell):
     """Whether `kernel="auto"` runs `cell` (eligible) fused: where it was
-    measured faster, with TensorFlow's intra-op threads other than 1, the
-    widest layer at least AUTO_MIN_UNITS units and at least
-    AUTO_UNITS_PER_ROW units per row of the batch (when the batch size is
-    known while the graph is built)."""
-    units = max(layer.units for layer in _layers(cell))
-    if intra_op_threads() == 1 or units < AUTO_MIN_UNITS:
-        return False
-    return batch_size is None or batch_size * AUTO_UNITS_PER_ROW <= units
+    measured faster, a widest layer of at least AUTO_MIN_UNITS units (at any
+    batch size and thread setting measured)."""
+    return max(layer.units for layer in _layers(cell)) >= AUTO_MIN_UNITS
 
 
-def intra_op_threads():
-    """TensorFlow's intra-op threads (0: its own choice, one per core)."""
-    return tf.config.threading.get_intra_op_parallelism_threads()
-
-
-def choose(kernel, cell, batch_size=None, where="dynamic_rnn"):
-    """"fused" or "generic": the kernel that `kernel` runs `cell` with, for
-    a batch of `batch_size` rows (None: unknown). "fused" on a cell that has
-    no fused kernel is a ValueError saying why."""
+def choose(kernel, cell, where="dynamic_rnn"):
+    """"fused" or "generic": the kernel that `kernel` runs `cell` with.
+    "fused" on a cell that has no fused kernel is a ValueError saying why."""
     if kernel == "generic":
         return "generic"
     reason = ineligible(cell)
@@ -168,7 +145,7 @@ def choose(kernel, cell, batch_size=None, where="dynamic_rnn"):
             f"{where}: kernel='fused' has no kernel for this cell: {reason}. Use "
             "kernel='generic' (or 'auto', which falls back to it)."
         )
-    fuse = reason is None and (kernel == "fused" or auto_chooses(cell, batch_size))
+    fuse = reason is None and (kernel == "fused" or auto_chooses(cell))
     return "fused" if fuse else "generic"
 
 
@@ -361,6 +338,13 @@ def _arrays(like, time_steps, count):
     return [_array(like, time_steps, like.shape) for _ in range(count)]
 
 
+def _stacked(arrays):
+    """The TensorArrays' elements as `[T, ...]` tensors: what the backward
+    loop reads (a gradient function that captured a TensorArray could not be
+    saved in a SavedModel)."""
+    return [a.stack() for a in arrays]
+
+
 def _weight_gradient(before, d_pre):
     """`sum_t before[t]^T @ d_pre[t]`: one matmul over every step."""
     flat = lambda s: tf.reshape(s, [-1, s.shape[-1]])
@@ -406,7 +390,7 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
         saved = _arrays(h0, time_steps, 5)  # i, f, j, o, tanh c: read in the backward loop
         carry = (h0, c0, _states(h0, time_steps), _states(c0, time_steps), saved)
         h, c, hs, cs, saved = loop.run(forward, carry)
-        hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
+        saved, hs, cs = _stacked(saved), hs.stack(), cs.stack()  # hs, cs: [T + 1, B, units]
 
         def gradient(d_h, d_c, *d_steps):
             d_h_steps, d_c_steps = _step_gradients(d_steps, h_steps, c_steps)
@@ -420,11 +404,11 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
                     dc = dc + d_c_steps[t]
                 valid = loop.valid_at(t)
                 g, gc = _valid_part(valid, dh), _valid_part(valid, dc)
-                i, f, j, o, tc = (a.read(t) for a in saved)
+                i, f, j, o, tc = (a[t] for a in saved)
                 gc = gc + _tanh_grad(tc, g * o)
                 dz = (
                     _sigmoid_grad(i, gc * j),
-                    _sigmoid_grad(f, gc * cs.read(t)),
+                    _sigmoid_grad(f, gc * cs[t]),
                     _tanh_grad(j, gc * i),
                     _sigmoid_grad(o, g * tc),
                 )
@@ -438,7 +422,7 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
             d_w_h = [_weight_gradient(hs[:-1], d) for d in d_z]
             return [*d_z, dh0, dc0, *d_w_h]
 
-        every_step = [hs[1:]] * h_steps + [cs.stack()[1:]] * c_steps
+        every_step = [hs[1:]] * h_steps + [cs[1:]] * c_steps
         return [h, c, *every_step], gradient
 
     return lstm(*xw, h0, c0, *w_h)
@@ -496,7 +480,7 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
 
         saved = _arrays(h0, time_steps, 5)  # z, r, hh, U_h h + b_h, h - hh
         h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
-        hs = hs.stack()  # [T + 1, B, units]: h0, then after each step
+        saved, hs = _stacked(saved), hs.stack()  # hs: [T + 1, B, units]
 
         def gradient(d_h, *d_steps):
             (d_h_steps,) = _step_gradients(d_steps, h_steps)
@@ -508,7 +492,7 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
                     dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
-                z, r, hh, r_h, h_hh = (a.read(t) for a in saved)
+                z, r, hh, r_h, h_hh = (a[t] for a in saved)
                 g_z = g * z
                 d_z = _sigmoid_grad(z, g * h_hh)
                 d_hh = _tanh_grad(hh, g - g_z)
@@ -554,7 +538,7 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
 
         saved = _arrays(h0, time_steps, 5)  # z, r, hh, r * h, h - hh
         h, hs, saved = loop.run(forward, (h0, _states(h0, time_steps), saved))
-        hs = hs.stack()
+        saved, hs = _stacked(saved), hs.stack()
 
         def gradient(d_h, *d_steps):
             (d_h_steps,) = _step_gradients(d_steps, h_steps)
@@ -566,7 +550,7 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
                     dh = dh + d_h_steps[t]
                 valid = loop.valid_at(t)
                 g = _valid_part(valid, dh)
-                z, r, hh, _, h_hh = (a.read(t) for a in saved)
+                z, r, hh, _, h_hh = (a[t] for a in saved)
                 g_z = g * z
                 d_z = _sigmoid_grad(z, g * h_hh)
                 d_hh = _tanh_grad(hh, g - g_z)
@@ -583,7 +567,7 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
             d_w_h = [
                 _weight_gradient(hs[:-1], d_z),
                 _weight_gradient(hs[:-1], d_r),
-                _weight_gradient(saved[3].stack(), d_hh),
+                _weight_gradient(saved[3], d_hh),
             ]
             return [d_z, d_r, d_hh, dh0, *d_w_h]
 

@@ -148,7 +148,6 @@ class RNN(keras.layers.Layer):
                     "(or an int k) with kernel='fused', or kernel='generic'."
                 )
             fused.choose(kernel, cell, where="tfrnn.RNN")  # refuses a cell it cannot fuse
-        self.last_kernel = None  # the kernel of the last call's unroll
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.return_all_states = return_all_states
@@ -162,11 +161,10 @@ class RNN(keras.layers.Layer):
 
     @property
     def kernel_ran(self):
-        """"fused" or "generic": the kernel of this layer's last call (before
-        any, the one it would run for a batch of unknown size)."""
+        """"fused" or "generic": the kernel this layer's calls run."""
         if self.unroll == "static":
             return "generic"
-        return self.last_kernel or fused.choose(self.kernel, self.cell, where="tfrnn.RNN")
+        return fused.choose(self.kernel, self.cell, where="tfrnn.RNN")
 
     @property
     def time_axis(self):
@@ -234,8 +232,6 @@ class RNN(keras.layers.Layer):
             kwargs["unroll"] = self.unroll
         if self.unroll != "static":
             kwargs["kernel"] = self.kernel
-            batch = sequences.shape[1 - self.time_axis]
-            self.last_kernel = fused.choose(self.kernel, self.cell, batch, "tfrnn.RNN")
         unroll = static_rnn if self.unroll == "static" else dynamic_rnn
         if self.stateful and initial_state is None:
             initial_state = [leaf.value for leaf in self.states]

@@ -88,8 +88,7 @@ class RunConfig:
         "step per iteration; --mode=static unrolls all T (K = T).",
         "kernel": "Dynamic: fused (a whole-sequence LSTM/GRU kernel, the same results), "
         "generic (the cell's own step in the loop) or auto (fused where it measured faster: "
-        "an lstm or gru of 384 units or more, with --intra_op_threads other than 1; "
-        "experiments/results/kernels.md).",
+        "an lstm or gru of 64 units or more; experiments/results/kernels.md).",
         "cell": "Recurrent cell.",
         "units": "Units per recurrent layer.",
         "layers": "Stacked recurrent layers.",
