@@ -77,7 +77,8 @@ def test_an_interrupt_while_tensorflow_imports_is_one_line(module, number, tmp_p
      "error: --format=onnx is not one of: auto, saved_model, keras"),
     ("tfrnn.predict", "--examples=0", "error: --examples=0 is not a positive integer"),
     ("tfrnn.sample", "--temperature=hot", "error: --temperature=hot is not a number"),
-    ("tfrnn.sample", "--length=-1", "error: --length=-1 is not a non-negative integer"),
+    ("tfrnn.sample", "--length=0", "error: --length=0 is not a positive integer"),
+    ("tfrnn.sample", "--length=-1", "error: --length=-1 is not a positive integer"),
 ])  # fmt: skip
 def test_a_flag_mistake_is_one_error_line(module, flag, line, tmp_path):
     process = run(["-m", module, flag], cwd=tmp_path)

@@ -24,7 +24,7 @@ def define_flags(flag_values=FLAGS):
                         "--model_dir`; the default is train's).", flag_values=flag_values)  # fmt: skip
     flags.DEFINE_string("prime", "\n", "The text to start from (characters of the "
                         "training text).", flag_values=flag_values)  # fmt: skip
-    flags.DEFINE_integer("length", 500, "Characters to draw after the prime.", lower_bound=0,
+    flags.DEFINE_integer("length", 500, "Characters to draw after the prime.", lower_bound=1,
                          flag_values=flag_values)  # fmt: skip
     flags.DEFINE_float("temperature", 1.0, "Below 1: likelier characters; above 1: rarer.",
                        flag_values=flag_values)  # fmt: skip
