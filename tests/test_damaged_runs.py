@@ -162,3 +162,29 @@ def test_a_damaged_report_of_a_finished_run_is_written_again(trained, run):
     assert written["evaluations"] == before["evaluations"]
     assert written["target_reached"] is before["target_reached"] is False
     assert (run / "export" / "saved_model.pb").exists()
+
+
+def test_predict_falls_back_to_model_keras_when_no_checkpoint_can_be_read(
+    run, tmp_path, capsys
+):
+    damaged = [run / "checkpoints" / "ckpt-4.index", run / "checkpoints" / "ckpt-2.index"]
+    for path in damaged:
+        garble(path)
+    assert run_predict(run, tmp_path) is None
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"warning: no checkpoint can be read ({damaged[0]}, {damaged[1]}); using "
+        f"{run / 'model.keras'}, the model written when training ended"
+    ]
+    assert out.splitlines()[-1] == (
+        f"wrote {tmp_path / 'steps.png'} (weights of {run / 'model.keras'})"
+    )
+
+
+def test_predict_with_no_readable_checkpoint_nor_model_keras_says_retrain(run, tmp_path):
+    for name in ("checkpoints/ckpt-4.index", "checkpoints/ckpt-2.index", "model.keras"):
+        garble(run / name)
+    message = run_predict(run, tmp_path)
+    assert message.startswith("error: no checkpoint can be read (")
+    assert message.endswith(f"delete {run} and train again with `python -m tfrnn.train "
+                            f"--model_dir={run}` and the run's flags")  # fmt: skip

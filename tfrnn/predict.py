@@ -21,7 +21,8 @@ directory (MODEL_DIR by default):
 * `steps.png`: the class probabilities after each step of the sequence, for
   a few test examples. With the SavedModel, the Keras model is rebuilt from
   config.json and its weights restored from MODEL_DIR/target/ckpt (or the
-  newest readable checkpoint); with `keras`, model.keras is that model. Its
+  newest readable checkpoint; when none can be read, model.keras, with a
+  warning); with `keras`, model.keras is that model. Its
   recurrence runs again with the same unroll (static, dynamic or k steps per
   iteration) returning every step's output, to which the model's "classes"
   layer is applied; a bidirectional model's step t is both directions after

@@ -15,6 +15,7 @@ import pathlib
 import tensorflow as tf
 
 from tfrnn.training import run_dir
+from tfrnn.training.errors import NoReadableCheckpoint
 from tfrnn.training.errors import RunDirError
 from tfrnn.training.errors import one_line
 from tfrnn.training.optimizers import make_optimizer
@@ -131,8 +132,8 @@ def restore_first_readable(restore, paths, log, what_to_do):
 
     Each checkpoint before it that cannot be read (a damaged or truncated
     file) gives one warning line naming the file. Returns the path restored;
-    raises `RunDirError` naming the files (one line, no warnings) when none
-    can be read.
+    raises `NoReadableCheckpoint` naming the files (one line, no warnings)
+    when none can be read.
     """
     warnings = []
     for path in paths:
@@ -144,8 +145,7 @@ def restore_first_readable(restore, paths, log, what_to_do):
         for name, reason in warnings:
             log(f"warning: {name} cannot be read ({reason}); using an older one")
         return path
-    names = ", ".join(name for name, _ in warnings)
-    raise RunDirError(f"no checkpoint can be read ({names}): {what_to_do}")
+    raise NoReadableCheckpoint([name for name, _ in warnings], what_to_do)
 
 
 def damaged_file(path):

@@ -21,6 +21,14 @@ class RunDirError(TfrnnError):
     """A run directory's file is missing or damaged; the message says what to do."""
 
 
+class NoReadableCheckpoint(RunDirError):
+    """Every checkpoint of a run is damaged; `files`: the file of each that fails."""
+
+    def __init__(self, files, what_to_do):
+        super().__init__(f"no checkpoint can be read ({', '.join(files)}): {what_to_do}")
+        self.files = files
+
+
 class Interrupted(TfrnnError):
     """SIGINT or SIGTERM stopped a run after saving a checkpoint."""
 

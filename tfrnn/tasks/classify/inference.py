@@ -20,7 +20,7 @@ import tfrnn
 from tfrnn.tasks.classify import data, evaluation, export, models
 from tfrnn.tasks.classify.config import Config
 from tfrnn.training import checkpoint
-from tfrnn.training.errors import RunDirError, one_line
+from tfrnn.training.errors import NoReadableCheckpoint, RunDirError, one_line
 from tfrnn.training.models import recurrent_layers
 from tfrnn.training import run_dir
 from tfrnn.training.run_dir import RETRAIN, TRAIN_FIRST, RunDir, read_json
@@ -199,6 +199,26 @@ def rebuild_model(model_dir, time_steps, features, num_classes, log=print):
     return model, path
 
 
+def rebuild_model_or_keras(model_dir, time_steps, features, num_classes, log=print):
+    """`rebuild_model`'s `(model, checkpoint path)`; when no checkpoint can be
+    read, the model of MODEL_DIR/model.keras (written when training ended)
+    and its path, after one warning line naming the checkpoints. Without a
+    readable model.keras, `rebuild_model`'s error."""
+    try:
+        return rebuild_model(model_dir, time_steps, features, num_classes, log)
+    except NoReadableCheckpoint as error:
+        try:
+            model = load_keras(model_dir)
+        except RunDirError:
+            raise error from None
+        path = RunDir(model_dir).keras_model
+        log(
+            f"warning: no checkpoint can be read ({', '.join(error.files)}); "
+            f"using {path}, the model written when training ended"
+        )
+        return model, str(path)
+
+
 def step_probabilities(model, sequences):
     """Class probabilities after every step: `[batch, steps, num_classes]`.
 
@@ -232,8 +252,9 @@ def steps(model_dir, examples=4, log=print, weights="checkpoint"):
     """Class probabilities after each step for the first `examples` test images.
 
     `weights="checkpoint"`: the model rebuilt from config.json, with the
-    weights of the best checkpoint (`checkpoint.checkpoint_paths`); `"keras"`: the model
-    of MODEL_DIR/model.keras. The probabilities of the last step must equal
+    weights of the best checkpoint (`checkpoint.checkpoint_paths`), or when
+    none can be read, model.keras (`rebuild_model_or_keras`); `"keras"`: the
+    model of MODEL_DIR/model.keras. The probabilities of the last step must equal
     the model's own prediction (to 1e-5): an AssertionError says they do not.
     """
     config = run_dir.read_run_config(model_dir)
@@ -245,7 +266,7 @@ def steps(model_dir, examples=4, log=print, weights="checkpoint"):
     if weights == "keras":
         model, path = load_keras(model_dir), str(RunDir(model_dir).keras_model)
     else:
-        model, path = rebuild_model(
+        model, path = rebuild_model_or_keras(
             model_dir, sequences.shape[1], sequences.shape[2], num_classes, log
         )
     probabilities = step_probabilities(model, sequences)
