@@ -1,11 +1,12 @@
 """Multi-worker faults: two `python -m tfrnn.train` workers on localhost
 (`TF_CONFIG`, one shared --model_dir). An interrupt of either worker, or a
 lost worker, then a rerun of both, ends with the weights of a run never
-interrupted; a partner that never starts gives one line within the deadline,
-and so does SIGTERM while waiting for it."""
+interrupted; a worker says it waits for its partner, and if that one never
+starts, gives one line within the deadline, and so does SIGTERM while waiting."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,9 @@ from test_distributed import ROOT
 from test_distributed import final_weights
 
 USER_ENV = {k: v for k, v in ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
+# The line of a worker as it starts waiting for the other.
+WAITING = (r"worker (\d) waiting for worker (\d) \(127\.0\.0\.1:\d+\) of TF_CONFIG: "
+           r"up to --worker_timeout=(\d+) s")  # fmt: skip
 FLAGS = [
     "--strategy=multi_worker", "--units=32", "--train_examples=6400",
     "--test_examples=256", "--batch_size=128", "--max_epochs=3", "--log_every_steps=5",
@@ -37,7 +41,7 @@ def free_ports(count):
     return ports
 
 
-def start(model_dir, workers=2, *flags, flags_of=None):
+def start(model_dir, workers=2, *flags, flags_of=None, env=USER_ENV):
     """Starts `workers` of a cluster of two on localhost (worker 0 first);
     `flags_of[i]`: more flags for worker i."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
@@ -47,7 +51,7 @@ def start(model_dir, workers=2, *flags, flags_of=None):
         tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "tfrnn.train", *FLAGS, *flags, *more, f"--model_dir={model_dir}"],
-            cwd=ROOT, env={**USER_ENV, "TF_CONFIG": json.dumps(tf_config)},
+            cwd=ROOT, env={**env, "TF_CONFIG": json.dumps(tf_config)},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))  # fmt: skip
     return processes
@@ -124,13 +128,19 @@ def test_a_lost_worker_gives_one_line_and_a_checkpoint(tmp_path, uninterrupted):
 
 @pytest.mark.parametrize("number", [None, signal.SIGTERM, signal.SIGINT], ids=["deadline", "SIGTERM", "SIGINT"])
 def test_a_partner_that_never_starts_gives_one_line(tmp_path, number):
-    (process,) = start(tmp_path, 1, "--worker_timeout=20")
+    # Without PYTHONUNBUFFERED, as a user runs it: the waiting line is out
+    # before TensorFlow blocks (the watchdog's SIGKILL would lose it).
+    env = {k: v for k, v in USER_ENV.items() if k != "PYTHONUNBUFFERED"}
+    (process,) = start(tmp_path, 1, "--worker_timeout=20", env=env)
     started = time.monotonic()
+    said = ""
     if number is not None:
-        time.sleep(12)  # TensorFlow imported: waiting for worker 1
+        said = wait_for_line(process, "waiting for worker 1")
         process.send_signal(number)
     code, output = finish([process], timeout=60)[0]
-    lines = output.strip().splitlines()
+    output = said + output
+    waiting, *lines = output.strip().splitlines()
+    assert re.fullmatch(WAITING, waiting).groups() == ("0", "1", "20")
     if number is None:
         assert lines == [
             "error: worker 0 waited 20 s for worker 1 (127.0.0.1:"
@@ -150,9 +160,11 @@ def test_a_partner_that_never_starts_gives_one_line(tmp_path, number):
 def test_workers_started_with_different_flags_are_refused_alike(tmp_path):
     # Per-worker flags (threads, the log's pace) may differ; --units may not.
     results = finish(start(tmp_path, 2, flags_of={1: ["--units=64", "--log_every_steps=7"]}))
-    for code, output in results:
+    for index, (code, output) in enumerate(results):
         assert code == 1
-        assert output.strip().splitlines() == [
+        waiting, *lines = output.strip().splitlines()
+        assert re.fullmatch(WAITING, waiting).groups() == (str(index), str(1 - index), "120")
+        assert lines == [
             "error: the workers were started with different flags (--units): give every "
             "worker the same flags (only --model_dir, --intra_op_threads, --inter_op_threads, "
             "--worker_timeout, --log_every_steps may differ)"

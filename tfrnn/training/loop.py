@@ -59,7 +59,9 @@ class TrainingLoop:
         # Thread pools and a multi-worker strategy must be set before
         # TensorFlow starts its runtime (in a CLI, here).
         self.threads = runtime.set_threads(config.intra_op_threads, config.inter_op_threads)
-        self.strategy = strategy or runtime.make_strategy(config.strategy, config.worker_timeout)
+        self.strategy = strategy or runtime.make_strategy(
+            config.strategy, config.worker_timeout, log
+        )
         self.chief = runtime.is_chief(self.strategy)
         self.cluster = workers.in_cluster(self.strategy)
         if self.cluster:

@@ -8,10 +8,11 @@ from tfrnn.training.errors import ConfigError
 from tfrnn.training.errors import one_line
 
 
-def make_strategy(name, worker_timeout=None):
+def make_strategy(name, worker_timeout=None, log=print):
     """The `tf.distribute` strategy of `--strategy=name`; a multi-worker one
     waits at most `worker_timeout` seconds for the workers of `TF_CONFIG`
-    (`tfrnn.training.workers.waiting_for_workers`)."""
+    (`tfrnn.training.workers.waiting_for_workers`, which `log`s one line
+    as it starts waiting)."""
     from tfrnn.training import workers
 
     cluster = workers.cluster_from_environment()
@@ -27,7 +28,7 @@ def make_strategy(name, worker_timeout=None):
     if cluster is None:  # one worker: nothing to wait for
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
-        with workers.waiting_for_workers(worker_timeout, cluster):
+        with workers.waiting_for_workers(worker_timeout, cluster, log):
             return tf.distribute.MultiWorkerMirroredStrategy()
     except tf.errors.UnknownError as error:  # its gRPC server did not start
         raise ConfigError(

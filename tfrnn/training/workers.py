@@ -2,12 +2,15 @@
 worker trains apart from the others, and an interrupted or lost worker
 loses nothing.
 
-- Waiting for the cluster (`waiting_for_workers`): TensorFlow blocks in C++,
-  holding the interpreter, until every worker of `TF_CONFIG` has started, so
-  no Python signal handler or timer can run. A watchdog process keeps the
-  deadline (`--worker_timeout`) and says one line when it passes (the worker
-  is then ended by SIGTERM) or when the worker is interrupted (SIGINT and
-  SIGTERM keep their default action meanwhile: nothing is trained yet).
+- Waiting for the cluster (`waiting_for_workers`, said in one line as it
+  starts): TensorFlow blocks in C++, holding the interpreter, until every
+  worker of `TF_CONFIG` has started, so no Python signal handler or timer
+  can run. A watchdog process keeps the deadline (`--worker_timeout`) and
+  says one line when it passes or when the worker is interrupted (nothing
+  is trained yet). SIGINT keeps its default action meanwhile (exit 130);
+  SIGTERM stays blocked (TensorFlow installs a handler of its own that
+  would swallow it) and ends the worker by the watchdog's SIGKILL (exit
+  137, not 143: README's "Several devices and machines" says why).
 - An interrupt of any worker (`Interrupts`): TensorFlow's
   `tf.distribute.experimental.PreemptionCheckpointHandler` agrees, through
   the cluster's coordination service, on the step at which every worker
@@ -128,10 +131,11 @@ def cluster_from_environment():
 
 
 @contextlib.contextmanager
-def waiting_for_workers(seconds, cluster):
+def waiting_for_workers(seconds, cluster, log=print):
     """Runs the body (the strategy's construction, which waits for every
     worker of `TF_CONFIG`, `cluster_from_environment()`) under a deadline of
-    `seconds`, interruptible."""
+    `seconds`, interruptible; `log`s first the line "worker 0 waiting for
+    worker 1 (HOST:PORT) of TF_CONFIG: up to --worker_timeout=300 s"."""
     this, others = cluster
     read_end, write_end = os.pipe()
     watchdog = subprocess.Popen(
@@ -147,6 +151,9 @@ def waiting_for_workers(seconds, cluster):
     previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
+        log(f"{this} waiting for {', '.join(others)} of TF_CONFIG: up to "
+            f"--worker_timeout={seconds:g} s")
+        sys.stdout.flush()  # nothing is written while TensorFlow waits
         yield
     finally:
         os.write(write_end, b"ok")
