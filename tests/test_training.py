@@ -207,6 +207,32 @@ def final_weights(model_dir):
     return {n: reader.get_tensor(n) for n in names}
 
 
+def test_an_interrupt_after_an_epochs_last_step_names_it_as_the_progress_line(tmp_path):
+    # Two steps an epoch; SIGINT as the second step's line is said: the stop
+    # says "epoch 1 step 2", the line's words (not "epoch 2 step 0").
+    config = config_lib.Config(
+        **{**SMALL, "units": 8, "train_examples": 128, "batch_size": 64},
+        max_epochs=2,
+        log_every_steps=1,
+        model_dir=str(tmp_path),
+    )
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        if line.startswith("epoch 1 step 2/2"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(loop.Interrupted) as stopped:
+        loop.train(config, log=log)
+    progress = [line for line in lines if line.startswith("epoch ")]
+    assert progress[-1].startswith("epoch 1 step 2/2 loss ")  # the last one said
+    assert str(stopped.value) == (
+        "interrupted at epoch 1 step 2; checkpoint saved; rerun the same command to resume"
+    )
+    assert stopped.value.exit_code == 130
+
+
 @pytest.mark.parametrize(
     "number", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda n: n.name
 )

@@ -23,6 +23,21 @@ from tfrnn.training.optimizers import make_optimizer
 KEEP = 2  # checkpoints kept: the newest, and one to fall back to
 
 
+def last_step(global_step, steps_per_epoch):
+    """`(epoch, step)` of the last step taken, `global_step` steps in, as the
+    progress lines name it (and the lines of a stop: interrupted, a lost
+    worker): epoch from 1, step from 1 to `steps_per_epoch` in it; (1, 0)
+    before any.
+
+    >>> last_step(100, 25), last_step(101, 25), last_step(0, 25)
+    ((4, 25), (5, 1), (1, 0))
+    """
+    if global_step == 0:
+        return 1, 0
+    epoch, step = divmod(global_step - 1, steps_per_epoch)
+    return epoch + 1, step + 1
+
+
 class TrainingState:
     """Model, optimizer, data position, clock records and the task's own
     state, in one checkpoint; the model is `task.build_model()`."""
@@ -58,6 +73,10 @@ class TrainingState:
     def position(self):
         """`(epoch, step)` as people count them: epoch from 1, step in it."""
         return int(self.epoch) + 1, int(self.step)
+
+    def last_step(self):
+        """`last_step(global_step, steps_per_epoch)` of this state."""
+        return last_step(self.global_step, self.steps_per_epoch)
 
     def advance(self):
         """One step on; the next epoch after the last step of one."""

@@ -194,7 +194,7 @@ class TrainingLoop:
             return None
 
         def stopped(number):
-            raise Interrupted(*self.state.position(), number, rerun="rerun every worker's command")
+            raise Interrupted(*self.state.last_step(), number, rerun="rerun every worker's command")
 
         def save():
             self.state.save(self.clock.state())
@@ -214,7 +214,7 @@ class TrainingLoop:
             self._epoch(stop, interrupts)
         except tf.errors.OpError as error:
             lost = workers.lost_worker(
-                error, self.strategy, self.state.position(), self.state.manager.directory
+                error, self.strategy, self.state.last_step(), self.state.manager.directory
             )
             if lost is None:
                 raise
@@ -235,11 +235,10 @@ class TrainingLoop:
             sums = self._step(batch, interrupts)
             evaluate_now = self.clock.stepped(time.perf_counter() - started)
             self.progress.add(self.task.examples_per_step, sums)
-            epoch, step = self.state.position()
             end_of_epoch = self.state.advance()
             global_step = self.clock.step
             if global_step % config.log_every_steps == 0 or end_of_epoch:
-                self._log_progress(epoch, step + 1, global_step)
+                self._log_progress(*self.state.last_step(), global_step)
             if evaluate_now:
                 self._evaluate()
             saved = (
@@ -252,7 +251,7 @@ class TrainingLoop:
             if stop and interrupts is None:
                 if not saved:
                     self.state.save(self.clock.state())
-                raise Interrupted(*self.state.position(), stop[0])
+                raise Interrupted(*self.state.last_step(), stop[0])
             if self.clock.reached:
                 return
 

@@ -223,10 +223,11 @@ class Interrupts:
         self._handler._stop_cluster_wise_termination_watcher_thread()  # noqa: SLF001
 
 
-def lost_worker(error, strategy, position, checkpoints):
+def lost_worker(error, strategy, last_step, checkpoints):
     """The `WorkerLost` of collective error `error` (raised by a step after the
-    checkpoint of `position`, `(epoch, step)`, was saved in `checkpoints`),
-    or None when `error` is not a lost worker's."""
+    checkpoint of `last_step`, `(epoch, step)` as the progress lines name it,
+    `checkpoint.last_step`, was saved in `checkpoints`), or None when `error`
+    is not a lost worker's."""
     if not isinstance(error, _LOST):
         return None
     resolver = strategy.cluster_resolver
@@ -236,7 +237,7 @@ def lost_worker(error, strategy, position, checkpoints):
     who = " ".join(others[0]) if others else "another worker"
     return WorkerLost(
         f"lost {who} of the cluster ({type(error).__name__}); checkpoint saved at "
-        f"epoch {position[0]} step {position[1]} in {checkpoints}: restart every "
+        f"epoch {last_step[0]} step {last_step[1]} in {checkpoints}: restart every "
         "worker with its same command to resume"
     )
 
