@@ -42,13 +42,13 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
-def run(argv, cwd=ROOT, timeout=120):
+def run(argv, cwd=ROOT, timeout=120, **options):
     """`python ARGV` with the worktree's tfrnn and TensorFlow's own log level
-    (the CLI quiets it), as a user runs it."""
+    (the CLI quiets it), as a user runs it; `options` for `subprocess.run`."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+                          text=True, timeout=timeout, **options)  # fmt: skip
 
 
 @pytest.mark.parametrize("module", COMMANDS)
@@ -56,6 +56,17 @@ def run(argv, cwd=ROOT, timeout=120):
 def test_an_interrupt_while_tensorflow_imports_is_one_line(module, number, tmp_path):
     process = run(["-c", INTERRUPT_DURING_IMPORT, module, str(int(number))], cwd=tmp_path)
     assert (process.returncode, process.stdout) == (128 + number, ""), process.stderr[-3000:]
+    assert process.stderr.splitlines() == [INTERRUPTED]
+
+
+def test_an_interrupt_is_honoured_when_the_command_started_with_sigint_ignored(tmp_path):
+    """A background job of a shell script starts with SIGINT ignored (and
+    pytest run that way passed it on to every command it ran): `kill -INT`
+    still ends the command with its one line, as it does once training runs."""
+    argv = ["-c", INTERRUPT_DURING_IMPORT, "tfrnn.train", str(int(signal.SIGINT))]
+    process = run(argv, cwd=tmp_path,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    assert (process.returncode, process.stdout) == (130, ""), process.stderr[-3000:]
     assert process.stderr.splitlines() == [INTERRUPTED]
 
 

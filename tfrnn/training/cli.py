@@ -94,12 +94,16 @@ def main(define_flags, main_function):
 
     From here on SIGTERM raises `KeyboardInterrupt` as SIGINT does, and an
     interrupt outside a training step (parsing, TensorFlow's import, loading,
-    exporting) prints one line and exits 130 or 143. A closed output pipe
-    (`python -m tfrnn.train --help | head`) ends quietly, as other tools do.
+    exporting) prints one line and exits 130 or 143. SIGINT too where the
+    command started with it ignored (a background job of a shell script:
+    `kill -INT` was ignored until training began, then honoured). A closed
+    output pipe (`python -m tfrnn.train --help | head`) ends quietly, as
+    other tools do.
     """
     from absl import app
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         define_flags()
         app.run(main_function, flags_parser=_parse_flags)
