@@ -428,7 +428,8 @@ def _lstm(xw, h0, c0, w_h, loop, h_steps, c_steps):
             carry = (_dense(d_h, h), _dense(d_c, c), _arrays(h0, time_steps, 4))
             dh0, dc0, d_z = loop.run(backward, carry, reverse=True)
             d_z = [a.stack() for a in d_z]
-            d_w_h = [_weight_gradient(hs[:-1], d) for d in d_z]
+            before = hs[:-1]  # h before each step
+            d_w_h = [_weight_gradient(before, d) for d in d_z]
             return [*d_z, dh0, dc0, *d_w_h]
 
         every_step = [hs[1:]] * h_steps + [cs[1:]] * c_steps
@@ -465,6 +466,25 @@ def _tanh_grad(y, dy):
 # --- GRU: Keras's (gates z, r, h), each gate's weights a block as in _lstm -----------
 
 
+def _incoming(dh, d_h_steps, t, loop):
+    """`(dh, valid, g)` at step t of a backward loop: `dh` from the step after
+    plus, when every step's h is an output, that output's gradient; the rows
+    where the step counts (`loop.valid_at`); `dh` in those rows, zeros in the
+    others (a step that does not count passes `dh` through unchanged)."""
+    if d_h_steps is not None:
+        dh = dh + d_h_steps[t]
+    valid = loop.valid_at(t)
+    return dh, valid, _valid_part(valid, dh)
+
+
+def _update_gradients(g, z, hh, h_hh):
+    """`(g * z, dz, dhh)` for `h = hh + z * (h_prev - hh)` with `z = sigmoid`,
+    `hh = tanh` of their inputs and `h_hh = h_prev - hh`: the gradient `g` of
+    h into h_prev directly, into z's and into hh's pre-activations."""
+    g_z = g * z
+    return g_z, _sigmoid_grad(z, g * h_hh), _tanh_grad(hh, g - g_z)
+
+
 def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
     """`[h]` after the last step of Keras's GRU with `reset_after=True`, then
     every step's h if `h_steps`: `hh = tanh(x_h + r * (h @ U_h + b_h))`; `xw`
@@ -497,14 +517,9 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
 
             def backward(t, carry):
                 dh, d_arrays = carry
-                if d_h_steps is not None:
-                    dh = dh + d_h_steps[t]
-                valid = loop.valid_at(t)
-                g = _valid_part(valid, dh)
+                dh, valid, g = _incoming(dh, d_h_steps, t, loop)
                 z, r, hh, r_h, h_hh = (a[t] for a in saved)
-                g_z = g * z
-                d_z = _sigmoid_grad(z, g * h_hh)
-                d_hh = _tanh_grad(hh, g - g_z)
+                g_z, d_z, d_hh = _update_gradients(g, z, hh, h_hh)
                 d_r = _sigmoid_grad(r, d_hh * r_h)
                 d_recurrent = (d_z, d_r, d_hh * r)  # into U_h's blocks
                 dh_prev = _where(valid, g_z + _products(d_recurrent, w_h_t), dh)
@@ -516,7 +531,8 @@ def _gru_reset_after(xw, h0, w_h, b_h, loop, h_steps):
             )  # fmt: skip
             d_z, d_r, d_rec_h, d_hh = (a.stack() for a in d_arrays)
             d_recurrent = (d_z, d_r, d_rec_h)
-            d_w_h = [_weight_gradient(hs[:-1], d) for d in d_recurrent]
+            before = hs[:-1]  # h before each step
+            d_w_h = [_weight_gradient(before, d) for d in d_recurrent]
             return [d_z, d_r, d_hh, dh0, *d_w_h, tf.reduce_sum(d_rec_h, axis=[0, 1])]
 
         return [h, *[hs[1:]] * h_steps], gradient
@@ -555,14 +571,9 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
 
             def backward(t, carry):
                 dh, d_arrays = carry
-                if d_h_steps is not None:
-                    dh = dh + d_h_steps[t]
-                valid = loop.valid_at(t)
-                g = _valid_part(valid, dh)
+                dh, valid, g = _incoming(dh, d_h_steps, t, loop)
                 z, r, hh, _, h_hh = (a[t] for a in saved)
-                g_z = g * z
-                d_z = _sigmoid_grad(z, g * h_hh)
-                d_hh = _tanh_grad(hh, g - g_z)
+                g_z, d_z, d_hh = _update_gradients(g, z, hh, h_hh)
                 d_rh = tf.matmul(d_hh, w_hh_t)
                 d_r = _sigmoid_grad(r, d_rh * hs[t])
                 dh_prev = g_z + d_rh * r + _products((d_z, d_r), (w_z_t, w_r_t))
@@ -573,10 +584,11 @@ def _gru_reset_before(xw, h0, w_h, loop, h_steps):
                 backward, (_dense(d_h, h), _arrays(h0, time_steps, 3)), reverse=True
             )  # fmt: skip
             d_z, d_r, d_hh = (a.stack() for a in d_arrays)
+            before = hs[:-1]  # h before each step
             d_w_h = [
-                _weight_gradient(hs[:-1], d_z),
-                _weight_gradient(hs[:-1], d_r),
-                _weight_gradient(saved[3], d_hh),
+                _weight_gradient(before, d_z),
+                _weight_gradient(before, d_r),
+                _weight_gradient(saved[3], d_hh),  # r * h before each step
             ]
             return [d_z, d_r, d_hh, dh0, *d_w_h]
 
